@@ -1,0 +1,64 @@
+/**
+ * The storage interface every repository location implements (local directory, SFTP, S3).
+ *
+ * A backend knows nothing of encryption or formats: it stores named, immutable byte files in a
+ * handful of folders. Files are written once under their final name and never modified
+ * (docs/FORMAT.md, "Invariants"), so `write` may assume the name is new or its content equal.
+ */
+
+/** The folders of a repository. `config` is a single file named "config" at the top. */
+export type FileType = 'config' | 'keys' | 'data' | 'index' | 'snapshots' | 'locks';
+
+export const FILE_TYPES: readonly FileType[] = ['config', 'keys', 'data', 'index', 'snapshots', 'locks'];
+
+export interface FileRef {
+  type: FileType;
+  /** File name: 64 lowercase hex digits for everything but `config` (whose name is "config"). */
+  name: string;
+}
+
+export interface FileInfo {
+  name: string;
+  size: number;
+}
+
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
+export interface Backend {
+  /** Where this backend points, for messages ("/srv/repo", "sftp:host:/path"). Never holds secrets. */
+  readonly location: string;
+  /** Every file of one type. Order is unspecified. */
+  list(type: FileType): Promise<FileInfo[]>;
+  /** Size of one file; throws NotFoundError when it does not exist. */
+  stat(ref: FileRef): Promise<FileInfo>;
+  /** The whole file, or `range` of it; throws NotFoundError, or ShortReadError when the file ends early. */
+  read(ref: FileRef, range?: ByteRange): Promise<Buffer>;
+  /** Stores `data` under `ref` atomically: readers see either no file or all of it, and it is durable on return. */
+  write(ref: FileRef, data: Buffer): Promise<void>;
+  /** Removes one file; removing a file that does not exist is not an error. */
+  remove(ref: FileRef): Promise<void>;
+  /** Creates the folder skeleton of a new repository (idempotent). */
+  create(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class NotFoundError extends Error {
+  constructor(readonly location: string, readonly ref: FileRef) {
+    super(`${location}: ${describeRef(ref)} does not exist`);
+    this.name = 'NotFoundError';
+  }
+}
+
+export class ShortReadError extends Error {
+  constructor(location: string, ref: FileRef, wanted: number, got: number) {
+    super(`${location}: ${describeRef(ref)} is shorter than expected (wanted ${wanted} bytes, got ${got})`);
+    this.name = 'ShortReadError';
+  }
+}
+
+export function describeRef(ref: FileRef): string {
+  return ref.type === 'config' ? 'config' : `${ref.type}/${ref.name}`;
+}

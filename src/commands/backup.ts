@@ -1,0 +1,119 @@
+import { lstat, readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { Command, Option } from 'clipanion';
+import * as t from 'typanion';
+import { compilePatterns, parsePatternFile } from '../snapshot/exclude.js';
+import { runBackup } from '../snapshot/backup.js';
+import type { BackupMode } from '../snapshot/snapshot.js';
+import { ExitCode, RepositoryCommand, UserError } from './base.js';
+import { formatBytes, formatDuration } from './report.js';
+
+export class BackupCommand extends RepositoryCommand {
+  static override paths = [['backup']];
+  static override usage = Command.Usage({
+    description: 'back up files and directories into a new snapshot',
+    details: `
+      Reads the given paths and stores what is new in the repository. Every snapshot restores
+      on its own; --mode only chooses the parent used to skip unchanged files:
+
+      - \`incremental\` (default): the latest snapshot of the same host and paths;
+      - \`differential\`: the latest *full* snapshot of the same host and paths;
+      - \`full\`: none, every file is read and hashed again.
+
+      A backup that finds no parent reads everything and is recorded as full.
+
+      A file that cannot be read is reported and left out; the snapshot is still saved and the
+      exit code is 3. With --json, progress and the summary are JSON lines on stdout.
+    `,
+    examples: [
+      ['Back up /etc and /home', 'bh backup -r /srv/backup /etc /home'],
+      ['A full backup, tagged', 'bh backup -r /srv/backup --mode full --tag weekly /srv/www'],
+      ['Back up a database dump from standard input', 'mysqldump app | bh backup -r /srv/backup --stdin --stdin-filename app.sql'],
+    ],
+  });
+
+  sources = Option.Rest({ name: 'path' });
+  mode = Option.String('--mode', 'incremental', { description: 'full, incremental or differential', validator: t.isEnum(['full', 'incremental', 'differential']) });
+  excludes = Option.Array('--exclude', [], { description: 'Leave out entries matching this glob (repeatable)' });
+  excludeFiles = Option.Array('--exclude-file', [], { description: 'Read exclude patterns from this file, one a line' });
+  tags = Option.Array('--tag', [], { description: 'Tag the snapshot (repeatable)' });
+  host = Option.String('--host', { description: 'Record this host name instead of this machine’s' });
+  time = Option.String('--time', { description: 'Record this time ("YYYY-MM-DD HH:MM:SS", local) instead of now' });
+  dryRun = Option.Boolean('--dry-run', false, { description: 'Read and chunk everything, store nothing' });
+  stdin = Option.Boolean('--stdin', false, { description: 'Back up standard input as one file' });
+  stdinFilename = Option.String('--stdin-filename', 'stdin', { description: 'Name of the file made from standard input' });
+
+  async run(): Promise<number> {
+    if (this.stdin && this.sources.length > 0) throw new UserError('--stdin takes no paths');
+    if (!this.stdin && this.sources.length === 0) throw new UserError('nothing to back up: give one or more paths, or --stdin');
+    if (this.stdin && (this.stdinFilename.includes('/') || ['', '.', '..'].includes(this.stdinFilename))) throw new UserError('--stdin-filename must be a plain file name');
+    const patterns = [...this.excludes];
+    for (const file of this.excludeFiles) {
+      try {
+        patterns.push(...parsePatternFile(await readFile(file, 'utf8')));
+      } catch (error) {
+        throw new UserError(`cannot read exclude file ${file}: ${(error as Error).message}`);
+      }
+    }
+    const time = this.time === undefined ? undefined : parseLocalTime(this.time);
+    const paths = [...new Set(this.sources.map((p) => resolve(p)))];
+    for (const path of paths) {
+      await lstat(path).catch((error: Error) => {
+        throw new UserError(`cannot back up ${path}: ${error.message}`);
+      });
+    }
+
+    const repo = await this.openRepository();
+    const lock = this.dryRun ? undefined : await repo.lock(false);
+    const signal = this.interruptSignal();
+    const started = Date.now();
+    const report = this.report;
+    let result;
+    try {
+      result = await runBackup(repo, {
+        paths,
+        mode: this.mode as BackupMode,
+        exclude: compilePatterns(patterns),
+        excludePatterns: patterns,
+        tags: this.tags,
+        host: this.host,
+        time,
+        dryRun: this.dryRun,
+        stdin: this.stdin ? { input: this.context.stdin, filename: this.stdinFilename } : undefined,
+        signal,
+        onParent: (parent, mode) => report.line(parent ? `using parent snapshot ${parent.id.slice(0, 8)} (${mode})` : `no parent snapshot: reading every file (${mode})`),
+        onProgress: (p) => {
+          report.progress(`${formatDuration(Date.now() - started)} ${p.files} files, ${formatBytes(p.bytesRead)} read, ${formatBytes(p.bytesAdded)} added  ${p.current}`);
+          report.jsonLine({ message_type: 'status', seconds_elapsed: (Date.now() - started) / 1000, files_done: p.files, dirs_done: p.dirs, bytes_read: p.bytesRead, bytes_added: p.bytesAdded, current_file: p.current });
+        },
+        onError: (e) => {
+          report.warn(`error: ${e.path}: ${e.message}`);
+          report.jsonLine({ message_type: 'error', path: e.path, error: e.message });
+        },
+      });
+    } finally {
+      await lock?.release();
+    }
+    const c = result.counters;
+    const elapsed = (Date.now() - started) / 1000;
+    report.jsonLine({ message_type: 'summary', snapshot_id: result.snapshotId ?? null, dry_run: this.dryRun, mode: result.record.mode, parent: result.record.parent, ...c, total_duration: elapsed });
+    report.line(`Files:       ${c.files_new} new, ${c.files_changed} changed, ${c.files_unmodified} unmodified`);
+    report.line(`Dirs:        ${c.dirs_new} new, ${c.dirs_changed} changed, ${c.dirs_unmodified} unmodified`);
+    report.line(`Read:        ${formatBytes(c.bytes_read)} of ${formatBytes(c.total_bytes)} in ${c.total_files} files`);
+    report.line(`Added:       ${formatBytes(c.bytes_added)} to the repository${this.dryRun ? ' (dry run: nothing stored)' : ''}`);
+    report.line(result.snapshotId ? `snapshot ${result.snapshotId.slice(0, 8)} saved in ${formatDuration(elapsed * 1000)}` : 'dry run: no snapshot saved');
+    if (result.errors.length > 0) {
+      report.warn(`warning: ${result.errors.length} entries could not be read and are missing from the snapshot`);
+      return ExitCode.incomplete;
+    }
+    return ExitCode.ok;
+  }
+}
+
+/** "YYYY-MM-DD HH:MM:SS" in local time, as restic's --time takes it. */
+export function parseLocalTime(text: string): Date {
+  const m = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})$/.exec(text.trim());
+  const date = m ? new Date(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!) : undefined;
+  if (!date || Number.isNaN(date.getTime()) || date.getMonth() !== +m![2]! - 1) throw new UserError(`--time '${text}' is not a time of the form "YYYY-MM-DD HH:MM:SS"`);
+  return date;
+}

@@ -1,0 +1,127 @@
+/**
+ * What every command shares: the repository and secret options, opening the repository,
+ * mapping errors to exit codes (DESIGN.md §5), Ctrl-C, and the report object.
+ */
+import { readFile } from 'node:fs/promises';
+import { Command, Option } from 'clipanion';
+import { openBackend } from '../backends/index.js';
+import { LockConflictError, RepositoryNotFoundError, WrongPasswordError } from '../repo/errors.js';
+import { parseRawKey, type Secret } from '../repo/keyfile.js';
+import { Repository } from '../repo/repository.js';
+import { AbortedError } from '../snapshot/archiver.js';
+import { Report } from './report.js';
+
+export const ExitCode = {
+  ok: 0,
+  fatal: 1,
+  preflight: 2,
+  incomplete: 3,
+  noRepository: 10,
+  lockFailed: 11,
+  wrongPassword: 12,
+  interrupted: 130,
+} as const;
+
+/** An error whose message is already the whole story for the user. */
+export class UserError extends Error {
+  constructor(message: string, readonly exitCode: number = ExitCode.fatal) {
+    super(message);
+    this.name = 'UserError';
+  }
+}
+
+export abstract class BhCommand extends Command {
+  json = Option.Boolean('--json', false, { description: 'Print JSON instead of text' });
+
+  private reportInstance: Report | undefined;
+
+  get report(): Report {
+    this.reportInstance ??= new Report(this.context.stdout, this.context.stderr, this.json);
+    return this.reportInstance;
+  }
+
+  /** The command's work; returns its exit code. */
+  abstract run(): Promise<number>;
+
+  async execute(): Promise<number> {
+    try {
+      return await this.run();
+    } catch (error) {
+      return this.fail(error);
+    }
+  }
+
+  protected fail(error: unknown): number {
+    const code = exitCodeOf(error);
+    const message = error instanceof Error ? error.message : String(error);
+    this.report.warn(code === ExitCode.interrupted ? 'bh: interrupted' : `bh: error: ${message}`);
+    if (process.env['BH_DEBUG'] && error instanceof Error && error.stack) this.report.warn(error.stack);
+    return code;
+  }
+
+  /** An AbortSignal that fires on the first Ctrl-C (SIGINT) or SIGTERM; a second one exits at once. */
+  protected interruptSignal(): AbortSignal {
+    const controller = new AbortController();
+    const onSignal = (): void => {
+      if (controller.signal.aborted) process.exit(ExitCode.interrupted);
+      this.report.warn('bh: stopping (interrupt again to exit at once)…');
+      controller.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    return controller.signal;
+  }
+}
+
+/** Commands that work on a repository: -r/--repo and the secret options. */
+export abstract class RepositoryCommand extends BhCommand {
+  repo = Option.String('-r,--repo', { description: 'Repository location (or BH_REPO)' });
+  passwordFile = Option.String('--password-file', { description: 'Read the password from this file (or BH_PASSWORD_FILE; BH_PASSWORD holds it directly)' });
+  keyFile = Option.String('--key-file', { description: 'Use a 32-byte raw key file instead of a password' });
+
+  protected repoLocation(): string {
+    const location = this.repo ?? this.context.env['BH_REPO'];
+    if (!location) throw new UserError('no repository given: pass -r/--repo PATH or set BH_REPO');
+    return location;
+  }
+
+  protected async secret(): Promise<Secret> {
+    if (this.keyFile) return parseRawKey(await readSecretFile(this.keyFile, 'key file'), this.keyFile);
+    const file = this.passwordFile ?? this.context.env['BH_PASSWORD_FILE'];
+    if (file) return { kind: 'password', password: stripNewline(await readSecretFile(file, 'password file')) };
+    const password = this.context.env['BH_PASSWORD'];
+    if (password !== undefined && password !== '') return { kind: 'password', password: Buffer.from(password) };
+    throw new UserError('no password given: set BH_PASSWORD or BH_PASSWORD_FILE, or pass --password-file FILE or --key-file FILE');
+  }
+
+  protected async openRepository(): Promise<Repository> {
+    const backend = openBackend(this.repoLocation());
+    return Repository.open(backend, await this.secret());
+  }
+}
+
+async function readSecretFile(path: string, what: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (error) {
+    throw new UserError(`cannot read ${what} ${path}: ${(error as Error).message}`);
+  }
+}
+
+/** A password file ends with one newline, as `echo secret > file` writes it; that newline is not part of the password. */
+function stripNewline(bytes: Buffer): Buffer {
+  let end = bytes.length;
+  if (end > 0 && bytes[end - 1] === 0x0a) end--;
+  if (end > 0 && bytes[end - 1] === 0x0d) end--;
+  if (end === 0) throw new UserError('the password file is empty');
+  return bytes.subarray(0, end);
+}
+
+export function exitCodeOf(error: unknown): number {
+  if (error instanceof UserError) return error.exitCode;
+  if (error instanceof RepositoryNotFoundError) return ExitCode.noRepository;
+  if (error instanceof LockConflictError) return ExitCode.lockFailed;
+  if (error instanceof WrongPasswordError) return ExitCode.wrongPassword;
+  if (error instanceof AbortedError) return ExitCode.interrupted;
+  return ExitCode.fatal;
+}

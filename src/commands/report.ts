@@ -1,0 +1,75 @@
+/**
+ * One report object per command run: prints human text, or JSON (one document or JSON lines)
+ * when --json is given, so every command gets --json the same way. Progress goes to stderr and
+ * only when stderr is a terminal; a pipe or a cron mail stays quiet.
+ */
+import type { Writable } from 'node:stream';
+
+export class Report {
+  private progressShown = false;
+
+  constructor(
+    private readonly stdout: Writable & { isTTY?: boolean },
+    private readonly stderr: Writable & { isTTY?: boolean },
+    readonly json: boolean,
+  ) {}
+
+  /** A line of human output (suppressed in --json mode). */
+  line(text = ''): void {
+    if (this.json) return;
+    this.clearProgress();
+    this.stdout.write(text + '\n');
+  }
+
+  /** One JSON value on its own line (only in --json mode). */
+  jsonLine(value: unknown): void {
+    if (!this.json) return;
+    this.stdout.write(JSON.stringify(value) + '\n');
+  }
+
+  /** A table of human output: columns padded to their widest cell. */
+  table(header: string[], rows: string[][]): void {
+    if (this.json) return;
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+    const format = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+    this.line(format(header));
+    this.line(widths.map((w) => '-'.repeat(w)).join('  '));
+    for (const row of rows) this.line(format(row));
+  }
+
+  /** A warning or error on stderr, in both modes (JSON consumers read stdout). */
+  warn(text: string): void {
+    this.clearProgress();
+    this.stderr.write(text + '\n');
+  }
+
+  /** A transient status line, redrawn in place on a terminal. */
+  progress(text: string): void {
+    if (this.json || !this.stderr.isTTY) return;
+    const width = (this.stderr as { columns?: number }).columns ?? 80;
+    this.stderr.write('\r\x1b[K' + text.slice(0, width - 1));
+    this.progressShown = true;
+  }
+
+  clearProgress(): void {
+    if (!this.progressShown) return;
+    this.stderr.write('\r\x1b[K');
+    this.progressShown = false;
+  }
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let value = n;
+  let unit = 0;
+  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(value < 10 ? 2 : value < 100 ? 1 : 0)} ${units[unit]}`;
+}
+
+export function formatDuration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${(ms / 1000).toFixed(1)}s`;
+}

@@ -1,0 +1,196 @@
+/**
+ * fsx: filesystem operations Node 20's `fs` cannot do, backed by the tiny
+ * N-API addon in native/bhfs.c. A backup tool must restore these exactly:
+ *
+ * - nanosecond file times, on symlinks too (fs.utimes/lutimes take a double
+ *   of seconds, which loses ~200 ns at today's epoch);
+ * - extended attributes (Node has no xattr API at all);
+ * - FIFOs and device nodes (Node cannot create them).
+ *
+ * All functions are synchronous: each is a single fast syscall, and an async
+ * thread-pool round trip would cost more than the syscall itself.
+ *
+ * Paths may be a string (encoded as UTF-8) or a Buffer (passed to the kernel
+ * byte-exact). Use Buffers for names read back with `{ encoding: 'buffer' }`:
+ * Linux file names are arbitrary bytes and need not be valid UTF-8.
+ *
+ * Failures throw an Error shaped like Node's own fs errors
+ * (`NodeJS.ErrnoException`): `code` ('ENOENT', 'ENODATA', 'ENOTSUP', ...),
+ * `errno` (negative, as Node reports it, e.g. -2), `syscall`, and `path`
+ * (always a string; a non-UTF-8 Buffer path is decoded lossily). Invalid
+ * arguments throw TypeError/RangeError with Node-style `ERR_*` codes.
+ *
+ * Linux only.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** A path as the kernel sees it: text (UTF-8 encoded) or raw bytes. */
+export type FsxPath = string | Buffer;
+
+/** Shape of the errors thrown for failed syscalls. */
+export type FsxError = NodeJS.ErrnoException & {
+  code: string;
+  errno: number;
+  syscall: string;
+};
+
+/** The raw addon surface (see native/bhfs.c). Kept private: the wrapper
+ * functions below are the typed, validated public API. */
+interface BhfsAddon {
+  lutimesNs(path: FsxPath, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
+  llistxattr(path: FsxPath): string[];
+  lgetxattr(path: FsxPath, name: string): Buffer;
+  lsetxattr(path: FsxPath, name: string, value: Uint8Array): void;
+  lremovexattr(path: FsxPath, name: string): void;
+  mkfifo(path: FsxPath, mode: number): void;
+  mknod(path: FsxPath, mode: number, dev: number | bigint): void;
+}
+
+/**
+ * Where the compiled addon lives. The same relative URL is right from
+ * src/fsx/ (vitest runs the TypeScript directly) and from dist/fsx/ (after
+ * tsc), because both are two levels below the package root.
+ */
+export const ADDON_PATH: string = fileURLToPath(new URL('../../native/build/Release/bhfs.node', import.meta.url));
+
+let loaded: BhfsAddon | undefined;
+
+/** Load lazily, so merely importing this module (e.g. from a command that
+ * never restores special files) does not fail when the addon is unbuilt. */
+function addon(): BhfsAddon {
+  if (loaded !== undefined) return loaded;
+  if (!existsSync(ADDON_PATH)) {
+    throw new Error(
+      `bh native addon not found at ${ADDON_PATH}. ` +
+        'Build it with `npm run build` (or reinstall with `npm install`).',
+    );
+  }
+  const require = createRequire(import.meta.url);
+  try {
+    loaded = require(ADDON_PATH) as BhfsAddon;
+  } catch (err) {
+    // Typically a stale build for another Node ABI/arch: say how to fix it.
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Error(
+      `bh native addon at ${ADDON_PATH} failed to load (${reason}). ` +
+        'Rebuild it with `npm run build` (or `npm install`).',
+      { cause: err },
+    );
+  }
+  return loaded;
+}
+
+const NS_PER_SEC = 1_000_000_000n;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * Split nanoseconds since the epoch into (seconds, nanoseconds) the way
+ * `struct timespec` wants them: seconds rounded toward -infinity and
+ * nanoseconds always in 0..999_999_999. BigInt `/` and `%` truncate toward
+ * zero, so pre-1970 times need a fix-up (-1 ns is -1 s + 999_999_999 ns).
+ */
+export function splitNs(ns: bigint): [sec: number, nsec: number] {
+  if (typeof ns !== 'bigint') {
+    throw new TypeError(`expected a bigint of nanoseconds, got ${typeof ns}`);
+  }
+  let sec = ns / NS_PER_SEC;
+  let nsec = ns % NS_PER_SEC;
+  if (nsec < 0n) {
+    nsec += NS_PER_SEC;
+    sec -= 1n;
+  }
+  // Seconds cross into C as a JS number; refuse values it cannot hold exactly
+  // (±285 million years) rather than restore a rounded time.
+  if (sec > MAX_SAFE || sec < -MAX_SAFE) {
+    throw new RangeError(`time ${ns} ns is out of range`);
+  }
+  return [Number(sec), Number(nsec)];
+}
+
+/**
+ * Set access and modification times with full nanosecond precision, without
+ * following a final symlink (so it sets a symlink's own times). Takes the
+ * same values `fs.lstatSync(p, { bigint: true })` reports as atimeNs/mtimeNs.
+ */
+export function lutimesNs(path: FsxPath, atimeNs: bigint, mtimeNs: bigint): void {
+  const [aSec, aNsec] = splitNs(atimeNs);
+  const [mSec, mNsec] = splitNs(mtimeNs);
+  addon().lutimesNs(path, aSec, aNsec, mSec, mNsec);
+}
+
+/** Names of the extended attributes of `path` itself (symlinks not
+ * followed), e.g. ['user.foo', 'security.selinux']. Only the namespaces the
+ * caller may read are listed (trusted.* needs CAP_SYS_ADMIN). */
+export function listXattrs(path: FsxPath): string[] {
+  return addon().llistxattr(path);
+}
+
+/** Value of one extended attribute (symlinks not followed). Throws with
+ * code 'ENODATA' if the attribute does not exist. */
+export function getXattr(path: FsxPath, name: string): Buffer {
+  return addon().lgetxattr(path, name);
+}
+
+/** Create or replace one extended attribute (symlinks not followed). An
+ * empty value is legal and distinct from "absent". Throws 'ENOTSUP' where
+ * the filesystem or namespace does not support it (e.g. user.* on symlinks). */
+export function setXattr(path: FsxPath, name: string, value: Buffer): void {
+  addon().lsetxattr(path, name, value);
+}
+
+/** Remove one extended attribute (symlinks not followed). Throws 'ENODATA'
+ * if it does not exist. */
+export function removeXattr(path: FsxPath, name: string): void {
+  addon().lremovexattr(path, name);
+}
+
+const S_IFMT = 0o170000;
+const S_IFIFO = 0o010000;
+
+/**
+ * Create a FIFO. `mode` is the permission bits; a full `lstat().mode` of a
+ * FIFO is accepted too (its S_IFIFO type bits are dropped) so restore code
+ * can pass the recorded mode straight through. As with mkfifo(3) the process
+ * umask applies, so chmod afterwards when exact permissions matter.
+ */
+export function mkfifo(path: FsxPath, mode: number): void {
+  // Only strip *FIFO* type bits: any other type here is a caller bug, and the
+  // addon rejects it with a RangeError instead of silently making a FIFO.
+  const perm = (mode & S_IFMT) === S_IFIFO ? mode & ~S_IFMT : mode;
+  addon().mkfifo(path, perm);
+}
+
+/**
+ * Create a filesystem node (character/block device, FIFO, socket or regular
+ * file). `mode` must include the type bits (S_IFCHR, S_IFBLK, ...), exactly
+ * like `lstat().mode`; `rdev` is the kernel-encoded device number, exactly
+ * like `lstat().rdev` (number or bigint), or build it with {@link makedev}.
+ * The umask applies to the permission bits. Device nodes need CAP_MKNOD.
+ */
+export function mknod(path: FsxPath, mode: number, rdev: number | bigint): void {
+  addon().mknod(path, mode, rdev);
+}
+
+/**
+ * Encode (major, minor) into a dev_t the way glibc's makedev(3) does on
+ * Linux, for callers that only have the two numbers (e.g. from a tar-style
+ * archive). Values from `lstat().rdev` are already encoded: don't re-encode.
+ */
+export function makedev(major: number, minor: number): bigint {
+  if (!Number.isInteger(major) || major < 0 || major > 0xffffffff) {
+    throw new RangeError(`invalid device major ${major}`);
+  }
+  if (!Number.isInteger(minor) || minor < 0 || minor > 0xffffffff) {
+    throw new RangeError(`invalid device minor ${minor}`);
+  }
+  const maj = BigInt(major);
+  const min = BigInt(minor);
+  return (
+    ((maj & 0x00000fffn) << 8n) |
+    ((maj & 0xfffff000n) << 32n) |
+    (min & 0x000000ffn) |
+    ((min & 0xffffff00n) << 12n)
+  );
+}

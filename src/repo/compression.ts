@@ -1,0 +1,60 @@
+/**
+ * The payload inside every envelope: one flag byte, then the body (docs/FORMAT.md §3).
+ *   0x00 ‖ raw bytes        — stored as is (compression did not pay)
+ *   0x01 ‖ one zstd frame   — compressed
+ * The flag sits inside the authenticated plaintext, so it cannot be flipped unnoticed.
+ */
+import { Compressor, Decompressor } from 'zstd-napi';
+
+export const PAYLOAD_RAW = 0;
+export const PAYLOAD_ZSTD = 1;
+
+/** Compression must save at least this share of the bytes to be kept (else decompression costs for nothing). */
+const MIN_SAVING = 1 / 32;
+
+export interface CompressionSettings {
+  algorithm: 'zstd' | 'none';
+  level: number;
+}
+
+export class PayloadCodec {
+  private readonly compressor: Compressor | undefined;
+  private readonly decompressor = new Decompressor();
+
+  constructor(settings: CompressionSettings) {
+    if (settings.algorithm === 'zstd') {
+      this.compressor = new Compressor();
+      this.compressor.setParameters({ compressionLevel: settings.level });
+    }
+  }
+
+  encode(plaintext: Uint8Array): Buffer {
+    if (this.compressor && plaintext.length >= 64) {
+      const packed = this.compressor.compress(plaintext);
+      if (packed.length <= plaintext.length * (1 - MIN_SAVING)) return withFlag(PAYLOAD_ZSTD, packed);
+    }
+    return withFlag(PAYLOAD_RAW, plaintext);
+  }
+
+  /** `what` names the object in errors. */
+  decode(payload: Uint8Array, what: string): Buffer {
+    const flag = payload[0];
+    const body = payload.subarray(1);
+    if (flag === PAYLOAD_RAW) return Buffer.from(body.buffer, body.byteOffset, body.length);
+    if (flag === PAYLOAD_ZSTD) {
+      try {
+        return this.decompressor.decompress(body);
+      } catch (error) {
+        throw new Error(`${what}: zstd frame does not decompress (${(error as Error).message})`);
+      }
+    }
+    throw new Error(`${what}: unknown payload flag ${flag}`);
+  }
+}
+
+function withFlag(flag: number, body: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(body.length + 1);
+  out[0] = flag;
+  out.set(body, 1);
+  return out;
+}

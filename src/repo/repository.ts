@@ -1,0 +1,354 @@
+/**
+ * The repository: a backend plus the unlocked master keys.
+ *
+ * `Repository` reads and writes whole files (config, keys, snapshots, index, locks). Blob access
+ * needs the index, so it lives on `IndexedRepository`, which only `loadIndex()` hands out: code
+ * cannot look a blob up before the index is there. Order of work (docs/FORMAT.md, invariants):
+ * writes go packs → index → snapshot; reads go snapshots → index.
+ */
+import { type Backend, type FileInfo, type FileType, NotFoundError } from '../backends/backend.js';
+import { type BlobType, type FileKind, MasterKeys, sha256, constantTimeEqual } from './crypto.js';
+import { PayloadCodec } from './compression.js';
+import { type RepoConfig, decodeConfig, encodeConfig, newConfig } from './config.js';
+import { openBlob, openFile, sealBlob, sealFile } from './envelope.js';
+import { FormatError, RepositoryExistsError, RepositoryNotFoundError, WrongPasswordError } from './errors.js';
+import { type IndexFile, type IndexedPack, decodeIndexFile, encodeIndexFile } from './index-file.js';
+import { type KeyFile, type ScryptParams, type Secret, createKeyFile, decodeKeyFile, unsealKeyFile } from './keyfile.js';
+import { type LockRecord, REFRESH_MS, assertCompatible, newLockRecord } from './lock.js';
+import { MasterIndex } from './master-index.js';
+import { PackBuilder, type PackedBlob, HEADER_READ_GUESS, parsePackTail } from './pack.js';
+
+const FOLDER_OF: Record<Exclude<FileKind, 'packHeader'>, FileType> = { index: 'index', snapshot: 'snapshots', lock: 'locks' };
+
+/** A stored file whose bytes no longer hash to its name. */
+export class DamagedFileError extends Error {
+  constructor(readonly file: string, detail: string) {
+    super(`${file}: ${detail}`);
+    this.name = 'DamagedFileError';
+  }
+}
+
+export interface InitOptions {
+  config?: Partial<Omit<RepoConfig, 'version' | 'id'>>;
+  scrypt?: ScryptParams;
+}
+
+export class Repository {
+  readonly codec: PayloadCodec;
+
+  private constructor(
+    readonly backend: Backend,
+    readonly config: RepoConfig,
+    readonly keys: MasterKeys,
+    /** Name of the key file that opened this repository. */
+    readonly keyId: string,
+  ) {
+    this.codec = new PayloadCodec(config.compression);
+  }
+
+  get location(): string {
+    return this.backend.location;
+  }
+
+  static async init(backend: Backend, secret: Secret, options: InitOptions = {}): Promise<Repository> {
+    if (await exists(backend, { type: 'config', name: 'config' })) throw new RepositoryExistsError(backend.location);
+    await backend.create();
+    const keys = MasterKeys.generate();
+    const config = newConfig(options.config);
+    const keyFile = await createKeyFile(keys.master, secret, options.scrypt);
+    const keyId = sha256(keyFile).toString('hex');
+    // The key goes first: a config without a key would be a repository nobody can open.
+    await backend.write({ type: 'keys', name: keyId }, keyFile);
+    await backend.write({ type: 'config', name: 'config' }, encodeConfig(config));
+    return new Repository(backend, config, keys, keyId);
+  }
+
+  static async open(backend: Backend, secret: Secret): Promise<Repository> {
+    let configBytes: Buffer;
+    try {
+      configBytes = await backend.read({ type: 'config', name: 'config' });
+    } catch (error) {
+      if (error instanceof NotFoundError) throw new RepositoryNotFoundError(backend.location);
+      throw error;
+    }
+    const config = decodeConfig(configBytes, backend.location);
+    const keyFiles = await backend.list('keys');
+    for (const { name } of keyFiles) {
+      const file = decodeKeyFile(await backend.read({ type: 'keys', name }), `${backend.location}: keys/${name}`);
+      const master = await unsealKeyFile(file, secret, `keys/${name}`);
+      if (master) return new Repository(backend, config, new MasterKeys(master), name);
+    }
+    throw new WrongPasswordError(backend.location, keyFiles.length);
+  }
+
+  // ---- whole files ---------------------------------------------------------------------------
+
+  list(type: FileType): Promise<FileInfo[]> {
+    return this.backend.list(type);
+  }
+
+  /** Seals `body` as a file of `kind` and stores it under the SHA-256 of its bytes; returns that name. */
+  async saveFile(kind: Exclude<FileKind, 'packHeader'>, body: Uint8Array): Promise<string> {
+    const bytes = sealFile(this.keys, kind, this.codec.encode(body));
+    const name = sha256(bytes).toString('hex');
+    await this.backend.write({ type: FOLDER_OF[kind], name }, bytes);
+    return name;
+  }
+
+  /** The body of a stored file, after checking its name against its hash and its tag. */
+  async loadFile(kind: Exclude<FileKind, 'packHeader'>, name: string): Promise<Buffer> {
+    const type = FOLDER_OF[kind];
+    const bytes = await this.backend.read({ type, name });
+    const what = `${type}/${name}`;
+    if (sha256(bytes).toString('hex') !== name) throw new DamagedFileError(what, 'content does not match its name (SHA-256); the file is damaged');
+    return this.codec.decode(openFile(this.keys, kind, bytes, what), what);
+  }
+
+  async removeFile(kind: Exclude<FileKind, 'packHeader'>, name: string): Promise<void> {
+    await this.backend.remove({ type: FOLDER_OF[kind], name });
+  }
+
+  async loadJson<T>(kind: 'snapshot' | 'lock', name: string): Promise<T> {
+    const body = await this.loadFile(kind, name);
+    try {
+      return JSON.parse(body.toString('utf8')) as T;
+    } catch {
+      throw new FormatError(`${FOLDER_OF[kind]}/${name}: decrypts but is not valid JSON`);
+    }
+  }
+
+  saveJson(kind: 'snapshot' | 'lock', value: unknown): Promise<string> {
+    return this.saveFile(kind, Buffer.from(JSON.stringify(value)));
+  }
+
+  /** Reads and authenticates one pack's header (a ranged read from its end). */
+  async readPackHeader(packId: string, packSize?: number): Promise<PackedBlob[]> {
+    const ref = { type: 'data' as const, name: packId };
+    const size = packSize ?? (await this.backend.stat(ref)).size;
+    const what = `data/${packId}`;
+    let tailLength = Math.min(size, HEADER_READ_GUESS);
+    for (;;) {
+      const tail = await this.backend.read(ref, { offset: size - tailLength, length: tailLength });
+      const parsed = parsePackTail(this.keys, tail, size, what);
+      if (Array.isArray(parsed)) return parsed;
+      tailLength = parsed.need;
+    }
+  }
+
+  // ---- keys ----------------------------------------------------------------------------------
+
+  async listKeys(): Promise<{ id: string; file: KeyFile }[]> {
+    const out: { id: string; file: KeyFile }[] = [];
+    for (const { name } of await this.backend.list('keys')) {
+      out.push({ id: name, file: decodeKeyFile(await this.backend.read({ type: 'keys', name }), `keys/${name}`) });
+    }
+    return out;
+  }
+
+  /** Adds a key file for `secret`; returns its id. */
+  async addKey(secret: Secret, scrypt?: ScryptParams): Promise<string> {
+    const keyFile = await createKeyFile(this.keys.master, secret, scrypt);
+    const id = sha256(keyFile).toString('hex');
+    await this.backend.write({ type: 'keys', name: id }, keyFile);
+    return id;
+  }
+
+  async removeKey(id: string): Promise<void> {
+    const keys = await this.backend.list('keys');
+    if (!keys.some((k) => k.name === id)) throw new Error(`no key ${id} in ${this.location}`);
+    if (keys.length === 1) throw new Error('refusing to remove the only key: the repository could never be opened again');
+    await this.backend.remove({ type: 'keys', name: id });
+  }
+
+  // ---- locks ---------------------------------------------------------------------------------
+
+  async listLocks(): Promise<{ id: string; lock: LockRecord }[]> {
+    const out: { id: string; lock: LockRecord }[] = [];
+    for (const { name } of await this.backend.list('locks')) {
+      try {
+        out.push({ id: name, lock: await this.loadJson<LockRecord>('lock', name) });
+      } catch (error) {
+        // A lock removed between list and read is just gone; anything else is worth reporting.
+        if (!(error instanceof NotFoundError)) throw error;
+      }
+    }
+    return out;
+  }
+
+  /** Takes a lock and keeps it fresh until `release()`. */
+  async lock(exclusive: boolean): Promise<RepositoryLock> {
+    assertCompatible(exclusive, await this.listLocks(), this.location);
+    const held = new RepositoryLock(this, exclusive, await this.saveJson('lock', newLockRecord(exclusive)));
+    // Re-check after writing: two exclusive lockers that raced both see each other and both back off.
+    const others = (await this.listLocks()).filter((l) => l.id !== held.id);
+    try {
+      assertCompatible(exclusive, others, this.location);
+    } catch (error) {
+      await held.release();
+      throw error;
+    }
+    return held;
+  }
+
+  // ---- index ---------------------------------------------------------------------------------
+
+  /** Loads every index file (after the caller listed snapshots, per the read order). */
+  async loadIndex(): Promise<IndexedRepository> {
+    const index = new MasterIndex();
+    const names = (await this.backend.list('index')).map((f) => f.name);
+    for (const name of names) {
+      const file = decodeIndexFile(await this.loadFile('index', name), `index/${name}`);
+      for (const pack of file.packs) index.addPack(pack.packId, pack.blobs);
+    }
+    index.optimize();
+    return new IndexedRepository(this, index, names);
+  }
+}
+
+export class RepositoryLock {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly repo: Repository, private readonly exclusive: boolean, public id: string) {
+    this.timer = setInterval(() => void this.refresh(), REFRESH_MS);
+    this.timer.unref();
+  }
+
+  private async refresh(): Promise<void> {
+    const old = this.id;
+    this.id = await this.repo.saveJson('lock', newLockRecord(this.exclusive));
+    await this.repo.removeFile('lock', old);
+  }
+
+  async release(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.repo.removeFile('lock', this.id);
+  }
+}
+
+/** Seconds between index checkpoints while packs are being written (BH_CHECKPOINT_SECONDS overrides). */
+export const CHECKPOINT_SECONDS = 60;
+/** Packs in flight to the backend at once. */
+const UPLOAD_CONCURRENCY = 2;
+
+export interface SaveResult {
+  id: Buffer;
+  /** False when the blob was already in the repository (deduplicated). */
+  added: boolean;
+  /** Bytes this blob added to the repository (0 when deduplicated). */
+  storedLength: number;
+}
+
+export class IndexedRepository {
+  private readonly packers: Record<BlobType, PackBuilder> = { data: new PackBuilder(), tree: new PackBuilder() };
+  /** Blobs sealed into a pack that is not indexed yet, by type:id hex. */
+  private readonly unindexed = new Set<string>();
+  private readonly uploads = new Set<Promise<void>>();
+  private uploadError: unknown;
+  /** Packs written since the last index file. */
+  private packsToIndex: IndexedPack[] = [];
+  private lastCheckpoint = Date.now();
+  private readonly checkpointMs: number;
+
+  constructor(
+    readonly repo: Repository,
+    readonly index: MasterIndex,
+    /** Index files loaded. */
+    readonly indexFiles: string[],
+  ) {
+    const fromEnv = Number(process.env['BH_CHECKPOINT_SECONDS']);
+    this.checkpointMs = (Number.isFinite(fromEnv) && fromEnv > 0 ? fromEnv : CHECKPOINT_SECONDS) * 1000;
+  }
+
+  get keys(): MasterKeys {
+    return this.repo.keys;
+  }
+
+  hasBlob(type: BlobType, id: Uint8Array): boolean {
+    return this.index.has(type, id) || this.unindexed.has(pendingKey(type, id));
+  }
+
+  /** A blob's plaintext, authenticated and re-hashed against its id. */
+  async loadBlob(type: BlobType, id: Uint8Array): Promise<Buffer> {
+    const where = this.index.lookup(type, id);
+    const idHex = Buffer.from(id).toString('hex');
+    if (!where) throw new Error(`${type} blob ${idHex} is not in the index (the repository is missing data; run 'bh check')`);
+    const packHex = where.packId.toString('hex');
+    const what = `${type} blob ${idHex} in data/${packHex}`;
+    const envelope = await this.repo.backend.read({ type: 'data', name: packHex }, { offset: where.offset, length: where.length });
+    const plaintext = this.repo.codec.decode(openBlob(this.keys, type, id, envelope, what), what);
+    if (plaintext.length !== where.rawLength || !constantTimeEqual(this.keys.blobId(plaintext), id)) {
+      throw new DamagedFileError(`data/${packHex}`, `${type} blob ${idHex} does not hash to its id`);
+    }
+    return plaintext;
+  }
+
+  /** Stores a blob unless the repository already has it. `id` may be passed when already computed. */
+  async saveBlob(type: BlobType, plaintext: Uint8Array, id: Buffer = this.keys.blobId(plaintext)): Promise<SaveResult> {
+    this.throwUploadError();
+    if (this.hasBlob(type, id)) return { id, added: false, storedLength: 0 };
+    const envelope = sealBlob(this.keys, type, id, this.repo.codec.encode(plaintext));
+    const packer = this.packers[type];
+    packer.add(type, id, envelope, plaintext.length);
+    this.unindexed.add(pendingKey(type, id));
+    if (packer.size >= this.repo.config.pack_size) await this.finishPack(type);
+    return { id, added: true, storedLength: envelope.length };
+  }
+
+  /** Writes open packs and indexes everything written; after it, every saved blob is durable and findable. */
+  async flush(): Promise<void> {
+    for (const type of ['data', 'tree'] as const) if (this.packers[type].count > 0) await this.finishPack(type);
+    await Promise.all(this.uploads);
+    this.throwUploadError();
+    await this.writeIndex();
+  }
+
+  private async finishPack(type: BlobType): Promise<void> {
+    const packer = this.packers[type];
+    this.packers[type] = new PackBuilder();
+    const pack = packer.finish(this.keys);
+    while (this.uploads.size >= UPLOAD_CONCURRENCY) await Promise.race(this.uploads);
+    this.throwUploadError();
+    const upload = this.repo.backend
+      .write({ type: 'data', name: pack.id.toString('hex') }, pack.bytes)
+      .then(() => {
+        this.index.addPack(pack.id, pack.blobs);
+        for (const blob of pack.blobs) this.unindexed.delete(pendingKey(blob.type, blob.id));
+        this.packsToIndex.push({ packId: pack.id, blobs: pack.blobs });
+      })
+      .catch((error: unknown) => {
+        this.uploadError ??= error;
+      })
+      .finally(() => this.uploads.delete(upload));
+    this.uploads.add(upload);
+    if (Date.now() - this.lastCheckpoint >= this.checkpointMs) await this.writeIndex();
+  }
+
+  /** Index checkpoint: an index file for the packs written since the last one. */
+  private async writeIndex(): Promise<void> {
+    this.lastCheckpoint = Date.now();
+    if (this.packsToIndex.length === 0) return;
+    const packs = this.packsToIndex;
+    this.packsToIndex = [];
+    const file: IndexFile = { supersedes: [], packs };
+    this.indexFiles.push(await this.repo.saveFile('index', encodeIndexFile(file)));
+  }
+
+  private throwUploadError(): void {
+    if (this.uploadError !== undefined) throw this.uploadError;
+  }
+}
+
+function pendingKey(type: BlobType, id: Uint8Array): string {
+  return type + Buffer.from(id.buffer, id.byteOffset, id.length).toString('hex');
+}
+
+async function exists(backend: Backend, ref: { type: FileType; name: string }): Promise<boolean> {
+  try {
+    await backend.stat(ref);
+    return true;
+  } catch (error) {
+    if (error instanceof NotFoundError) return false;
+    throw error;
+  }
+}

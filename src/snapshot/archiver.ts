@@ -1,0 +1,376 @@
+/**
+ * The archiver: walks the file system, cuts files into chunks, saves new chunks and trees, and
+ * returns the root tree of a new snapshot.
+ *
+ * - Streaming: a file is read in 1 MiB pieces and never held whole; memory is bounded by the
+ *   chunker's max chunk plus the open packs.
+ * - Change detection: a regular file whose type, size, mtime, ctime and inode equal its node in
+ *   the parent snapshot (and whose blobs the index still has) reuses the parent's chunk list
+ *   without being read.
+ * - Errors on single entries (unreadable file, vanished directory) are reported and the entry is
+ *   left out; the snapshot is still made.
+ * - The virtual root mirrors absolute paths: backing up /srv/www gives root → srv → www, as restic
+ *   does, so several paths share one tree and a restore recreates them under the target.
+ */
+import { constants as fsConstants, createReadStream } from 'node:fs';
+import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import { chunkStream, gearTable } from '../chunker/index.js';
+import type { BlobType } from '../repo/crypto.js';
+import type { IndexedRepository } from '../repo/repository.js';
+import { getXattr, listXattrs } from '../fsx/index.js';
+import type { PathMatcher } from './exclude.js';
+import { type NodeType, type TreeNode, decodeTree, encodeTree } from './tree.js';
+import type { SnapshotSummary } from './snapshot.js';
+
+export interface ArchiveProgress {
+  files: number;
+  dirs: number;
+  bytesRead: number;
+  bytesAdded: number;
+  current: string;
+}
+
+export interface ArchiveError {
+  path: string;
+  message: string;
+}
+
+export interface ArchiveOptions {
+  /** Absolute paths to back up. */
+  paths: string[];
+  exclude: PathMatcher;
+  /** Root tree of the parent snapshot, for change detection. */
+  parentTree?: Buffer | undefined;
+  /** Compute everything, store nothing. */
+  dryRun?: boolean;
+  onProgress?: (progress: ArchiveProgress) => void;
+  onError?: (error: ArchiveError) => void;
+  signal?: AbortSignal;
+}
+
+export type Counters = Omit<SnapshotSummary, 'backup_start' | 'backup_end'>;
+
+export interface ArchiveResult {
+  tree: Buffer;
+  counters: Counters;
+  errors: ArchiveError[];
+}
+
+export class AbortedError extends Error {
+  constructor() {
+    super('interrupted');
+    this.name = 'AbortedError';
+  }
+}
+
+const READ_SIZE = 1024 * 1024;
+const SLASH = Buffer.from('/');
+
+function newCounters(): Counters {
+  return { files_new: 0, files_changed: 0, files_unmodified: 0, dirs_new: 0, dirs_changed: 0, dirs_unmodified: 0, bytes_read: 0, bytes_added: 0, total_bytes: 0, total_files: 0, errors: 0 };
+}
+
+function nodeType(st: BigIntStats): NodeType {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isCharacterDevice()) return 'chardev';
+  if (st.isBlockDevice()) return 'blockdev';
+  return 'socket';
+}
+
+function joinPath(dir: Buffer, name: Buffer): Buffer {
+  return dir.length === 1 && dir[0] === 0x2f ? Buffer.concat([dir, name]) : Buffer.concat([dir, SLASH, name]);
+}
+
+/** A directory of the virtual root: real directories named by the backup paths, and the real entry at each path's end. */
+interface VirtualDir {
+  path: Buffer;
+  children: Map<string, VirtualDir | 'leaf'>;
+}
+
+export class Archiver {
+  private readonly counters = newCounters();
+  private readonly errors: ArchiveError[] = [];
+  private readonly gear: Uint32Array;
+  private lastProgress = 0;
+  private current = '';
+
+  constructor(private readonly repo: IndexedRepository, private readonly options: ArchiveOptions) {
+    this.gear = gearTable(repo.keys.chunkerSeed);
+  }
+
+  async run(): Promise<ArchiveResult> {
+    const root: VirtualDir = { path: SLASH, children: new Map() };
+    for (const path of this.options.paths) {
+      const parts = path.split('/').filter((p) => p !== '');
+      let dir = root;
+      parts.forEach((part, i) => {
+        const existing = dir.children.get(part);
+        if (existing === 'leaf') return;
+        if (i === parts.length - 1) {
+          dir.children.set(part, 'leaf');
+          return;
+        }
+        const next = existing ?? { path: joinPath(dir.path, Buffer.from(part)), children: new Map() };
+        dir.children.set(part, next);
+        dir = next;
+      });
+    }
+    const parentNodes = await this.loadParentNodes(this.options.parentTree);
+    const tree = await this.saveVirtualDir(root, parentNodes);
+    this.report(true);
+    return { tree, counters: this.counters, errors: this.errors };
+  }
+
+  /** Backs up standard input as one file named `name` at the root. */
+  async runStdin(input: AsyncIterable<Uint8Array>, name: string): Promise<ArchiveResult> {
+    const now = BigInt(Date.now()) * 1_000_000n;
+    const { content, size } = await this.saveContent(input);
+    this.counters.files_new++;
+    this.counters.total_files++;
+    this.counters.total_bytes += size;
+    const node: TreeNode = {
+      name: Buffer.from(name),
+      type: 'file',
+      mode: 0o644,
+      uid: process.getuid?.() ?? 0,
+      gid: process.getgid?.() ?? 0,
+      mtimeNs: now,
+      ctimeNs: now,
+      inode: 0n,
+      device: 0n,
+      links: 1,
+      size,
+      content,
+    };
+    const tree = await this.saveTree([node]);
+    this.report(true);
+    return { tree, counters: this.counters, errors: this.errors };
+  }
+
+  private async saveVirtualDir(dir: VirtualDir, parentNodes: Map<string, TreeNode>): Promise<Buffer> {
+    const nodes: TreeNode[] = [];
+    for (const [name, child] of dir.children) {
+      const nameBytes = Buffer.from(name);
+      const path = joinPath(dir.path, nameBytes);
+      const parentNode = parentNodes.get(nameBytes.toString('hex'));
+      if (child === 'leaf') {
+        const node = await this.saveEntry(path, nameBytes, parentNode);
+        if (node) nodes.push(node);
+        continue;
+      }
+      const st = await this.lstatOrReport(path);
+      if (!st) continue;
+      const node = this.baseNode(nameBytes, st);
+      node.type = 'dir';
+      node.subtree = await this.saveVirtualDir(child, await this.loadParentNodes(parentNode?.subtree));
+      nodes.push(node);
+    }
+    return this.saveTree(nodes);
+  }
+
+  private async lstatOrReport(path: Buffer): Promise<BigIntStats | undefined> {
+    try {
+      return await lstat(path, { bigint: true });
+    } catch (error) {
+      this.reportError(path, error);
+      return undefined;
+    }
+  }
+
+  /** The node for one real entry, or undefined when it is excluded or unreadable. */
+  private async saveEntry(path: Buffer, name: Buffer, parentNode: TreeNode | undefined): Promise<TreeNode | undefined> {
+    this.throwIfAborted();
+    const st = await this.lstatOrReport(path);
+    if (!st) return undefined;
+    const node = this.baseNode(name, st);
+    this.current = path.toString();
+    try {
+      node.xattrs = readXattrs(path);
+      switch (node.type) {
+        case 'file':
+          await this.saveFile(path, node, st, parentNode);
+          break;
+        case 'dir':
+          await this.saveDir(path, node, parentNode);
+          break;
+        case 'symlink':
+          node.linkTarget = await readlink(path, { encoding: 'buffer' });
+          break;
+        case 'chardev':
+        case 'blockdev':
+          node.rdev = st.rdev;
+          break;
+        default:
+          break;
+      }
+    } catch (error) {
+      if (error instanceof AbortedError) throw error;
+      this.reportError(path, error);
+      return undefined;
+    }
+    this.report(false);
+    return node;
+  }
+
+  private baseNode(name: Buffer, st: BigIntStats): TreeNode {
+    return {
+      name,
+      type: nodeType(st),
+      mode: Number(st.mode) & 0o7777,
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      mtimeNs: st.mtimeNs,
+      ctimeNs: st.ctimeNs,
+      inode: st.ino,
+      device: st.dev,
+      links: Number(st.nlink),
+      size: st.isFile() ? Number(st.size) : 0,
+    };
+  }
+
+  private async saveDir(path: Buffer, node: TreeNode, parentNode: TreeNode | undefined): Promise<void> {
+    const names = (await readdir(path, { encoding: 'buffer' })).sort(Buffer.compare);
+    const parentNodes = await this.loadParentNodes(parentNode?.type === 'dir' ? parentNode.subtree : undefined);
+    const children: TreeNode[] = [];
+    for (const name of names) {
+      const childPath = joinPath(path, name);
+      if (this.options.exclude(childPath.toString(), name.toString())) continue;
+      const child = await this.saveEntry(childPath, name, parentNodes.get(name.toString('hex')));
+      if (child) children.push(child);
+    }
+    node.subtree = await this.saveTree(children);
+    if (!parentNode || parentNode.type !== 'dir') this.counters.dirs_new++;
+    else if (parentNode.subtree?.equals(node.subtree)) this.counters.dirs_unmodified++;
+    else this.counters.dirs_changed++;
+  }
+
+  private async saveFile(path: Buffer, node: TreeNode, st: BigIntStats, parentNode: TreeNode | undefined): Promise<void> {
+    this.counters.total_files++;
+    this.counters.total_bytes += node.size;
+    if (parentNode && parentNode.type === 'file' && parentNode.content && unchanged(parentNode, node) && parentNode.content.every((id) => this.repo.hasBlob('data', id))) {
+      node.content = parentNode.content;
+      this.counters.files_unmodified++;
+      return;
+    }
+    // O_NOFOLLOW: if the entry was swapped for a symlink since lstat, fail rather than read elsewhere.
+    const handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | noAtime(st));
+    try {
+      const stream = createReadStream('', { fd: handle.fd, autoClose: false, highWaterMark: READ_SIZE });
+      const { content, size } = await this.saveContent(stream);
+      node.content = content;
+      node.size = size;
+    } finally {
+      await handle.close();
+    }
+    if (parentNode && parentNode.type === 'file') this.counters.files_changed++;
+    else this.counters.files_new++;
+  }
+
+  private async saveContent(input: AsyncIterable<Uint8Array>): Promise<{ content: Buffer[]; size: number }> {
+    const { min, avg, max } = this.repo.repo.config.chunker;
+    const content: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of chunkStream(input, { min, avg, max }, this.gear)) {
+      this.throwIfAborted();
+      size += chunk.length;
+      this.counters.bytes_read += chunk.length;
+      content.push(await this.saveBlob('data', chunk));
+      this.report(false);
+    }
+    return { content, size };
+  }
+
+  private readonly dryRunSeen = new Set<string>();
+
+  private async saveBlob(type: BlobType, data: Uint8Array): Promise<Buffer> {
+    if (this.options.dryRun) {
+      const id = this.repo.keys.blobId(data);
+      const key = type + id.toString('hex');
+      if (!this.repo.hasBlob(type, id) && !this.dryRunSeen.has(key)) {
+        this.dryRunSeen.add(key);
+        this.counters.bytes_added += data.length;
+      }
+      return id;
+    }
+    const result = await this.repo.saveBlob(type, data);
+    this.counters.bytes_added += result.storedLength;
+    return result.id;
+  }
+
+  private saveTree(nodes: TreeNode[]): Promise<Buffer> {
+    return this.saveBlob('tree', encodeTree(nodes));
+  }
+
+  /** The parent's entries of one directory, by name (hex), or an empty map. */
+  private async loadParentNodes(treeId: Buffer | undefined): Promise<Map<string, TreeNode>> {
+    if (!treeId) return new Map();
+    try {
+      const nodes = decodeTree(await this.repo.loadBlob('tree', treeId), `tree ${treeId.toString('hex')}`);
+      return new Map(nodes.map((n) => [n.name.toString('hex'), n]));
+    } catch (error) {
+      // A damaged parent only costs change detection: read everything below it again.
+      this.options.onError?.({ path: '(parent snapshot)', message: `ignoring parent tree: ${(error as Error).message}` });
+      return new Map();
+    }
+  }
+
+  private reportError(path: Buffer, error: unknown): void {
+    const entry = { path: path.toString(), message: (error as Error).message };
+    this.counters.errors++;
+    this.errors.push(entry);
+    this.options.onError?.(entry);
+  }
+
+  private report(force: boolean): void {
+    const now = Date.now();
+    if (!this.options.onProgress || (!force && now - this.lastProgress < 250)) return;
+    this.lastProgress = now;
+    const c = this.counters;
+    this.options.onProgress({
+      files: c.files_new + c.files_changed + c.files_unmodified,
+      dirs: c.dirs_new + c.dirs_changed + c.dirs_unmodified,
+      bytesRead: c.bytes_read,
+      bytesAdded: c.bytes_added,
+      current: this.current,
+    });
+  }
+
+  private throwIfAborted(): void {
+    if (this.options.signal?.aborted) throw new AbortedError();
+  }
+}
+
+function unchanged(a: TreeNode, b: TreeNode): boolean {
+  return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.inode === b.inode;
+}
+
+/** O_NOATIME when we own the file or are root (the kernel refuses it otherwise with EPERM). */
+function noAtime(st: BigIntStats): number {
+  const uid = process.getuid?.();
+  return uid === 0 || BigInt(uid ?? -1) === st.uid ? fsConstants.O_NOATIME : 0;
+}
+
+function readXattrs(path: Buffer): TreeNode['xattrs'] {
+  let names: string[];
+  try {
+    names = listXattrs(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOTSUP' || code === 'EOPNOTSUPP') return undefined;
+    throw error;
+  }
+  const out = [];
+  for (const name of names) {
+    try {
+      out.push({ name, value: getXattr(path, name) });
+    } catch (error) {
+      // Removed between list and get: nothing to keep.
+      if ((error as NodeJS.ErrnoException).code !== 'ENODATA') throw error;
+    }
+  }
+  return out.length > 0 ? out : undefined;
+}

@@ -1,0 +1,90 @@
+/**
+ * One backup run: choose the parent, archive, make it durable, record the snapshot.
+ * Order per docs/FORMAT.md §10: list snapshots, load the index, write packs, index, snapshot.
+ */
+import { hostname, userInfo } from 'node:os';
+import { createRequire } from 'node:module';
+import type { Repository } from '../repo/repository.js';
+import { AbortedError, type ArchiveError, type ArchiveProgress, Archiver, type Counters } from './archiver.js';
+import type { PathMatcher } from './exclude.js';
+import { type BackupMode, type Snapshot, type SnapshotRecord, chooseParent, loadSnapshots } from './snapshot.js';
+
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+export interface BackupOptions {
+  /** Absolute paths (ignored with `stdin`). */
+  paths: string[];
+  mode: BackupMode;
+  exclude: PathMatcher;
+  excludePatterns: string[];
+  tags: string[];
+  host?: string | undefined;
+  time?: Date | undefined;
+  dryRun?: boolean;
+  stdin?: { input: AsyncIterable<Uint8Array>; filename: string } | undefined;
+  signal?: AbortSignal;
+  onProgress?: (progress: ArchiveProgress) => void;
+  onError?: (error: ArchiveError) => void;
+  /** Told which parent was chosen, before any file is read. */
+  onParent?: (parent: Snapshot | undefined, mode: BackupMode) => void;
+}
+
+export interface BackupResult {
+  /** Undefined on a dry run. */
+  snapshotId: string | undefined;
+  record: SnapshotRecord;
+  counters: Counters;
+  errors: ArchiveError[];
+}
+
+export async function runBackup(repo: Repository, options: BackupOptions): Promise<BackupResult> {
+  const start = new Date();
+  const host = options.host ?? hostname();
+  const paths = options.stdin ? [`/${options.stdin.filename}`] : options.paths;
+  const snapshots = await loadSnapshots(repo);
+  const parent = options.stdin ? undefined : chooseParent(snapshots, options.mode, host, paths);
+  // Without a parent every file is read: whatever was asked, that is a full backup, and later
+  // differential backups may use it as their base.
+  const mode: BackupMode = parent ? options.mode : 'full';
+  options.onParent?.(parent, mode);
+
+  const indexed = await repo.loadIndex();
+  const archiver = new Archiver(indexed, {
+    paths,
+    exclude: options.exclude,
+    parentTree: parent ? Buffer.from(parent.record.tree, 'hex') : undefined,
+    dryRun: options.dryRun ?? false,
+    onProgress: options.onProgress,
+    onError: options.onError,
+    signal: options.signal,
+  });
+  let result;
+  try {
+    result = options.stdin ? await archiver.runStdin(options.stdin.input, options.stdin.filename) : await archiver.run();
+  } catch (error) {
+    // Interrupted: make what was already packed durable, so the next run reuses it.
+    if (error instanceof AbortedError && !options.dryRun) await indexed.flush();
+    throw error;
+  }
+  if (!options.dryRun) await indexed.flush();
+
+  const user = userInfo();
+  const record: SnapshotRecord = {
+    version: 1,
+    time: (options.time ?? start).toISOString(),
+    tree: result.tree.toString('hex'),
+    paths,
+    host,
+    username: user.username,
+    uid: user.uid,
+    gid: user.gid,
+    tags: options.tags,
+    mode,
+    parent: parent?.id ?? null,
+    excludes: options.excludePatterns,
+    program_version: `bh ${version}`,
+    summary: { ...result.counters, backup_start: start.toISOString(), backup_end: new Date().toISOString() },
+  };
+  const snapshotId = options.dryRun ? undefined : await repo.saveJson('snapshot', record);
+  return { snapshotId, record, counters: result.counters, errors: result.errors };
+}

@@ -1,0 +1,50 @@
+/**
+ * The snapshot half of `check`: every snapshot file reads, every tree it reaches loads and
+ * parses, and every blob those trees name is in the index (docs/FORMAT.md §10, first invariant).
+ */
+import type { CheckFinding } from '../repo/check.js';
+import type { IndexedRepository } from '../repo/repository.js';
+import { validateSnapshot, type SnapshotRecord } from './snapshot.js';
+import { decodeTree } from './tree.js';
+
+export async function checkSnapshots(repo: IndexedRepository, report: (finding: CheckFinding) => void): Promise<{ snapshots: number; trees: number }> {
+  const seenTrees = new Set<string>();
+  const reportedBlobs = new Set<string>();
+  const names = (await repo.repo.list('snapshots')).map((f) => f.name);
+  for (const name of names) {
+    const subject = `snapshot ${name}`;
+    let record: SnapshotRecord;
+    try {
+      record = validateSnapshot(await repo.repo.loadJson('snapshot', name), `snapshots/${name}`);
+    } catch (error) {
+      report({ level: 'error', subject, message: (error as Error).message });
+      continue;
+    }
+    const stack: { id: Buffer; path: string }[] = [{ id: Buffer.from(record.tree, 'hex'), path: '/' }];
+    while (stack.length > 0) {
+      const { id, path } = stack.pop()!;
+      const hex = id.toString('hex');
+      if (seenTrees.has(hex)) continue;
+      seenTrees.add(hex);
+      let nodes;
+      try {
+        nodes = decodeTree(await repo.loadBlob('tree', id), `tree ${hex}`);
+      } catch (error) {
+        report({ level: 'error', subject, message: `tree ${hex} (${path}): ${(error as Error).message}` });
+        continue;
+      }
+      for (const node of nodes) {
+        const nodePath = path === '/' ? `/${node.name.toString()}` : `${path}/${node.name.toString()}`;
+        if (node.subtree) stack.push({ id: node.subtree, path: nodePath });
+        for (const blob of node.content ?? []) {
+          if (repo.index.has('data', blob)) continue;
+          const blobHex = blob.toString('hex');
+          if (reportedBlobs.has(blobHex)) continue;
+          reportedBlobs.add(blobHex);
+          report({ level: 'error', subject, message: `file ${nodePath}: data blob ${blobHex} is not in any index` });
+        }
+      }
+    }
+  }
+  return { snapshots: names.length, trees: seenTrees.size };
+}

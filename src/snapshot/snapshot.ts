@@ -1,0 +1,114 @@
+/**
+ * Snapshot records (`snapshots/<id>`, docs/FORMAT.md §7) and how commands pick them.
+ */
+import type { IndexedRepository, Repository } from '../repo/repository.js';
+import { FormatError } from '../repo/errors.js';
+
+export type BackupMode = 'full' | 'incremental' | 'differential';
+
+export interface SnapshotSummary {
+  files_new: number;
+  files_changed: number;
+  files_unmodified: number;
+  dirs_new: number;
+  dirs_changed: number;
+  dirs_unmodified: number;
+  /** Bytes of file content read from disk. */
+  bytes_read: number;
+  /** Bytes the backup added to the repository (after dedup, compression and encryption). */
+  bytes_added: number;
+  /** Sum of the sizes of every file in the snapshot. */
+  total_bytes: number;
+  total_files: number;
+  errors: number;
+  backup_start: string;
+  backup_end: string;
+}
+
+export interface SnapshotRecord {
+  version: 1;
+  time: string;
+  tree: string;
+  paths: string[];
+  host: string;
+  username: string;
+  uid: number;
+  gid: number;
+  tags: string[];
+  mode: BackupMode;
+  parent: string | null;
+  excludes: string[];
+  program_version: string;
+  summary?: SnapshotSummary;
+}
+
+export interface Snapshot {
+  id: string;
+  record: SnapshotRecord;
+}
+
+export function validateSnapshot(value: unknown, what: string): SnapshotRecord {
+  const s = value as SnapshotRecord;
+  const ok =
+    typeof s === 'object' && s !== null && s.version === 1 && typeof s.time === 'string' && !Number.isNaN(Date.parse(s.time)) &&
+    typeof s.tree === 'string' && /^[0-9a-f]{64}$/.test(s.tree) && Array.isArray(s.paths) && typeof s.host === 'string' &&
+    Array.isArray(s.tags) && ['full', 'incremental', 'differential'].includes(s.mode);
+  if (!ok) throw new FormatError(`${what}: snapshot record is malformed`);
+  return s;
+}
+
+/** Every snapshot, oldest first. Listing snapshots comes before loading the index (read order). */
+export async function loadSnapshots(repo: Repository | IndexedRepository): Promise<Snapshot[]> {
+  const base = 'repo' in repo ? repo.repo : repo;
+  const out: Snapshot[] = [];
+  for (const { name } of await base.list('snapshots')) {
+    out.push({ id: name, record: validateSnapshot(await base.loadJson('snapshot', name), `snapshots/${name}`) });
+  }
+  return out.sort((a, b) => Date.parse(a.record.time) - Date.parse(b.record.time) || a.id.localeCompare(b.id));
+}
+
+export interface SnapshotFilter {
+  host?: string | undefined;
+  tags?: string[] | undefined;
+  paths?: string[] | undefined;
+}
+
+export function matchesFilter(s: SnapshotRecord, filter: SnapshotFilter): boolean {
+  if (filter.host !== undefined && s.host !== filter.host) return false;
+  if (filter.tags && filter.tags.length > 0 && !filter.tags.every((t) => s.tags.includes(t))) return false;
+  if (filter.paths && filter.paths.length > 0 && !filter.paths.every((p) => s.paths.includes(p))) return false;
+  return true;
+}
+
+export class SnapshotNotFoundError extends Error {
+  constructor(ref: string) {
+    super(`no snapshot matches '${ref}'; list them with 'bh snapshots'`);
+    this.name = 'SnapshotNotFoundError';
+  }
+}
+
+/**
+ * Resolves `latest`, a full id, or a unique id prefix (at least 4 hex digits), honouring `filter`
+ * for `latest`. `before` limits `latest` to snapshots taken at or before that instant.
+ */
+export function findSnapshot(snapshots: Snapshot[], ref: string, filter: SnapshotFilter = {}, before?: Date): Snapshot {
+  if (ref === 'latest') {
+    const candidates = snapshots.filter((s) => matchesFilter(s.record, filter) && (!before || Date.parse(s.record.time) <= before.getTime()));
+    const latest = candidates[candidates.length - 1];
+    if (!latest) throw new SnapshotNotFoundError(before ? `latest at or before ${before.toISOString()}` : 'latest');
+    return latest;
+  }
+  if (!/^[0-9a-f]{4,64}$/.test(ref)) throw new SnapshotNotFoundError(ref);
+  const hits = snapshots.filter((s) => s.id.startsWith(ref));
+  if (hits.length > 1) throw new Error(`snapshot id prefix '${ref}' is ambiguous (${hits.length} matches); give more digits`);
+  if (hits.length === 0) throw new SnapshotNotFoundError(ref);
+  return hits[0]!;
+}
+
+/** The parent for change detection: none for full, the latest of the same host and paths, or the latest full one. */
+export function chooseParent(snapshots: Snapshot[], mode: BackupMode, host: string, paths: string[]): Snapshot | undefined {
+  if (mode === 'full') return undefined;
+  const key = JSON.stringify([...paths].sort());
+  const same = snapshots.filter((s) => s.record.host === host && JSON.stringify([...s.record.paths].sort()) === key && (mode === 'incremental' || s.record.mode === 'full'));
+  return same[same.length - 1];
+}

@@ -1,0 +1,385 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+
+import {
+  FILE_TYPES,
+  LocalBackend,
+  NotFoundError,
+  ShortReadError,
+  openBackend,
+  type FileRef,
+  type FileType,
+} from '../src/backends/index.js';
+
+/**
+ * Fault injection: while `failWrites` is set, every FileHandle opened through node:fs/promises
+ * writes part of its first chunk and then fails with ENOSPC, as a full disk would.
+ * The test file itself uses node:fs (not mocked) to inspect the disk.
+ */
+const fault = vi.hoisted(() => ({ failWrites: false }));
+
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const orig = await importOriginal<typeof import('node:fs/promises')>();
+  const open: typeof orig.open = async (...args: Parameters<typeof orig.open>) => {
+    const fh = await orig.open(...args);
+    if (fault.failWrites) {
+      const realWrite = fh.write.bind(fh) as (...a: unknown[]) => Promise<{ bytesWritten: number }>;
+      (fh as unknown as { write: unknown }).write = async (buf: Buffer, offset: number, length: number, position: number) => {
+        const half = Math.max(1, Math.floor(length / 2));
+        await realWrite(buf, offset, half, position);
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28 });
+      };
+    }
+    return fh;
+  };
+  return { ...orig, open, default: { ...orig, open } };
+});
+
+const sha = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
+const ref = (type: FileType, content: string | Buffer): FileRef => ({ type, name: sha(content) });
+const mode = (p: string): number => fs.statSync(p).mode & 0o777;
+
+/** One temp root for the file (removed at the end); each test gets a fresh folder under it. */
+let tmpRoot: string;
+let dir: string;
+let be: LocalBackend;
+
+beforeAll(() => {
+  tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'bh-local-'));
+});
+
+afterAll(async () => {
+  await fs.promises.rm(tmpRoot, { recursive: true, force: true });
+});
+
+afterEach(() => {
+  fault.failWrites = false;
+});
+
+/** Points `dir`/`be` at a freshly created repository in a new folder under the temp root. */
+async function freshRepo(): Promise<void> {
+  dir = fs.mkdtempSync(path.join(tmpRoot, 't-'));
+  be = new LocalBackend(path.join(dir, 'repo'));
+  await be.create();
+}
+
+describe('LocalBackend', () => {
+  describe('LocalBackend layout', () => {
+    // Each test gets a freshly created repository.
+    beforeEach(freshRepo);
+
+    it('resolves the location to an absolute path', () => {
+      const rel = path.relative(process.cwd(), path.join(dir, 'repo'));
+      expect(new LocalBackend(rel).location).toBe(path.join(dir, 'repo'));
+    });
+
+    it('create() makes the folder skeleton with mode 0700 and is idempotent', async () => {
+      const root = be.location;
+      expect(fs.readdirSync(root).sort()).toEqual(['data', 'index', 'keys', 'locks', 'snapshots']);
+      const subs = fs.readdirSync(path.join(root, 'data')).sort();
+      expect(subs).toHaveLength(256);
+      expect(subs[0]).toBe('00');
+      expect(subs[255]).toBe('ff');
+      expect(subs).toEqual(Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0')));
+      for (const d of [root, ...['data', 'index', 'keys', 'locks', 'snapshots'].map((f) => path.join(root, f))]) {
+        expect(mode(d)).toBe(0o700);
+      }
+      expect(mode(path.join(root, 'data', 'a7'))).toBe(0o700);
+
+      const k = ref('keys', 'k');
+      await be.write(k, Buffer.from('k'));
+      await be.create();
+      expect(fs.readFileSync(path.join(root, 'keys', k.name), 'utf8')).toBe('k');
+    });
+
+    it('stores every type at its exact path with mode 0600', async () => {
+      const root = be.location;
+      await be.write({ type: 'config', name: 'config' }, Buffer.from('cfg'));
+      expect(fs.readFileSync(path.join(root, 'config'), 'utf8')).toBe('cfg');
+      expect(mode(path.join(root, 'config'))).toBe(0o600);
+
+      for (const type of ['keys', 'index', 'snapshots', 'locks'] as const) {
+        const r = ref(type, type);
+        await be.write(r, Buffer.from(type));
+        const p = path.join(root, type, r.name);
+        expect(fs.readFileSync(p, 'utf8')).toBe(type);
+        expect(mode(p)).toBe(0o600);
+      }
+
+      const d = ref('data', 'some pack');
+      await be.write(d, Buffer.from('pack bytes'));
+      const p = path.join(root, 'data', d.name.slice(0, 2), d.name);
+      expect(fs.readFileSync(p, 'utf8')).toBe('pack bytes');
+      expect(mode(p)).toBe(0o600);
+      // Nothing else appeared anywhere (no temp files left behind).
+      expect(fs.readdirSync(path.join(root, 'data', d.name.slice(0, 2)))).toEqual([d.name]);
+      expect(fs.readdirSync(root).sort()).toEqual(['config', 'data', 'index', 'keys', 'locks', 'snapshots']);
+    });
+  });
+
+  describe('LocalBackend round trip', () => {
+    // Each test gets a freshly created repository.
+    beforeEach(freshRepo);
+
+    it('write, read, range read, stat, list, remove', async () => {
+      const content = Buffer.from('0123456789abcdefghij');
+      const r = ref('data', content);
+      await be.write(r, content);
+
+      expect(await be.read(r)).toEqual(content);
+      expect(await be.read(r, { offset: 5, length: 7 })).toEqual(Buffer.from('56789ab'));
+      expect(await be.read(r, { offset: 0, length: 20 })).toEqual(content);
+      expect(await be.read(r, { offset: 20, length: 0 })).toEqual(Buffer.alloc(0));
+      expect(await be.stat(r)).toEqual({ name: r.name, size: 20 });
+      expect(await be.list('data')).toEqual([{ name: r.name, size: 20 }]);
+      expect(await be.list('keys')).toEqual([]);
+
+      await be.remove(r);
+      await expect(be.stat(r)).rejects.toBeInstanceOf(NotFoundError);
+      expect(await be.list('data')).toEqual([]);
+      // Removing again is not an error.
+      await be.remove(r);
+    });
+
+    it('round-trips an empty file and a large one', async () => {
+      const empty = ref('index', 'empty');
+      await be.write(empty, Buffer.alloc(0));
+      expect(await be.read(empty)).toEqual(Buffer.alloc(0));
+      expect(await be.stat(empty)).toEqual({ name: empty.name, size: 0 });
+
+      const big = Buffer.alloc(3 * 1024 * 1024 + 17);
+      for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
+      const r = ref('data', big);
+      await be.write(r, big);
+      expect((await be.read(r)).equals(big)).toBe(true);
+      const slice = await be.read(r, { offset: 2_000_000, length: 1_000_000 });
+      expect(slice.equals(big.subarray(2_000_000, 3_000_000))).toBe(true);
+    });
+
+    it('config: read, stat, list, remove', async () => {
+      const c: FileRef = { type: 'config', name: 'config' };
+      expect(await be.list('config')).toEqual([]);
+      await expect(be.read(c)).rejects.toBeInstanceOf(NotFoundError);
+      await be.write(c, Buffer.from('hello'));
+      expect(await be.list('config')).toEqual([{ name: 'config', size: 5 }]);
+      expect(await be.read(c, { offset: 1, length: 3 })).toEqual(Buffer.from('ell'));
+      await be.remove(c);
+      expect(await be.list('config')).toEqual([]);
+    });
+
+    it('lists every type independently', async () => {
+      const written = new Map<FileType, string[]>();
+      for (const type of FILE_TYPES) {
+        if (type === 'config') continue;
+        const names: string[] = [];
+        for (let i = 0; i < 3; i++) {
+          const r = ref(type, `${type}-${i}`);
+          await be.write(r, Buffer.from(`${type}-${i}`));
+          names.push(r.name);
+        }
+        written.set(type, names.sort());
+      }
+      for (const [type, names] of written) {
+        const got = await be.list(type);
+        expect(got.map((f) => f.name).sort()).toEqual(names);
+        for (const f of got) expect(f.size).toBe(`${type}-0`.length);
+      }
+    });
+  });
+
+  describe('LocalBackend errors', () => {
+    // These tests only add files under distinct names: one repository serves them all
+    // (creating 256 folders per test is the slow part of this file).
+    beforeAll(freshRepo);
+
+    it('throws NotFoundError for missing files', async () => {
+      const r = ref('snapshots', 'missing');
+      await expect(be.read(r)).rejects.toBeInstanceOf(NotFoundError);
+      await expect(be.read(r, { offset: 0, length: 1 })).rejects.toBeInstanceOf(NotFoundError);
+      await expect(be.stat(r)).rejects.toBeInstanceOf(NotFoundError);
+      await expect(be.stat({ type: 'config', name: 'config' })).rejects.toBeInstanceOf(NotFoundError);
+      await expect(be.read(r)).rejects.toThrow(`snapshots/${r.name} does not exist`);
+    });
+
+    it('throws ShortReadError when a range runs past the end', async () => {
+      const r = ref('data', 'short');
+      await be.write(r, Buffer.from('12345'));
+      await expect(be.read(r, { offset: 3, length: 5 })).rejects.toBeInstanceOf(ShortReadError);
+      await expect(be.read(r, { offset: 10, length: 1 })).rejects.toBeInstanceOf(ShortReadError);
+      await expect(be.read(r, { offset: 3, length: 5 })).rejects.toThrow('wanted 5 bytes, got 2');
+    });
+
+    it('rejects invalid ranges', async () => {
+      const r = ref('data', 'x');
+      await be.write(r, Buffer.from('x'));
+      await expect(be.read(r, { offset: -1, length: 1 })).rejects.toThrow(RangeError);
+      await expect(be.read(r, { offset: 0, length: 1.5 })).rejects.toThrow(RangeError);
+    });
+
+    it('validates names before touching the disk', async () => {
+      const good = sha('x');
+      const bad = ['../x', '../../etc/passwd', 'ABC', good.toUpperCase(), good.slice(0, 63), good + '0', '', 'config',
+        `${good.slice(0, 63)}/`, `.tmp-${good.slice(0, 59)}`, `00/${good.slice(3)}`];
+      for (const type of ['keys', 'data', 'index', 'snapshots', 'locks'] as const) {
+        for (const name of bad) {
+          const r = { type, name };
+          await expect(be.write(r, Buffer.from('x'))).rejects.toThrow(/invalid/);
+          await expect(be.read(r)).rejects.toThrow(/invalid/);
+          await expect(be.read(r, { offset: 0, length: 1 })).rejects.toThrow(/invalid/);
+          await expect(be.stat(r)).rejects.toThrow(/invalid/);
+          await expect(be.remove(r)).rejects.toThrow(/invalid/);
+        }
+      }
+      for (const name of ['../config', 'CONFIG', good, '']) {
+        await expect(be.write({ type: 'config', name }, Buffer.from('x'))).rejects.toThrow(/invalid/);
+        await expect(be.read({ type: 'config', name })).rejects.toThrow(/invalid/);
+      }
+      await expect(be.write({ type: 'bogus' as FileType, name: good }, Buffer.from('x'))).rejects.toThrow(/invalid/);
+      // Nothing was written outside (or inside) the repository.
+      expect(fs.readdirSync(dir)).toEqual(['repo']);
+      expect(await be.list('keys')).toEqual([]);
+      expect(await be.list('config')).toEqual([]);
+    });
+  });
+
+  describe('LocalBackend failed writes', () => {
+    // Each test gets a freshly created repository.
+    beforeEach(freshRepo);
+
+    const tempFilesUnder = (root: string): string[] => {
+      const out: string[] = [];
+      const walk = (d: string): void => {
+        for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+          if (e.isDirectory()) walk(path.join(d, e.name));
+          else if (e.name.startsWith('.tmp-')) out.push(path.join(d, e.name));
+        }
+      };
+      walk(root);
+      return out;
+    };
+
+    it('ENOSPC mid-write surfaces and leaves neither a partial file nor a temp file', async () => {
+      const r = ref('data', 'full disk');
+      const content = Buffer.alloc(64 * 1024, 7);
+      fault.failWrites = true;
+      await expect(be.write(r, content)).rejects.toMatchObject({ code: 'ENOSPC' });
+      fault.failWrites = false;
+      expect(fs.existsSync(path.join(be.location, 'data', r.name.slice(0, 2), r.name))).toBe(false);
+      expect(tempFilesUnder(be.location)).toEqual([]);
+      await expect(be.stat(r)).rejects.toBeInstanceOf(NotFoundError);
+      // The backend still works afterwards.
+      await be.write(r, content);
+      expect((await be.read(r)).equals(content)).toBe(true);
+    });
+
+    it('a failing rename removes the written temp file', async () => {
+      // A directory squatting on the final name makes rename fail after the data is written.
+      const r = ref('keys', 'squatted');
+      fs.mkdirSync(path.join(be.location, 'keys', r.name));
+      fs.writeFileSync(path.join(be.location, 'keys', r.name, 'x'), 'x');
+      await expect(be.write(r, Buffer.from('key material'))).rejects.toThrow();
+      expect(tempFilesUnder(be.location)).toEqual([]);
+      expect(fs.statSync(path.join(be.location, 'keys', r.name)).isDirectory()).toBe(true);
+      // Not a file, so list does not report it.
+      expect(await be.list('keys')).toEqual([]);
+    });
+
+    it('a type folder replaced by a regular file makes write fail cleanly', async () => {
+      const keys = path.join(be.location, 'keys');
+      fs.rmSync(keys, { recursive: true });
+      fs.writeFileSync(keys, 'not a folder');
+      const r = ref('keys', 'k');
+      await expect(be.write(r, Buffer.from('k'))).rejects.toThrow();
+      expect(fs.readFileSync(keys, 'utf8')).toBe('not a folder');
+      expect(tempFilesUnder(be.location)).toEqual([]);
+      expect(fs.readdirSync(be.location).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+    });
+
+    it('recreates a missing data subfolder on write', async () => {
+      const r = ref('data', 'lost folder');
+      fs.rmdirSync(path.join(be.location, 'data', r.name.slice(0, 2)));
+      expect(await be.list('data')).toEqual([]);
+      await be.write(r, Buffer.from('abc'));
+      expect(mode(path.join(be.location, 'data', r.name.slice(0, 2)))).toBe(0o700);
+      expect(await be.read(r)).toEqual(Buffer.from('abc'));
+    });
+  });
+
+  describe('LocalBackend list hygiene and concurrency', () => {
+    // Each test gets a freshly created repository.
+    beforeEach(freshRepo);
+
+    it('ignores temp files, invalid names, misplaced data files and tolerates missing subfolders', async () => {
+      const root = be.location;
+      const good = ref('data', 'good');
+      await be.write(good, Buffer.from('good'));
+      const sub = path.join(root, 'data', good.name.slice(0, 2));
+      fs.writeFileSync(path.join(sub, '.tmp-deadbeef'), 'partial');
+      fs.writeFileSync(path.join(sub, 'README'), 'junk');
+      fs.writeFileSync(path.join(sub, good.name.toUpperCase()), 'junk');
+      // A valid name in the wrong subfolder could never be read back, so it is not listed.
+      const misplaced = sha('misplaced');
+      const wrongSub = misplaced.startsWith('00') ? '01' : '00';
+      fs.writeFileSync(path.join(root, 'data', wrongSub, misplaced), 'junk');
+      // A missing subfolder is tolerated.
+      fs.rmdirSync(path.join(root, 'data', good.name.startsWith('ff') ? 'fe' : 'ff'));
+
+      const k = ref('keys', 'k');
+      await be.write(k, Buffer.from('kk'));
+      fs.writeFileSync(path.join(root, 'keys', `.tmp-${'a'.repeat(24)}`), 'partial');
+      fs.writeFileSync(path.join(root, 'keys', sha('short').slice(0, 63)), 'junk');
+      fs.writeFileSync(path.join(root, '.tmp-0123'), 'partial config');
+
+      expect(await be.list('data')).toEqual([{ name: good.name, size: 4 }]);
+      expect(await be.list('keys')).toEqual([{ name: k.name, size: 2 }]);
+      expect(await be.list('config')).toEqual([]);
+    });
+
+    it('lists nothing for a type folder that does not exist', async () => {
+      const fresh = new LocalBackend(path.join(dir, 'nothing-here'));
+      expect(await fresh.list('snapshots')).toEqual([]);
+      expect(await fresh.list('data')).toEqual([]);
+      expect(await fresh.list('config')).toEqual([]);
+    });
+
+    it('50 concurrent writes all land', async () => {
+      const items = Array.from({ length: 50 }, (_, i) => {
+        const content = Buffer.from(`blob number ${i} `.repeat(i + 1));
+        return { r: ref('data', content), content };
+      });
+      await Promise.all(items.map(({ r, content }) => be.write(r, content)));
+      const listed = await be.list('data');
+      expect(listed).toHaveLength(50);
+      const byName = new Map(listed.map((f) => [f.name, f.size]));
+      for (const { r, content } of items) {
+        expect(byName.get(r.name)).toBe(content.length);
+        expect((await be.read(r)).equals(content)).toBe(true);
+      }
+      // Writing the same content under the same name again is fine (files are immutable).
+      await Promise.all(items.slice(0, 10).map(({ r, content }) => be.write(r, content)));
+      expect(await be.list('data')).toHaveLength(50);
+    });
+  });
+});
+
+describe('openBackend', () => {
+  it('returns a LocalBackend for plain paths', () => {
+    const b = openBackend(path.join(tmpRoot, 'repo'));
+    expect(b).toBeInstanceOf(LocalBackend);
+    expect(b.location).toBe(path.join(tmpRoot, 'repo'));
+  });
+
+  it('refuses sftp: and s3: locations with a clear message', () => {
+    expect(() => openBackend('sftp:host:/srv/repo')).toThrow(
+      "unsupported repository location 'sftp:host:/srv/repo': sftp: and s3: backends are not available yet",
+    );
+    expect(() => openBackend('s3:bucket/prefix')).toThrow(/unsupported repository location 's3:bucket\/prefix'/);
+  });
+
+  it('refuses an empty location', () => {
+    expect(() => openBackend('')).toThrow(/empty/);
+  });
+});
