@@ -174,6 +174,15 @@ const VECTORS = {
   ],
 } as const;
 
+/** The canonical encoding of the tree built in the §6 test. */
+const TREE_VECTOR =
+  '{"nodes":[' +
+  `{"name":"a","type":"dir","mode":493,"uid":0,"gid":0,"mtime":"-1","ctime":"0","inode":"2","device":"2049","links":2,"size":0,"subtree":"${'11'.repeat(32)}"},` +
+  `{"name":"b.txt","type":"file","mode":420,"uid":1000,"gid":1000,"mtime":"1700000000123456789","ctime":"1700000000123456790","inode":"1234","device":"2049","links":1,"size":5,"content":["${VECTORS.blobIdHello}"],"xattrs":[{"name":"user.a","value":"MQ=="},{"name":"user.z","value":"Mg=="}]},` +
+  '{"name":"null","type":"chardev","mode":438,"uid":0,"gid":0,"mtime":"0","ctime":"0","inode":"5","device":"5","links":1,"size":0,"rdev":"259"},' +
+  '{"name_bytes":"/2Y=","type":"symlink","mode":511,"uid":0,"gid":0,"mtime":"0","ctime":"0","inode":"7","device":"2049","links":1,"size":0,"linktarget":"target"}' +
+  ']}';
+
 const PASSWORD = 'correct horse battery staple';
 const SMALL_SCRYPT = { N: 1024, r: 8, p: 1 };
 
@@ -448,13 +457,7 @@ describe('§6 trees', () => {
       { name: Buffer.from('null'), type: 'chardev', mode: 0o666, uid: 0, gid: 0, mtimeNs: 0n, ctimeNs: 0n, inode: 5n, device: 5n, links: 1, size: 0, rdev: 259n },
       { name: Buffer.from('a'), type: 'dir', mode: 0o755, uid: 0, gid: 0, mtimeNs: -1n, ctimeNs: 0n, inode: 2n, device: 2049n, links: 2, size: 0, subtree: Buffer.alloc(32, 0x11) },
     ];
-    const expected =
-      '{"nodes":[' +
-      `{"name":"a","type":"dir","mode":493,"uid":0,"gid":0,"mtime":"-1","ctime":"0","inode":"2","device":"2049","links":2,"size":0,"subtree":"${'11'.repeat(32)}"},` +
-      `{"name":"b.txt","type":"file","mode":420,"uid":1000,"gid":1000,"mtime":"1700000000123456789","ctime":"1700000000123456790","inode":"1234","device":"2049","links":1,"size":5,"content":["${VECTORS.blobIdHello}"],"xattrs":[{"name":"user.a","value":"MQ=="},{"name":"user.z","value":"Mg=="}]},` +
-      '{"name":"null","type":"chardev","mode":438,"uid":0,"gid":0,"mtime":"0","ctime":"0","inode":"5","device":"5","links":1,"size":0,"rdev":"259"},' +
-      '{"name_bytes":"/2Y=","type":"symlink","mode":511,"uid":0,"gid":0,"mtime":"0","ctime":"0","inode":"7","device":"2049","links":1,"size":0,"linktarget":"target"}' +
-      ']}';
+    const expected = TREE_VECTOR;
     const encoded = encodeTree(nodes);
     expect(encoded.toString('utf8')).toBe(expected);
     expect(encodeTree([...nodes].reverse()).equals(encoded)).toBe(true);
@@ -616,5 +619,22 @@ describe('a repository written by bh, read by hand with noble', () => {
     // And bh reads back what it wrote.
     const again = await repo.loadIndex();
     expect((await again.loadBlob('data', mac(k.idKey, text))).equals(text)).toBe(true);
+  });
+});
+
+// ---- docs/FORMAT.md carries the same vectors ------------------------------------------------
+
+describe('docs/FORMAT.md', () => {
+  const doc = readFileSync(new URL('../docs/FORMAT.md', import.meta.url), 'utf8');
+  const squashed = doc.replace(/\s+/g, '');
+
+  it('lists every hardcoded vector', () => {
+    for (const [name, value] of Object.entries(VECTORS)) {
+      if (typeof value === 'string') expect(doc.includes(value), `${name} missing from FORMAT.md`).toBe(true);
+    }
+    for (const g of VECTORS.gearHead) expect(doc).toContain(`0x${g.toString(16).padStart(8, '0')}`);
+    expect(doc).toContain(VECTORS.chunkLengths.join(' ').slice(0, 40));
+    expect(squashed).toContain(VECTORS.chunkLengths.join(''));
+    expect(squashed).toContain(TREE_VECTOR);
   });
 });

@@ -1,9 +1,9 @@
 /**
  * The keyed gear table of the content-defined chunker.
  *
- * The table is derived from a per-repository secret seed (32 random bytes stored in the
- * repository's encrypted key material), so chunk boundaries, and hence chunk sizes, differ
- * between repositories and cannot be predicted without the seed:
+ * The table is derived from a per-repository secret seed (32 bytes derived from the master key,
+ * see docs/FORMAT.md §2), so chunk boundaries, and hence chunk sizes, differ between
+ * repositories and cannot be predicted without the seed:
  *
  *   gear[i] = LE32(SHA-256(seed || [i])[0..4])      for i = 0..255
  *

@@ -38,6 +38,7 @@ export class PayloadCodec {
 
   /** `what` names the object in errors. */
   decode(payload: Uint8Array, what: string): Buffer {
+    if (payload.length === 0) throw new Error(`${what}: empty payload`);
     const flag = payload[0];
     const body = payload.subarray(1);
     if (flag === PAYLOAD_RAW) return Buffer.from(body.buffer, body.byteOffset, body.length);

@@ -3,6 +3,7 @@
  * It holds nothing secret: the chunker's seed is derived from the master key instead.
  */
 import { randomBytes } from 'node:crypto';
+import { validateChunkerParams } from '../chunker/index.js';
 import type { CompressionSettings } from './compression.js';
 import { FormatError } from './errors.js';
 
@@ -62,7 +63,12 @@ export function decodeConfig(bytes: Buffer, where: string): RepoConfig {
   if (c.version !== FORMAT_VERSION) fail(`has format version ${String(c.version)}; this bh reads version ${FORMAT_VERSION}`);
   if (typeof c.id !== 'string' || !/^[0-9a-f]{64}$/.test(c.id)) fail('has no valid id');
   const ch = c.chunker;
-  if (!ch || ch.algorithm !== 'fastcdc-gear32' || ![ch.min, ch.avg, ch.max].every(Number.isSafeInteger)) fail('has invalid chunker settings');
+  if (!ch || ch.algorithm !== 'fastcdc-gear32') fail('has invalid chunker settings');
+  try {
+    validateChunkerParams({ min: ch.min, avg: ch.avg, max: ch.max });
+  } catch (error) {
+    fail(`has invalid chunker settings: ${(error as Error).message}`);
+  }
   const co = c.compression;
   if (!co || (co.algorithm !== 'zstd' && co.algorithm !== 'none') || !Number.isInteger(co.level)) fail('has invalid compression settings');
   if (!Number.isSafeInteger(c.pack_size) || c.pack_size < 1024 || c.pack_size > 1024 ** 3) fail('has invalid pack_size');

@@ -58,6 +58,13 @@ export async function createKeyFile(master: Buffer, secret: Secret, scryptParams
   return Buffer.from(JSON.stringify(file, null, 2) + '\n');
 }
 
+/** A key file may not make us spend more than this on one scrypt attempt (a hostile file could ask for terabytes). */
+const MAX_SCRYPT_MEMORY = 1024 ** 3;
+
+function isPowerOfTwo(n: number): boolean {
+  return n > 1 && (n & (n - 1)) === 0;
+}
+
 export function decodeKeyFile(bytes: Buffer, where: string): KeyFile {
   let file: KeyFile;
   try {
@@ -67,7 +74,7 @@ export function decodeKeyFile(bytes: Buffer, where: string): KeyFile {
   }
   const ok =
     typeof file === 'object' && file !== null && file.version === 1 && typeof file.salt === 'string' && typeof file.data === 'string' &&
-    (file.kdf === 'raw' || (file.kdf === 'scrypt' && [file.N, file.r, file.p].every((n) => Number.isSafeInteger(n) && n > 0) && file.N <= 2 ** 22 && file.r * file.p <= 1024));
+    (file.kdf === 'raw' || (file.kdf === 'scrypt' && [file.N, file.r, file.p].every((n) => Number.isSafeInteger(n) && n > 0) && isPowerOfTwo(file.N) && 128 * file.N * file.r <= MAX_SCRYPT_MEMORY && file.p <= 16));
   if (!ok) throw new FormatError(`${where}: key file is malformed or of an unknown version`);
   return file;
 }

@@ -25,7 +25,8 @@ export function newLockRecord(exclusive: boolean): LockRecord {
 }
 
 export function isStale(lock: LockRecord, now = Date.now()): boolean {
-  if (now - Date.parse(lock.time) > STALE_MS) return true;
+  const time = Date.parse(lock.time);
+  if (Number.isNaN(time) || now - time > STALE_MS) return true;
   if (lock.host === hostname() && lock.pid !== process.pid) {
     try {
       process.kill(lock.pid, 0);

@@ -7,7 +7,7 @@
  * writes go packs → index → snapshot; reads go snapshots → index.
  */
 import { type Backend, type FileInfo, type FileType, NotFoundError } from '../backends/backend.js';
-import { type BlobType, type FileKind, MasterKeys, sha256, constantTimeEqual } from './crypto.js';
+import { AuthenticationError, type BlobType, type FileKind, MasterKeys, sha256, constantTimeEqual } from './crypto.js';
 import { PayloadCodec } from './compression.js';
 import { type RepoConfig, decodeConfig, encodeConfig, newConfig } from './config.js';
 import { openBlob, openFile, sealBlob, sealFile } from './envelope.js';
@@ -73,12 +73,22 @@ export class Repository {
     }
     const config = decodeConfig(configBytes, backend.location);
     const keyFiles = await backend.list('keys');
+    const damaged: string[] = [];
     for (const { name } of keyFiles) {
-      const file = decodeKeyFile(await backend.read({ type: 'keys', name }), `${backend.location}: keys/${name}`);
+      let file: KeyFile;
+      try {
+        file = decodeKeyFile(await backend.read({ type: 'keys', name }), `keys/${name}`);
+      } catch (error) {
+        // One damaged key file must not lock out the holders of the others.
+        if (!(error instanceof FormatError)) throw error;
+        damaged.push(error.message);
+        continue;
+      }
       const master = await unsealKeyFile(file, secret, `keys/${name}`);
       if (master) return new Repository(backend, config, new MasterKeys(master), name);
     }
-    throw new WrongPasswordError(backend.location, keyFiles.length);
+    if (damaged.length === keyFiles.length && damaged.length > 0) throw new FormatError(`${backend.location}: every key file is damaged: ${damaged.join('; ')}`);
+    throw new WrongPasswordError(backend.location, keyFiles.length - damaged.length);
   }
 
   // ---- whole files ---------------------------------------------------------------------------
@@ -168,8 +178,9 @@ export class Repository {
       try {
         out.push({ id: name, lock: await this.loadJson<LockRecord>('lock', name) });
       } catch (error) {
-        // A lock removed between list and read is just gone; anything else is worth reporting.
-        if (!(error instanceof NotFoundError)) throw error;
+        // A lock removed between list and read is just gone. A damaged one locks nothing:
+        // it is not a lock anyone holds (`bh unlock --remove-all` deletes it).
+        if (!(error instanceof NotFoundError || error instanceof FormatError || error instanceof DamagedFileError || error instanceof AuthenticationError)) throw error;
       }
     }
     return out;
@@ -206,22 +217,30 @@ export class Repository {
 }
 
 export class RepositoryLock {
-  private timer: NodeJS.Timeout | undefined;
+  private readonly timer: NodeJS.Timeout;
+  private refreshing: Promise<void> = Promise.resolve();
 
   constructor(private readonly repo: Repository, private readonly exclusive: boolean, public id: string) {
-    this.timer = setInterval(() => void this.refresh(), REFRESH_MS);
+    this.timer = setInterval(() => {
+      this.refreshing = this.refresh();
+    }, REFRESH_MS);
     this.timer.unref();
   }
 
+  /** Rewrites the lock under a fresh time. A failed refresh is retried at the next tick; the old lock stays until then. */
   private async refresh(): Promise<void> {
-    const old = this.id;
-    this.id = await this.repo.saveJson('lock', newLockRecord(this.exclusive));
-    await this.repo.removeFile('lock', old);
+    try {
+      const old = this.id;
+      this.id = await this.repo.saveJson('lock', newLockRecord(this.exclusive));
+      await this.repo.removeFile('lock', old);
+    } catch {
+      // Nothing to do now: the lock only goes stale after STALE_MS, several refreshes away.
+    }
   }
 
   async release(): Promise<void> {
     clearInterval(this.timer);
-    this.timer = undefined;
+    await this.refreshing;
     await this.repo.removeFile('lock', this.id);
   }
 }

@@ -90,6 +90,13 @@ function encodeNode(node: TreeNode): Record<string, unknown> {
 
 /** Canonical bytes of a tree; `nodes` are sorted here, and duplicate names are refused. */
 export function encodeTree(nodes: TreeNode[]): Buffer {
+  for (const node of nodes) {
+    // What decodeTree would refuse must never be written: such a tree could not be restored.
+    if (!isSafeName(node.name)) throw new Error(`cannot store entry name ${JSON.stringify(node.name.toString())}`);
+    if ((node.type === 'file') !== (node.content !== undefined) || (node.type === 'dir') !== (node.subtree !== undefined)) {
+      throw new Error(`entry '${node.name.toString()}' of type ${node.type} has the wrong content fields`);
+    }
+  }
   const sorted = [...nodes].sort((a, b) => compareNames(a.name, b.name));
   for (let i = 1; i < sorted.length; i++) {
     if (sorted[i - 1]!.name.equals(sorted[i]!.name)) throw new Error(`two entries named '${sorted[i]!.name.toString()}' in one directory`);
@@ -114,7 +121,9 @@ export function decodeTree(bytes: Buffer, what: string): TreeNode[] {
   if (!Array.isArray(list)) return fail('tree has no node list');
   const nodes: TreeNode[] = [];
   for (const raw of list as Record<string, unknown>[]) {
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('tree entry is not an object');
     const bytesField = (key: string): Buffer | undefined => {
+      if (raw[key] !== undefined && raw[`${key}_bytes`] !== undefined) fail(`node has both '${key}' and '${key}_bytes'`);
       if (typeof raw[key] === 'string') return Buffer.from(raw[key] as string, 'utf8');
       if (typeof raw[`${key}_bytes`] === 'string') return Buffer.from(raw[`${key}_bytes`] as string, 'base64');
       return undefined;
@@ -129,7 +138,7 @@ export function decodeTree(bytes: Buffer, what: string): TreeNode[] {
     };
     const id = (v: unknown): Buffer => (typeof v === 'string' && HEX64.test(v) ? Buffer.from(v, 'hex') : fail('node names a malformed blob id'));
     const name = bytesField('name') ?? fail('node has no name');
-    if (!isSafeName(name)) fail(`refusing unsafe entry name ${JSON.stringify(name.toString('utf8'))} (empty, '.', '..', or contains '/' or NUL)`);
+    if (!isSafeName(name)) fail(`refusing unsafe entry name ${JSON.stringify(name.toString('utf8'))} (empty, '.', '..', longer than 255 bytes, or contains '/' or NUL)`);
     const type = raw['type'];
     if (typeof type !== 'string' || !NODE_TYPES.has(type)) fail(`node '${name.toString()}' has unknown type ${String(type)}`);
     const node: TreeNode = {
@@ -155,8 +164,8 @@ export function decodeTree(bytes: Buffer, what: string): TreeNode[] {
     if (node.type === 'chardev' || node.type === 'blockdev') node.rdev = big('rdev');
     if (raw['xattrs'] !== undefined) {
       if (!Array.isArray(raw['xattrs'])) fail('xattrs is not a list');
-      node.xattrs = (raw['xattrs'] as { name?: unknown; value?: unknown }[]).map((x) =>
-        typeof x.name === 'string' && typeof x.value === 'string' ? { name: x.name, value: Buffer.from(x.value, 'base64') } : fail('malformed xattr'),
+      node.xattrs = (raw['xattrs'] as ({ name?: unknown; value?: unknown } | null)[]).map((x) =>
+        typeof x === 'object' && x !== null && typeof x.name === 'string' && typeof x.value === 'string' ? { name: x.name, value: Buffer.from(x.value, 'base64') } : fail('malformed xattr'),
       );
     }
     nodes.push(node);

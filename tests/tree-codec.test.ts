@@ -1,0 +1,288 @@
+/**
+ * Properties of the canonical tree encoding (docs/FORMAT.md §6) and the refusals of decodeTree.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+
+import { FormatError } from '../src/repo/errors.js';
+import { decodeTree, encodeTree, type NodeType, type TreeNode, type Xattr } from '../src/snapshot/tree.js';
+
+// ---- arbitraries -----------------------------------------------------------------------------
+
+const SLASH = 0x2f;
+const NUL = 0x00;
+
+/** 1..255 arbitrary bytes other than '/' and NUL, never "." or "..": often invalid UTF-8. */
+const byteName = fc
+  .uint8Array({ minLength: 1, maxLength: 255 })
+  .map((b) => Buffer.from(b.map((x) => (x === SLASH || x === NUL ? x + 1 : x))))
+  .filter((b) => b.toString('latin1') !== '.' && b.toString('latin1') !== '..');
+
+/** Valid UTF-8 names from arbitrary Unicode text (these encode as "name"). */
+const textName = fc
+  .string({ unit: 'grapheme', minLength: 1, maxLength: 60 })
+  .map((s) => Buffer.from(s.replace(/[/\0]/g, '_'), 'utf8'))
+  .filter((b) => b.length >= 1 && b.length <= 255 && b.toString() !== '.' && b.toString() !== '..');
+
+/** Names made of few distinct bytes, so that shared prefixes and near-duplicates are common. */
+const narrowName = fc.uint8Array({ minLength: 1, maxLength: 6 }).map((b) => Buffer.from(b.map((x) => [0x61, 0x62, 0xc3, 0xa9, 0xff, 0x2e][x % 6]!)))
+  .filter((b) => b.toString('latin1') !== '.' && b.toString('latin1') !== '..');
+
+const nodeName = fc.oneof(byteName, textName, narrowName);
+
+const id32 = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => Buffer.from(b));
+const time = fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n });
+const u64 = fc.bigInt({ min: 0n, max: 2n ** 64n - 1n });
+const u32 = fc.integer({ min: 0, max: 2 ** 32 - 1 });
+
+const xattrs = fc.uniqueArray(
+  fc.record({ name: fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }), value: fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)) }),
+  { selector: (x) => x.name, maxLength: 5 },
+);
+
+const common = {
+  mode: fc.integer({ min: 0, max: 0o7777 }),
+  uid: u32,
+  gid: u32,
+  mtimeNs: time,
+  ctimeNs: time,
+  inode: u64,
+  device: u64,
+  links: u32,
+};
+
+function nodeOf(type: NodeType, extra: Record<string, fc.Arbitrary<unknown>>, size: fc.Arbitrary<number> = fc.constant(0)): fc.Arbitrary<Omit<TreeNode, 'name'>> {
+  return fc.record(
+    { type: fc.constant(type), ...common, size, ...extra, xattrs },
+    { requiredKeys: ['type', 'mode', 'uid', 'gid', 'mtimeNs', 'ctimeNs', 'inode', 'device', 'links', 'size', ...Object.keys(extra)] as never },
+  ) as fc.Arbitrary<Omit<TreeNode, 'name'>>;
+}
+
+const nodeBody = fc.oneof(
+  nodeOf('file', { content: fc.array(id32, { maxLength: 5 }) }, fc.maxSafeNat()),
+  nodeOf('dir', { subtree: id32 }),
+  nodeOf('symlink', { linkTarget: fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)) }),
+  nodeOf('chardev', { rdev: u64 }),
+  nodeOf('blockdev', { rdev: u64 }),
+  nodeOf('fifo', {}),
+  nodeOf('socket', {}),
+);
+
+const node: fc.Arbitrary<TreeNode> = fc.tuple(nodeName, nodeBody).map(([name, body]) => ({ name, ...body }) as TreeNode);
+
+/** Entries of one directory: distinct names, in arbitrary order. */
+const nodes = fc.uniqueArray(node, { selector: (n) => n.name.toString('hex'), maxLength: 12 });
+
+// ---- helpers -----------------------------------------------------------------------------------
+
+const byName = (a: TreeNode, b: TreeNode): number => Buffer.compare(a.name, b.name);
+const byXattrName = (a: Xattr, b: Xattr): number => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name));
+
+/** What decoding should give back: entries by name bytes; no empty xattr list; xattrs compared as a set. */
+function normalized(list: TreeNode[]): TreeNode[] {
+  return [...list].sort(byName).map((n) => {
+    const out: TreeNode = { ...n };
+    if (!n.xattrs || n.xattrs.length === 0) delete out.xattrs;
+    else out.xattrs = [...n.xattrs].sort(byXattrName);
+    return out;
+  });
+}
+
+/** A minimal valid node of type fifo, as JSON, with `overrides` applied (undefined deletes a key). */
+function rawNode(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const base: Record<string, unknown> = { name: 'x', type: 'fifo', mode: 420, uid: 0, gid: 0, mtime: '0', ctime: '0', inode: '0', device: '0', links: 1, size: 0 };
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) delete base[key];
+    else base[key] = value;
+  }
+  return base;
+}
+
+const treeJson = (...list: unknown[]): Buffer => Buffer.from(JSON.stringify({ nodes: list }));
+
+function expectFormatError(bytes: Buffer, why: RegExp): void {
+  let caught: unknown;
+  try {
+    decodeTree(bytes, 'tree 1234');
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught, `decodeTree accepted ${bytes.toString()}`).toBeInstanceOf(FormatError);
+  expect((caught as Error).message).toMatch(/^tree 1234: /);
+  expect((caught as Error).message).toMatch(why);
+}
+
+// ---- properties --------------------------------------------------------------------------------
+
+describe('encodeTree / decodeTree', () => {
+  it('round-trips any entries exactly (byte names, invalid UTF-8, negative times, arbitrary link targets)', () => {
+    fc.assert(
+      fc.property(nodes, (list) => {
+        const encoded = encodeTree(list);
+        const decoded = decodeTree(encoded, 'tree');
+        const expected = normalized(list);
+        expect(decoded.map((n) => n.name.toString('hex'))).toEqual(expected.map((n) => n.name.toString('hex')));
+        expect(normalized(decoded)).toEqual(expected);
+        // Re-encoding what was decoded gives the same bytes (one encoding per content).
+        expect(encodeTree(decoded).equals(encoded)).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('is canonical: input order and xattr order do not change the bytes', () => {
+    fc.assert(
+      fc.property(
+        nodes.chain((list) => fc.tuple(fc.constant(list), fc.shuffledSubarray(list, { minLength: list.length, maxLength: list.length }))),
+        ([list, shuffled]) => {
+          const encoded = encodeTree(list);
+          expect(encodeTree(shuffled).equals(encoded)).toBe(true);
+          const xattrsReversed = list.map((n) => (n.xattrs ? { ...n, xattrs: [...n.xattrs].reverse() } : n));
+          expect(encodeTree(xattrsReversed).equals(encoded)).toBe(true);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('writes valid UTF-8 names as "name" and anything else as base64 "name_bytes"', () => {
+    fc.assert(
+      fc.property(node, (n) => {
+        const doc = JSON.parse(encodeTree([n]).toString('utf8')) as { nodes: Record<string, unknown>[] };
+        const entry = doc.nodes[0]!;
+        const text = n.name.toString('utf8');
+        if (Buffer.from(text, 'utf8').equals(n.name)) {
+          expect(entry['name']).toBe(text);
+          expect(entry).not.toHaveProperty('name_bytes');
+        } else {
+          expect(entry['name_bytes']).toBe(n.name.toString('base64'));
+          expect(entry).not.toHaveProperty('name');
+        }
+        expect(Object.keys(entry)[0]).toMatch(/^name(_bytes)?$/);
+        expect(entry['mtime']).toBe(n.mtimeNs.toString());
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('sorts entries by name bytes, not by JavaScript string order', () => {
+    // U+FF5E ("～", EF BD 9E) sorts before U+1F600 ("😀", F0 9F 98 80) by bytes, after it by UTF-16 units.
+    const mk = (name: string): TreeNode => ({ name: Buffer.from(name), type: 'fifo', mode: 0, uid: 0, gid: 0, mtimeNs: 0n, ctimeNs: 0n, inode: 0n, device: 0n, links: 1, size: 0 });
+    const doc = JSON.parse(encodeTree([mk('😀'), mk('～'), mk('a'), mk('B')]).toString()) as { nodes: { name: string }[] };
+    expect(doc.nodes.map((n) => n.name)).toEqual(['B', 'a', '～', '😀']);
+  });
+
+  it('refuses to encode two entries with one name', () => {
+    const mk = (): TreeNode => ({ name: Buffer.from('same'), type: 'fifo', mode: 0, uid: 0, gid: 0, mtimeNs: 0n, ctimeNs: 0n, inode: 0n, device: 0n, links: 1, size: 0 });
+    expect(() => encodeTree([mk(), mk()])).toThrow(/two entries named 'same'/);
+  });
+});
+
+describe('decodeTree refuses', () => {
+  const unsafe: [string, Buffer][] = [
+    ["'..'", Buffer.from('..')],
+    ["'.'", Buffer.from('.')],
+    ['an empty name', Buffer.alloc(0)],
+    ["'a/b'", Buffer.from('a/b')],
+    ["'/abs'", Buffer.from('/abs')],
+    ["'x\\0y'", Buffer.from('x\0y')],
+    ["'/'", Buffer.from('/')],
+    ["'../etc'", Buffer.from('../etc')],
+    ['a 256-byte name', Buffer.alloc(256, 0x61)],
+  ];
+
+  for (const [label, name] of unsafe) {
+    it(`the name ${label} as "name" and as "name_bytes"`, () => {
+      expectFormatError(treeJson(rawNode({ name: name.toString('utf8') })), /refusing unsafe entry name/);
+      expectFormatError(treeJson(rawNode({ name: undefined, name_bytes: name.toString('base64') })), /refusing unsafe entry name/);
+    });
+  }
+
+  it('the unsafe names among other, valid entries', () => {
+    expectFormatError(treeJson(rawNode({ name: 'a' }), rawNode({ name: '..' }), rawNode({ name: 'z' })), /refusing unsafe entry name "\.\."/);
+  });
+
+  it('unsafe names found by fast-check', () => {
+    const bad = fc.oneof(
+      fc.constantFrom('.', '..', ''),
+      fc.tuple(fc.string({ maxLength: 10 }), fc.constantFrom('/', '\0'), fc.string({ maxLength: 10 })).map(([a, sep, b]) => a + sep + b),
+    );
+    fc.assert(
+      fc.property(bad, fc.boolean(), (name, asBytes) => {
+        const raw = asBytes ? rawNode({ name: undefined, name_bytes: Buffer.from(name).toString('base64') }) : rawNode({ name });
+        expectFormatError(treeJson(raw), /refusing unsafe entry name/);
+      }),
+    );
+  });
+
+  it('a node without any name', () => {
+    expectFormatError(treeJson(rawNode({ name: undefined })), /node has no name/);
+  });
+
+  it('entries out of order', () => {
+    expectFormatError(treeJson(rawNode({ name: 'b' }), rawNode({ name: 'a' })), /not strictly sorted/);
+    // Bytes order, not UTF-16 order: "😀" (F0…) must come after "～" (EF…).
+    expectFormatError(treeJson(rawNode({ name: '😀' }), rawNode({ name: '～' })), /not strictly sorted/);
+  });
+
+  it('duplicate entries, also when one is spelled with name_bytes', () => {
+    expectFormatError(treeJson(rawNode({ name: 'a' }), rawNode({ name: 'a' })), /not strictly sorted.*duplicate/);
+    expectFormatError(treeJson(rawNode({ name: 'a' }), rawNode({ name: undefined, name_bytes: Buffer.from('a').toString('base64') })), /duplicate/);
+  });
+
+  it('unsorted or duplicated entries found by fast-check', () => {
+    fc.assert(
+      fc.property(nodes.filter((l) => l.length >= 2), fc.nat(), (list, pick) => {
+        const doc = JSON.parse(encodeTree(list).toString()) as { nodes: unknown[] };
+        const i = pick % (doc.nodes.length - 1);
+        const swapped = [...doc.nodes];
+        [swapped[i], swapped[i + 1]] = [swapped[i + 1], swapped[i]];
+        expectFormatError(treeJson(...swapped), /not strictly sorted/);
+        const duplicated = [...doc.nodes.slice(0, i + 1), doc.nodes[i], ...doc.nodes.slice(i + 1)];
+        expectFormatError(treeJson(...duplicated), /not strictly sorted/);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  const malformedIds = ['', 'xyz', '00'.repeat(31), '00'.repeat(33), 'AB'.repeat(32), 'g'.repeat(64), ` ${'00'.repeat(32)}`];
+
+  for (const bad of malformedIds) {
+    it(`the malformed blob id ${JSON.stringify(bad.length > 12 ? bad.slice(0, 12) + '…' : bad)} in content and subtree`, () => {
+      expectFormatError(treeJson(rawNode({ type: 'file', content: ['11'.repeat(32), bad] })), /malformed blob id/);
+      expectFormatError(treeJson(rawNode({ type: 'dir', subtree: bad })), /malformed blob id/);
+    });
+  }
+
+  it('blob ids that are not strings, and missing ones', () => {
+    expectFormatError(treeJson(rawNode({ type: 'dir', subtree: 12 })), /malformed blob id/);
+    expectFormatError(treeJson(rawNode({ type: 'dir' })), /malformed blob id/);
+    expectFormatError(treeJson(rawNode({ type: 'file', content: [null] })), /malformed blob id/);
+    expectFormatError(treeJson(rawNode({ type: 'file' })), /has no content list/);
+    expectFormatError(treeJson(rawNode({ type: 'file', content: '00'.repeat(32) })), /has no content list/);
+  });
+
+  it('a null node, a null xattr, or both name and name_bytes, with a FormatError', () => {
+    expectFormatError(Buffer.from('{"nodes":[null]}'), /not an object/);
+    expectFormatError(treeJson(rawNode({ xattrs: [null] })), /malformed xattr/);
+    expectFormatError(treeJson(rawNode({ name_bytes: 'YQ==' })), /both 'name' and 'name_bytes'/);
+  });
+
+  it('other malformed nodes, each with its reason', () => {
+    expectFormatError(Buffer.from('{"nodes":['), /not valid JSON/);
+    expectFormatError(Buffer.from('{"entries":[]}'), /no node list/);
+    expectFormatError(Buffer.from('null'), /no node list/);
+    expectFormatError(treeJson(rawNode({ type: 'door' })), /unknown type door/);
+    expectFormatError(treeJson(rawNode({ mode: -1 })), /'mode' is not a non-negative integer/);
+    expectFormatError(treeJson(rawNode({ uid: 1.5 })), /'uid' is not a non-negative integer/);
+    expectFormatError(treeJson(rawNode({ size: '5' })), /'size' is not a non-negative integer/);
+    expectFormatError(treeJson(rawNode({ mtime: 5 })), /'mtime' is not a decimal integer/);
+    expectFormatError(treeJson(rawNode({ ctime: '1e9' })), /'ctime' is not a decimal integer/);
+    expectFormatError(treeJson(rawNode({ inode: '0x10' })), /'inode' is not a decimal integer/);
+    expectFormatError(treeJson(rawNode({ device: '' })), /'device' is not a decimal integer/);
+    expectFormatError(treeJson(rawNode({ type: 'symlink' })), /symlink 'x' has no target/);
+    expectFormatError(treeJson(rawNode({ type: 'chardev' })), /'rdev' is not a decimal integer/);
+    expectFormatError(treeJson(rawNode({ xattrs: {} })), /xattrs is not a list/);
+    expectFormatError(treeJson(rawNode({ xattrs: [{ name: 'user.a' }] })), /malformed xattr/);
+  });
+});
