@@ -4,14 +4,37 @@
 import { Builtins, Cli } from 'clipanion';
 import { createRequire } from 'node:module';
 import { BackupCommand } from './commands/backup.js';
+import { CatCommand } from './commands/cat.js';
 import { CheckCommand } from './commands/check.js';
+import { DiffCommand } from './commands/diff.js';
+import { FindCommand } from './commands/find.js';
 import { InitCommand } from './commands/init.js';
+import { KeyAddCommand, KeyListCommand, KeyPasswdCommand, KeyRemoveCommand } from './commands/key.js';
+import { LsCommand } from './commands/ls.js';
 import { RestoreCommand } from './commands/restore.js';
 import { SnapshotsCommand } from './commands/snapshots.js';
+import { StatsCommand } from './commands/stats.js';
+import { UnlockCommand } from './commands/unlock.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
-export const COMMANDS = [InitCommand, BackupCommand, SnapshotsCommand, RestoreCommand, CheckCommand];
+export const COMMANDS = [
+  InitCommand,
+  BackupCommand,
+  SnapshotsCommand,
+  RestoreCommand,
+  CheckCommand,
+  LsCommand,
+  DiffCommand,
+  FindCommand,
+  StatsCommand,
+  CatCommand,
+  KeyListCommand,
+  KeyAddCommand,
+  KeyRemoveCommand,
+  KeyPasswdCommand,
+  UnlockCommand,
+];
 
 /**
  * restic users write `bh -r REPO backup …`; clipanion wants options after the command path, so
@@ -25,7 +48,25 @@ export function normalizeArgs(argv: string[]): string[] {
   return args;
 }
 
+/** Exit status of a process whose output pipe was closed (128 + SIGPIPE), as `cat big | head` gives. */
+export const EXIT_BROKEN_PIPE = 141;
+let pipeGuard = false;
+
+/**
+ * `bh ls latest | head`: when the reader goes away, stop quietly with 141 instead of dying on an
+ * unhandled EPIPE with a stack trace. Any other stdout error still surfaces.
+ */
+function guardBrokenPipe(): void {
+  if (pipeGuard) return;
+  pipeGuard = true;
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(EXIT_BROKEN_PIPE);
+    throw error;
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
+  guardBrokenPipe();
   const cli = new Cli({ binaryLabel: 'bh — encrypted, deduplicating backups', binaryName: 'bh', binaryVersion: version });
   cli.register(Builtins.HelpCommand);
   cli.register(Builtins.VersionCommand);

@@ -86,9 +86,9 @@ export abstract class RepositoryCommand extends BhCommand {
   }
 
   protected async secret(): Promise<Secret> {
-    if (this.keyFile) return parseRawKey(await readSecretFile(this.keyFile, 'key file'), this.keyFile);
+    if (this.keyFile) return readKeyFileSecret(this.keyFile, 'key file');
     const file = this.passwordFile ?? this.context.env['BH_PASSWORD_FILE'];
-    if (file) return { kind: 'password', password: stripNewline(await readSecretFile(file, 'password file')) };
+    if (file) return readPasswordFileSecret(file, 'password file');
     const password = this.context.env['BH_PASSWORD'];
     if (password !== undefined && password !== '') return { kind: 'password', password: Buffer.from(password) };
     throw new UserError('no password given: set BH_PASSWORD or BH_PASSWORD_FILE, or pass --password-file FILE or --key-file FILE');
@@ -108,13 +108,27 @@ async function readSecretFile(path: string, what: string): Promise<Buffer> {
   }
 }
 
-/** A password file ends with one newline, as `echo secret > file` writes it; that newline is not part of the password. */
-function stripNewline(bytes: Buffer): Buffer {
+/**
+ * A password from a file. The file ends with one newline, as `echo secret > file` writes it;
+ * that newline (LF or CRLF) is not part of the password.
+ */
+export async function readPasswordFileSecret(path: string, what: string): Promise<Secret> {
+  const bytes = await readSecretFile(path, what);
   let end = bytes.length;
   if (end > 0 && bytes[end - 1] === 0x0a) end--;
   if (end > 0 && bytes[end - 1] === 0x0d) end--;
-  if (end === 0) throw new UserError('the password file is empty');
-  return bytes.subarray(0, end);
+  if (end === 0) throw new UserError(`the ${what} ${path} is empty`);
+  return { kind: 'password', password: bytes.subarray(0, end) };
+}
+
+/** A 32-byte raw key file. */
+export async function readKeyFileSecret(path: string, what: string): Promise<Secret> {
+  const bytes = await readSecretFile(path, what);
+  try {
+    return parseRawKey(bytes, path);
+  } catch (error) {
+    throw new UserError((error as Error).message);
+  }
 }
 
 export function exitCodeOf(error: unknown): number {

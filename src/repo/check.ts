@@ -42,6 +42,7 @@ export async function checkStructure(
 ): Promise<StructureCheckResult> {
   // Index files: each must hash to its name, decrypt and parse.
   const index = new MasterIndex();
+  index.beginBulkLoad();
   const indexNames: string[] = [];
   const packBlobs = new Map<string, PackedBlob[]>();
   const indexFiles = await repo.list('index');
@@ -58,7 +59,7 @@ export async function checkStructure(
       report({ level: 'error', subject: `index/${name}`, message: (error as Error).message });
     }
   }
-  index.optimize();
+  index.endBulkLoad();
 
   // Packs: every indexed pack must exist and be at least as large as its blobs.
   const stored = new Map((await repo.list('data')).map((f) => [f.name, f.size]));

@@ -1,13 +1,15 @@
 /**
  * The in-memory index of every blob in the repository (docs/FORMAT.md §5, "in memory").
  *
- * Tens of millions of blobs must fit, so there is no JS object per blob. Each blob type has a
- * table of parallel typed arrays sorted by blob id:
- *   prefix u32 (the id's first 4 bytes, big-endian) · rest of the id (28 bytes) · pack number u32
- *   · offset u32 · length u32 · raw length u32                                  = 48 bytes a blob
- * Lookups binary-search the prefix column (O(log n)). New blobs go to a small pending table
- * (a Map, bounded) that is merged in by an O(n) radix sort when it grows past a quarter of the
- * table, so the amortised cost of an insert stays O(1).
+ * Tens of millions of blobs must fit, so there is no JS object per blob. Each blob type has one
+ * Uint32Array of 12-word rows, sorted by blob id:
+ *   prefix (the id's first 4 bytes, big-endian) · rest of the id (7 words) · pack number
+ *   · offset · length · raw length                                              = 48 bytes a blob
+ * Rows are kept whole (row-major) so a lookup or a sort touches one or two cache lines per row.
+ * Lookups go through a 65 536-entry bucket table on the top 16 bits of the prefix, then a binary
+ * search inside the bucket: O(log n) with few cache misses. New blobs go to a small pending hash
+ * (bounded, 4 bytes a slot) that is merged in (radix sort of the new rows, then a sequential
+ * two-way merge) when it grows past a quarter of the table: amortised O(1) per insert.
  */
 import type { BlobType } from './crypto.js';
 import type { PackedBlob } from './pack.js';
@@ -24,68 +26,64 @@ export interface IndexEntry extends BlobLocation {
   id: Buffer;
 }
 
-const ID_REST = 28;
+const ROW = 12;
+const REST = 1;
+const REST_WORDS = 7;
+const PACK = 8;
+const OFFSET = 9;
+const LENGTH = 10;
+const RAW_LENGTH = 11;
 const MIN_PENDING_MERGE = 65536;
+const MAX_PENDING_MERGE = 1 << 20;
 
-class Columns {
-  prefix: Uint32Array;
-  rest: Uint8Array;
-  pack: Uint32Array;
-  offset: Uint32Array;
-  length: Uint32Array;
-  rawLength: Uint32Array;
+class Rows {
+  readonly words: Uint32Array;
   count = 0;
 
-  constructor(capacity: number) {
-    this.prefix = new Uint32Array(capacity);
-    this.rest = new Uint8Array(capacity * ID_REST);
-    this.pack = new Uint32Array(capacity);
-    this.offset = new Uint32Array(capacity);
-    this.length = new Uint32Array(capacity);
-    this.rawLength = new Uint32Array(capacity);
-  }
-
-  get capacity(): number {
-    return this.prefix.length;
+  constructor(readonly capacity: number) {
+    this.words = new Uint32Array(capacity * ROW);
   }
 
   push(id: Uint8Array, pack: number, offset: number, length: number, rawLength: number): number {
     const i = this.count++;
-    this.prefix[i] = readPrefix(id);
-    this.rest.set(id.subarray(4, 32), i * ID_REST);
-    this.pack[i] = pack;
-    this.offset[i] = offset;
-    this.length[i] = length;
-    this.rawLength[i] = rawLength;
+    const w = this.words;
+    const base = i * ROW;
+    w[base] = readPrefix(id);
+    const rest = restWords(id);
+    for (let k = 0; k < REST_WORDS; k++) w[base + REST + k] = rest[k]!;
+    w[base + PACK] = pack;
+    w[base + OFFSET] = offset;
+    w[base + LENGTH] = length;
+    w[base + RAW_LENGTH] = rawLength;
     return i;
+  }
+
+  prefix(i: number): number {
+    return this.words[i * ROW]!;
+  }
+
+  field(i: number, field: number): number {
+    return this.words[i * ROW + field]!;
   }
 
   id(i: number): Buffer {
     const id = Buffer.allocUnsafe(32);
-    id.writeUInt32BE(this.prefix[i]!, 0);
-    id.set(this.rest.subarray(i * ID_REST, (i + 1) * ID_REST), 4);
+    id.writeUInt32BE(this.prefix(i), 0);
+    Buffer.from(this.words.buffer, this.words.byteOffset + (i * ROW + REST) * 4, REST_WORDS * 4).copy(id, 4);
     return id;
   }
 
-  restEquals(i: number, id: Uint8Array): boolean {
-    const base = i * ID_REST;
-    for (let k = 0; k < ID_REST; k++) if (this.rest[base + k] !== id[4 + k]) return false;
+  restEquals(i: number, rest: Uint32Array): boolean {
+    const base = i * ROW + REST;
+    for (let k = 0; k < REST_WORDS; k++) if (this.words[base + k] !== rest[k]) return false;
     return true;
   }
 
-  /** A copy holding rows in `order`, with room for `capacity` rows. */
-  permuted(order: Uint32Array, capacity: number): Columns {
-    const out = new Columns(capacity);
-    for (let j = 0; j < order.length; j++) {
-      const i = order[j]!;
-      out.prefix[j] = this.prefix[i]!;
-      out.rest.set(this.rest.subarray(i * ID_REST, (i + 1) * ID_REST), j * ID_REST);
-      out.pack[j] = this.pack[i]!;
-      out.offset[j] = this.offset[i]!;
-      out.length[j] = this.length[i]!;
-      out.rawLength[j] = this.rawLength[i]!;
-    }
-    out.count = order.length;
+  /** A copy with room for `capacity` rows. */
+  grown(capacity: number): Rows {
+    const out = new Rows(capacity);
+    out.words.set(this.words.subarray(0, this.count * ROW));
+    out.count = this.count;
     return out;
   }
 }
@@ -94,13 +92,26 @@ function readPrefix(id: Uint8Array): number {
   return ((id[0]! << 24) | (id[1]! << 16) | (id[2]! << 8) | id[3]!) >>> 0;
 }
 
-/** Row order sorting `keys[0..n)` ascending: two stable 16-bit LSD radix passes. */
-function radixOrder(keys: Uint32Array, n: number): Uint32Array {
+const scratchWords = new Uint32Array(REST_WORDS);
+const scratchBytes = new Uint8Array(scratchWords.buffer);
+
+/** The id's last 28 bytes as words, in a shared scratch array (valid until the next call). */
+function restWords(id: Uint8Array): Uint32Array {
+  for (let k = 0; k < 28; k++) scratchBytes[k] = id[4 + k]!;
+  return scratchWords;
+}
+
+/** Order of rows [from, to) of `rows` by prefix: two stable 16-bit LSD radix passes. */
+function radixOrder(rows: Rows, from: number, to: number): Uint32Array {
+  const n = to - from;
+  const keys = new Uint32Array(n);
+  for (let i = 0; i < n; i++) keys[i] = rows.prefix(from + i);
   let order = new Uint32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
   let scratch = new Uint32Array(n);
+  const counts = new Uint32Array(65537);
   for (const shift of [0, 16]) {
-    const counts = new Uint32Array(65537);
+    counts.fill(0);
     for (let i = 0; i < n; i++) counts[((keys[i]! >>> shift) & 0xffff) + 1]!++;
     for (let b = 1; b <= 65536; b++) counts[b]! += counts[b - 1]!;
     for (let j = 0; j < n; j++) {
@@ -109,59 +120,100 @@ function radixOrder(keys: Uint32Array, n: number): Uint32Array {
     }
     [order, scratch] = [scratch, order];
   }
+  for (let j = 0; j < n; j++) order[j]! += from;
   return order;
 }
 
+/**
+ * One blob type's rows: [0, sorted) sorted by id, then pending rows found through a small
+ * open-addressing hash (slots hold row + 1; 0 is empty), keyed by the id's first 4 bytes.
+ */
 class BlobTable {
-  /** Sorted rows [0, sorted); rows past it are pending, found through `pending`. */
-  private columns = new Columns(1024);
+  private rows = new Rows(1024);
   private sorted = 0;
-  private pending = new Map<string, number>();
+  /** bucketStart[b] = first sorted row whose prefix >>> 16 is b; bucketStart[65536] = sorted. */
+  private bucketStart = new Uint32Array(65537);
+  private slots = new Int32Array(2 * MIN_PENDING_MERGE);
+  private pendingCount = 0;
+  /** In bulk mode rows are only appended (not findable) until the next merge(). */
+  bulk = false;
 
   get size(): number {
-    return this.columns.count;
+    return this.rows.count;
+  }
+
+  get all(): Rows {
+    return this.rows;
   }
 
   add(id: Uint8Array, pack: number, offset: number, length: number, rawLength: number): void {
-    if (this.columns.count === this.columns.capacity) this.grow();
-    const row = this.columns.push(id, pack, offset, length, rawLength);
-    this.pending.set(Buffer.from(id.buffer, id.byteOffset, 32).toString('hex'), row);
-    if (this.pending.size >= Math.max(MIN_PENDING_MERGE, this.sorted / 4)) this.merge();
+    if (this.rows.count === this.rows.capacity) this.rows = this.rows.grown(this.rows.capacity * 2);
+    const row = this.rows.push(id, pack, offset, length, rawLength);
+    if (this.bulk) return;
+    const mask = this.slots.length - 1;
+    let slot = this.rows.prefix(row) & mask;
+    while (this.slots[slot] !== 0) slot = (slot + 1) & mask;
+    this.slots[slot] = row + 1;
+    this.pendingCount++;
+    if (this.pendingCount >= this.slots.length / 2) this.merge();
   }
 
   find(id: Uint8Array): number {
-    const c = this.columns;
+    const r = this.rows;
     const key = readPrefix(id);
-    let lo = 0;
-    let hi = this.sorted;
+    const rest = restWords(id);
+    const bucket = key >>> 16;
+    let lo = this.bucketStart[bucket]!;
+    let hi = this.bucketStart[bucket + 1]!;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (c.prefix[mid]! < key) lo = mid + 1;
+      if (r.prefix(mid) < key) lo = mid + 1;
       else hi = mid;
     }
-    for (let i = lo; i < this.sorted && c.prefix[i] === key; i++) if (c.restEquals(i, id)) return i;
-    if (this.pending.size === 0) return -1;
-    return this.pending.get(Buffer.from(id.buffer, id.byteOffset, 32).toString('hex')) ?? -1;
+    for (let i = lo; i < this.sorted && r.prefix(i) === key; i++) if (r.restEquals(i, rest)) return i;
+    if (this.pendingCount === 0) return -1;
+    const mask = this.slots.length - 1;
+    for (let slot = key & mask; this.slots[slot] !== 0; slot = (slot + 1) & mask) {
+      const row = this.slots[slot]! - 1;
+      if (r.prefix(row) === key && r.restEquals(row, rest)) return row;
+    }
+    return -1;
   }
 
-  get rows(): Columns {
-    return this.columns;
-  }
-
-  /** Sorts every row, pending included; called when pending grows and once after bulk loading. */
+  /**
+   * Sorts the pending rows and merges them with the sorted ones (a sequential two-way merge),
+   * then sizes the pending hash to a quarter of the table (within bounds), so merges stay rare
+   * and the hash small.
+   */
   merge(): void {
-    const n = this.columns.count;
-    const order = radixOrder(this.columns.prefix, n);
-    this.columns = this.columns.permuted(order, Math.max(1024, this.columns.capacity));
+    const r = this.rows;
+    const sorted = this.sorted;
+    const n = r.count;
+    if (n > sorted) {
+      const pending = radixOrder(r, sorted, n);
+      const out = new Rows(Math.max(1024, r.capacity));
+      const src = r.words;
+      const dst = out.words;
+      let i = 0;
+      let j = 0;
+      for (let o = 0; o < n; o++) {
+        const from = (j >= pending.length || (i < sorted && src[i * ROW]! <= src[pending[j]! * ROW]!) ? i++ : pending[j++]!) * ROW;
+        const to = o * ROW;
+        for (let k = 0; k < ROW; k++) dst[to + k] = src[from + k]!;
+      }
+      out.count = n;
+      this.rows = out;
+    }
     this.sorted = n;
-    this.pending.clear();
-  }
-
-  private grow(): void {
-    const old = this.columns;
-    const order = new Uint32Array(old.count);
-    for (let i = 0; i < old.count; i++) order[i] = i;
-    this.columns = old.permuted(order, old.capacity * 2);
+    const starts = this.bucketStart;
+    starts.fill(0);
+    for (let i = 0; i < n; i++) starts[(this.rows.prefix(i) >>> 16) + 1]!++;
+    for (let b = 1; b <= 65536; b++) starts[b]! += starts[b - 1]!;
+    this.pendingCount = 0;
+    const pendingLimit = Math.min(MAX_PENDING_MERGE, Math.max(MIN_PENDING_MERGE, n >>> 2));
+    const slotCount = 2 ** Math.ceil(Math.log2(pendingLimit * 2));
+    if (this.slots.length !== slotCount) this.slots = new Int32Array(slotCount);
+    else this.slots.fill(0);
   }
 }
 
@@ -201,22 +253,32 @@ export class MasterIndex {
     const table = this.tables[type];
     const row = table.find(id);
     if (row < 0) return undefined;
-    const c = table.rows;
-    return { packId: this.packIds[c.pack[row]!]!, offset: c.offset[row]!, length: c.length[row]!, rawLength: c.rawLength[row]! };
+    const r = table.all;
+    return { packId: this.packIds[r.field(row, PACK)]!, offset: r.field(row, OFFSET), length: r.field(row, LENGTH), rawLength: r.field(row, RAW_LENGTH) };
   }
 
-  /** Sorts what bulk loading added; lookups work without it, only faster with it. */
-  optimize(): void {
-    this.tables.data.merge();
-    this.tables.tree.merge();
+  /**
+   * Bulk loading (reading index files): rows are appended without hashing and are not findable
+   * until endBulkLoad() sorts them in one pass.
+   */
+  beginBulkLoad(): void {
+    this.tables.data.bulk = true;
+    this.tables.tree.bulk = true;
+  }
+
+  endBulkLoad(): void {
+    for (const table of [this.tables.data, this.tables.tree]) {
+      table.bulk = false;
+      table.merge();
+    }
   }
 
   /** Every indexed blob, one object at a time (for check and stats; not for hot paths). */
   *entries(type?: BlobType): Generator<IndexEntry> {
     for (const t of type ? [type] : (['data', 'tree'] as const)) {
-      const c = this.tables[t].rows;
-      for (let i = 0; i < c.count; i++) {
-        yield { type: t, id: c.id(i), packId: this.packIds[c.pack[i]!]!, offset: c.offset[i]!, length: c.length[i]!, rawLength: c.rawLength[i]! };
+      const r = this.tables[t].all;
+      for (let i = 0; i < r.count; i++) {
+        yield { type: t, id: r.id(i), packId: this.packIds[r.field(i, PACK)]!, offset: r.field(i, OFFSET), length: r.field(i, LENGTH), rawLength: r.field(i, RAW_LENGTH) };
       }
     }
   }

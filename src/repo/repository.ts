@@ -206,12 +206,13 @@ export class Repository {
   /** Loads every index file (after the caller listed snapshots, per the read order). */
   async loadIndex(): Promise<IndexedRepository> {
     const index = new MasterIndex();
+    index.beginBulkLoad();
     const names = (await this.backend.list('index')).map((f) => f.name);
     for (const name of names) {
       const file = decodeIndexFile(await this.loadFile('index', name), `index/${name}`);
       for (const pack of file.packs) index.addPack(pack.packId, pack.blobs);
     }
-    index.optimize();
+    index.endBulkLoad();
     return new IndexedRepository(this, index, names);
   }
 }

@@ -1,0 +1,166 @@
+/**
+ * Size statistics over snapshots (`bh stats`), in restic's two main modes.
+ *
+ * restore-size: what restoring each snapshot would produce, summed over the snapshots. As in
+ * restic, every entry counts (files, directories, symlinks, …), and a hardlinked inode's size
+ * counts once per snapshot (links > 1 and the same device and inode), since restoring writes it
+ * once. Per-tree totals are remembered, so a tree shared by many snapshots is read once.
+ *
+ * raw-data: the distinct blobs the snapshots reference, data and tree blobs, each counted once
+ * however many files and snapshots use it, with their raw (plaintext) lengths and their stored
+ * (compressed and encrypted) lengths from the index. Each distinct tree is read once.
+ */
+import type { BlobType } from '../repo/crypto.js';
+import type { IndexedRepository } from '../repo/repository.js';
+import { AbortedError } from './archiver.js';
+import { loadTree, walkTree } from './walk.js';
+
+export interface RestoreSizeStats {
+  snapshots_count: number;
+  /** Bytes a restore writes (hardlinked inodes once per snapshot). */
+  total_size: number;
+  /** Every entry: files, directories and others (restic's "Total File Count"). */
+  total_file_count: number;
+  files: number;
+  dirs: number;
+  others: number;
+}
+
+export interface RawDataStats {
+  snapshots_count: number;
+  total_blob_count: number;
+  data_blobs: number;
+  tree_blobs: number;
+  /** Sum of the blobs' plaintext lengths. */
+  total_uncompressed_size: number;
+  /** Sum of the blobs' stored lengths (compressed, plus the encryption envelope). */
+  total_size: number;
+  data_uncompressed_size: number;
+  data_size: number;
+  /** total_uncompressed_size / total_size (0 when there is nothing). */
+  compression_ratio: number;
+  /** Percent of the raw size saved: (1 − stored / raw) × 100. */
+  compression_space_saving: number;
+  /** Blobs a tree names that no index lists (the repository is damaged; run check). */
+  missing_blobs: number;
+}
+
+interface TreeTotals {
+  files: number;
+  dirs: number;
+  others: number;
+  /** Bytes of files that are not hardlinked. */
+  size: number;
+  /** Hardlinked files below this tree: "device:inode" → size. */
+  linked: Map<string, number> | undefined;
+}
+
+/** Trees whose totals are remembered at most; past it, trees are read again (correct, slower). */
+const MAX_REMEMBERED = 1_000_000;
+
+export class RestoreSizeCounter {
+  private readonly remembered = new Map<string, TreeTotals>();
+  private readonly stats: RestoreSizeStats = { snapshots_count: 0, total_size: 0, total_file_count: 0, files: 0, dirs: 0, others: 0 };
+
+  constructor(private readonly repo: IndexedRepository, private readonly signal?: AbortSignal) {}
+
+  async addSnapshot(rootTree: Buffer): Promise<void> {
+    const t = await this.totals(rootTree);
+    this.stats.snapshots_count++;
+    this.stats.files += t.files;
+    this.stats.dirs += t.dirs;
+    this.stats.others += t.others;
+    this.stats.total_file_count += t.files + t.dirs + t.others;
+    this.stats.total_size += t.size;
+    for (const size of t.linked?.values() ?? []) this.stats.total_size += size;
+  }
+
+  result(): RestoreSizeStats {
+    return { ...this.stats };
+  }
+
+  private async totals(treeId: Buffer): Promise<TreeTotals> {
+    const key = treeId.toString('hex');
+    const known = this.remembered.get(key);
+    if (known) return known;
+    if (this.signal?.aborted) throw new AbortedError();
+    const t: TreeTotals = { files: 0, dirs: 0, others: 0, size: 0, linked: undefined };
+    for (const node of await loadTree(this.repo, treeId)) {
+      if (node.type === 'dir') {
+        t.dirs++;
+        if (!node.subtree) continue;
+        const sub = await this.totals(node.subtree);
+        t.files += sub.files;
+        t.dirs += sub.dirs;
+        t.others += sub.others;
+        t.size += sub.size;
+        if (sub.linked) {
+          t.linked ??= new Map();
+          for (const [inode, size] of sub.linked) t.linked.set(inode, size);
+        }
+      } else if (node.type === 'file') {
+        t.files++;
+        if (node.links > 1) (t.linked ??= new Map()).set(`${node.device}:${node.inode}`, node.size);
+        else t.size += node.size;
+      } else {
+        t.others++;
+      }
+    }
+    if (this.remembered.size < MAX_REMEMBERED) this.remembered.set(key, t);
+    return t;
+  }
+}
+
+export class RawDataCounter {
+  private readonly seen: Record<BlobType, Set<string>> = { data: new Set(), tree: new Set() };
+  private snapshots = 0;
+  private missing = 0;
+  private readonly sums = { data: { count: 0, raw: 0, stored: 0 }, tree: { count: 0, raw: 0, stored: 0 } };
+
+  constructor(private readonly repo: IndexedRepository, private readonly signal?: AbortSignal) {}
+
+  async addSnapshot(rootTree: Buffer): Promise<void> {
+    this.snapshots++;
+    if (!this.note('tree', rootTree)) return;
+    const walk = walkTree(this.repo, rootTree, { signal: this.signal, descend: (entry) => this.note('tree', entry.node.subtree!) });
+    for await (const { node } of walk) {
+      for (const id of node.content ?? []) this.note('data', id);
+    }
+  }
+
+  /** Counts a blob the first time it is seen; true then. */
+  private note(type: BlobType, id: Buffer): boolean {
+    const hex = id.toString('hex');
+    if (this.seen[type].has(hex)) return false;
+    this.seen[type].add(hex);
+    const where = this.repo.index.lookup(type, id);
+    if (!where) {
+      this.missing++;
+      return false;
+    }
+    this.sums[type].count++;
+    this.sums[type].raw += where.rawLength;
+    this.sums[type].stored += where.length;
+    return true;
+  }
+
+  result(): RawDataStats {
+    const raw = this.sums.data.raw + this.sums.tree.raw;
+    const stored = this.sums.data.stored + this.sums.tree.stored;
+    const dataBlobs = this.sums.data.count;
+    const treeBlobs = this.sums.tree.count;
+    return {
+      snapshots_count: this.snapshots,
+      total_blob_count: dataBlobs + treeBlobs,
+      data_blobs: dataBlobs,
+      tree_blobs: treeBlobs,
+      total_uncompressed_size: raw,
+      total_size: stored,
+      data_uncompressed_size: this.sums.data.raw,
+      data_size: this.sums.data.stored,
+      compression_ratio: stored > 0 ? raw / stored : 0,
+      compression_space_saving: raw > 0 ? (1 - stored / raw) * 100 : 0,
+      missing_blobs: this.missing,
+    };
+  }
+}
