@@ -81,6 +81,7 @@ export class BackupCommand extends RepositoryCommand {
         dryRun: this.dryRun,
         stdin: this.stdin ? { input: this.context.stdin, filename: this.stdinFilename } : undefined,
         signal,
+        onDamagedSnapshot: this.warnDamagedSnapshot,
         onParent: (parent, mode) => report.line(parent ? `using parent snapshot ${parent.id.slice(0, 8)} (${mode})` : `no parent snapshot: reading every file (${mode})`),
         onProgress: (p) => {
           report.progress(`${formatDuration(Date.now() - started)} ${p.files} files, ${formatBytes(p.bytesRead)} read, ${formatBytes(p.bytesAdded)} added  ${p.current}`);

@@ -9,6 +9,7 @@ import { LockConflictError, RepositoryNotFoundError, WrongPasswordError } from '
 import { parseRawKey, type Secret } from '../repo/keyfile.js';
 import { Repository } from '../repo/repository.js';
 import { AbortedError } from '../snapshot/archiver.js';
+import { loadSnapshots, type Snapshot } from '../snapshot/snapshot.js';
 import { Report } from './report.js';
 
 export const ExitCode = {
@@ -92,6 +93,15 @@ export abstract class RepositoryCommand extends BhCommand {
     const password = this.context.env['BH_PASSWORD'];
     if (password !== undefined && password !== '') return { kind: 'password', password: Buffer.from(password) };
     throw new UserError('no password given: set BH_PASSWORD or BH_PASSWORD_FILE, or pass --password-file FILE or --key-file FILE');
+  }
+
+  /** Warns about a snapshot file that could not be read (it is left out; `check` reports it). */
+  protected readonly warnDamagedSnapshot = (id: string, error: Error): void => {
+    this.report.warn(`warning: snapshots/${id} cannot be read and is left out (run 'bh check'): ${error.message}`);
+  };
+
+  protected loadSnapshots(repo: Repository): Promise<Snapshot[]> {
+    return loadSnapshots(repo, this.warnDamagedSnapshot);
   }
 
   protected async openRepository(): Promise<Repository> {

@@ -4,7 +4,7 @@ import type { BlobType } from '../repo/crypto.js';
 import { decodeIndexFile } from '../repo/index-file.js';
 import type { MasterIndex } from '../repo/master-index.js';
 import type { Repository } from '../repo/repository.js';
-import { findSnapshot, loadSnapshots } from '../snapshot/snapshot.js';
+import { findSnapshot } from '../snapshot/snapshot.js';
 import { RepositoryCommand, UserError } from './base.js';
 
 const KINDS = ['config', 'key', 'index', 'snapshot', 'tree', 'blob', 'pack', 'lock'] as const;
@@ -68,7 +68,7 @@ export class CatCommand extends RepositoryCommand {
         return 0;
       }
       case 'snapshot': {
-        const snapshot = findSnapshot(await loadSnapshots(repo), ref);
+        const snapshot = findSnapshot(await this.loadSnapshots(repo), ref);
         printJson(snapshot.record);
         return 0;
       }

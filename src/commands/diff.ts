@@ -1,6 +1,6 @@
 import { Command, Option } from 'clipanion';
 import { TreeDiff, type DiffCounts } from '../snapshot/diff.js';
-import { findSnapshot, loadSnapshots } from '../snapshot/snapshot.js';
+import { findSnapshot } from '../snapshot/snapshot.js';
 import { pathFields } from '../snapshot/walk.js';
 import { RepositoryCommand } from './base.js';
 import { formatBytes } from './report.js';
@@ -40,7 +40,7 @@ export class DiffCommand extends RepositoryCommand {
 
   async run(): Promise<number> {
     const repo = await this.openRepository();
-    const snapshots = await loadSnapshots(repo);
+    const snapshots = await this.loadSnapshots(repo);
     const filter = { host: this.host, tags: this.tags, paths: this.filterPaths };
     const from = findSnapshot(snapshots, this.first, filter);
     const to = findSnapshot(snapshots, this.second, filter);

@@ -1,7 +1,7 @@
 import { Command, Option } from 'clipanion';
 import { compilePatterns } from '../snapshot/exclude.js';
 import { Finder } from '../snapshot/find.js';
-import { type Snapshot, findSnapshot, loadSnapshots, matchesFilter } from '../snapshot/snapshot.js';
+import { type Snapshot, findSnapshot, matchesFilter } from '../snapshot/snapshot.js';
 import { localTime, longLine, nodeJson } from '../snapshot/walk.js';
 import { RepositoryCommand, UserError } from './base.js';
 
@@ -39,7 +39,7 @@ export class FindCommand extends RepositoryCommand {
     if (this.patterns.every((p) => p.trim() === '')) throw new UserError('give at least one non-empty pattern');
     const matcher = compilePatterns(this.patterns);
     const repo = await this.openRepository();
-    const all = await loadSnapshots(repo);
+    const all = await this.loadSnapshots(repo);
     const filter = { host: this.host, tags: this.tags, paths: this.filterPaths };
     let selected: Snapshot[];
     if (this.snapshotRefs.length > 0) {

@@ -1,5 +1,5 @@
 import { Command, Option } from 'clipanion';
-import { findSnapshot, loadSnapshots } from '../snapshot/snapshot.js';
+import { findSnapshot } from '../snapshot/snapshot.js';
 import { listEntries, longLine, nodeJson } from '../snapshot/walk.js';
 import { RepositoryCommand } from './base.js';
 
@@ -39,7 +39,7 @@ export class LsCommand extends RepositoryCommand {
 
   async run(): Promise<number> {
     const repo = await this.openRepository();
-    const snapshots = await loadSnapshots(repo);
+    const snapshots = await this.loadSnapshots(repo);
     const snapshot = findSnapshot(snapshots, this.snapshot, { host: this.host, tags: this.tags, paths: this.filterPaths });
     const indexed = await repo.loadIndex();
     const signal = this.interruptSignal();

@@ -2,7 +2,7 @@ import { Command, Option } from 'clipanion';
 import * as t from 'typanion';
 import { compilePatterns } from '../snapshot/exclude.js';
 import { Restorer, type OverwritePolicy } from '../snapshot/restorer.js';
-import { findSnapshot, loadSnapshots } from '../snapshot/snapshot.js';
+import { findSnapshot } from '../snapshot/snapshot.js';
 import { ExitCode, RepositoryCommand, UserError } from './base.js';
 import { formatBytes } from './report.js';
 
@@ -40,7 +40,7 @@ export class RestoreCommand extends RepositoryCommand {
   async run(): Promise<number> {
     const before = this.time === undefined ? undefined : parseCompactTime(this.time);
     const repo = await this.openRepository();
-    const snapshots = await loadSnapshots(repo);
+    const snapshots = await this.loadSnapshots(repo);
     const snapshot = findSnapshot(snapshots, this.snapshot, { host: this.host, tags: this.tags, paths: this.filterPaths }, before);
     const indexed = await repo.loadIndex();
     const report = this.report;

@@ -1,5 +1,5 @@
 import { Command, Option } from 'clipanion';
-import { loadSnapshots, matchesFilter } from '../snapshot/snapshot.js';
+import { matchesFilter } from '../snapshot/snapshot.js';
 import { RepositoryCommand } from './base.js';
 import { formatBytes } from './report.js';
 
@@ -20,7 +20,7 @@ export class SnapshotsCommand extends RepositoryCommand {
 
   async run(): Promise<number> {
     const repo = await this.openRepository();
-    const snapshots = (await loadSnapshots(repo)).filter((s) => matchesFilter(s.record, { host: this.host, tags: this.tags, paths: this.filterPaths }));
+    const snapshots = (await this.loadSnapshots(repo)).filter((s) => matchesFilter(s.record, { host: this.host, tags: this.tags, paths: this.filterPaths }));
     if (this.json) {
       this.context.stdout.write(
         JSON.stringify(

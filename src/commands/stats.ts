@@ -1,6 +1,6 @@
 import { Command, Option } from 'clipanion';
 import * as t from 'typanion';
-import { type Snapshot, findSnapshot, loadSnapshots, matchesFilter } from '../snapshot/snapshot.js';
+import { type Snapshot, findSnapshot, matchesFilter } from '../snapshot/snapshot.js';
 import { RawDataCounter, RestoreSizeCounter } from '../snapshot/stats.js';
 import { RepositoryCommand } from './base.js';
 import { formatBytes } from './report.js';
@@ -33,7 +33,7 @@ export class StatsCommand extends RepositoryCommand {
 
   async run(): Promise<number> {
     const repo = await this.openRepository();
-    const all = await loadSnapshots(repo);
+    const all = await this.loadSnapshots(repo);
     const filter = { host: this.host, tags: this.tags, paths: this.filterPaths };
     let selected: Snapshot[];
     if (this.snapshotRefs.length > 0) {

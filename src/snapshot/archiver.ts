@@ -103,6 +103,14 @@ export class Archiver {
   }
 
   async run(): Promise<ArchiveResult> {
+    if (this.options.paths.some((path) => path.split('/').every((part) => part === ''))) {
+      // "/" itself: the root tree is the root directory's listing (every other path is inside it).
+      const node = this.baseNode(SLASH, await lstat(SLASH, { bigint: true }));
+      const parent = this.options.parentTree ? { ...node, subtree: this.options.parentTree } : undefined;
+      await this.saveDir(SLASH, node, parent);
+      this.report(true);
+      return { tree: node.subtree!, counters: this.counters, errors: this.errors };
+    }
     const root: VirtualDir = { path: SLASH, children: new Map() };
     for (const path of this.options.paths) {
       const parts = path.split('/').filter((p) => p !== '');

@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import type { Repository } from '../repo/repository.js';
 import { AbortedError, type ArchiveError, type ArchiveProgress, Archiver, type Counters } from './archiver.js';
 import type { PathMatcher } from './exclude.js';
-import { type BackupMode, type Snapshot, type SnapshotRecord, chooseParent, loadSnapshots } from './snapshot.js';
+import { type BackupMode, type DamagedSnapshotHandler, type Snapshot, type SnapshotRecord, chooseParent, loadSnapshots } from './snapshot.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -25,6 +25,7 @@ export interface BackupOptions {
   signal?: AbortSignal;
   onProgress?: (progress: ArchiveProgress) => void;
   onError?: (error: ArchiveError) => void;
+  onDamagedSnapshot: DamagedSnapshotHandler;
   /** Told which parent was chosen, before any file is read. */
   onParent?: (parent: Snapshot | undefined, mode: BackupMode) => void;
 }
@@ -41,7 +42,7 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
   const start = new Date();
   const host = options.host ?? hostname();
   const paths = options.stdin ? [`/${options.stdin.filename}`] : options.paths;
-  const snapshots = await loadSnapshots(repo);
+  const snapshots = await loadSnapshots(repo, options.onDamagedSnapshot);
   const parent = options.stdin ? undefined : chooseParent(snapshots, options.mode, host, paths);
   // Without a parent every file is read: whatever was asked, that is a full backup, and later
   // differential backups may use it as their base.

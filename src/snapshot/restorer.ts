@@ -9,8 +9,9 @@
  *   the subtree is skipped with an error), never descended into;
  * - every blob re-hashes to its id before its bytes are written (IndexedRepository.loadBlob);
  *   a damaged blob fails its file loudly, and the partial file is removed.
- * Metadata goes on after content, in the order the kernel needs: owner (root only), then mode
- * (chown clears setuid/setgid), xattrs, and times last; directories get theirs after their
+ * Metadata goes on after content, in the order the kernel needs: owner (root only), then xattrs
+ * (chown would clear security.capability; a read-only mode would forbid user.* xattrs), then mode
+ * (chown clears setuid/setgid), and times last; directories get theirs after their
  * children, so a read-only directory is still filled and its mtime is not disturbed.
  */
 import { constants as fsConstants } from 'node:fs';
@@ -101,8 +102,8 @@ export class Restorer {
   private async restoreSubdir(node: TreeNode, dest: Buffer, path: string, selected: boolean): Promise<void> {
     if (!selected) {
       // Not selected itself, but a descendant may be: descend, creating this directory only if needed.
-      if (!this.options.dryRun && !(await this.isDirectory(dest))) {
-        if (!(await this.wouldSelectAny(node.subtree!, path))) return;
+      if (!this.options.dryRun) {
+        if (!(await this.isDirectory(dest)) && !(await this.wouldSelectAny(node.subtree!, path))) return;
         await this.makeDir(dest);
       }
       await this.restoreDir(node.subtree!, dest, path, false);
@@ -133,10 +134,16 @@ export class Restorer {
     return st?.isDirectory() ?? false;
   }
 
-  /** A real directory at `path` (never a symlink to one): existing, or made. */
+  /** A real directory at `path` (never a symlink to one): existing, or made; writable while it is filled. */
   private async makeDir(path: Buffer): Promise<void> {
     const st = await lstat(path).catch(() => undefined);
-    if (st?.isDirectory()) return;
+    if (st?.isDirectory()) {
+      // A read-only directory (say, left by an earlier restore of a 0o555 one) cannot be filled
+      // without overriding permissions: open it up; its recorded mode goes back on afterwards,
+      // with the rest of its metadata. Not ours to chmod: left as it is.
+      if ((st.mode & 0o300) !== 0o300) await chmod(path, (st.mode & 0o7777) | 0o700).catch(() => undefined);
+      return;
+    }
     if (st) {
       if (this.options.overwrite === 'never') throw new Error('exists and is not a directory (--overwrite never)');
       await unlink(path);
@@ -149,13 +156,14 @@ export class Restorer {
       this.count(node);
       return;
     }
+    const linkKey = node.type !== 'dir' && node.links > 1 ? `${node.device}:${node.inode}` : undefined;
     const existing = await lstat(dest, { bigint: true }).catch(() => undefined);
     if (existing) {
-      if (this.options.overwrite === 'never') {
-        this.result.skipped++;
-        return;
-      }
-      if (this.options.overwrite === 'if-changed' && node.type === 'file' && existing.isFile() && Number(existing.size) === node.size && existing.mtimeNs === node.mtimeNs) {
+      const unchanged = node.type === 'file' && existing.isFile() && Number(existing.size) === node.size && existing.mtimeNs === node.mtimeNs;
+      if (this.options.overwrite === 'never' || (this.options.overwrite === 'if-changed' && unchanged)) {
+        // Kept. When it is the snapshot's file, its other hardlinked names are linked to it
+        // rather than restored as separate copies.
+        if (unchanged && linkKey && !this.hardlinks.has(linkKey)) this.hardlinks.set(linkKey, dest);
         this.result.skipped++;
         return;
       }
@@ -163,7 +171,6 @@ export class Restorer {
       else await unlink(dest);
     }
 
-    const linkKey = node.type !== 'dir' && node.links > 1 ? `${node.device}:${node.inode}` : undefined;
     const first = linkKey ? this.hardlinks.get(linkKey) : undefined;
     if (first) {
       await link(first, dest);
@@ -244,7 +251,8 @@ export class Restorer {
 
   private async applyMetadata(node: TreeNode, dest: Buffer): Promise<void> {
     if (IS_ROOT) await lchown(dest, node.uid, node.gid);
-    if (node.type !== 'symlink') await chmod(dest, node.mode);
+    // Xattrs before the mode: setting a user.* xattr needs write permission, which a read-only
+    // mode (0o444, 0o555, 0o000) takes away from anyone who cannot override permissions.
     for (const xattr of node.xattrs ?? []) {
       try {
         setXattr(dest, xattr.name, xattr.value);
@@ -253,6 +261,7 @@ export class Restorer {
         if (node.type !== 'symlink') throw error;
       }
     }
+    if (node.type !== 'symlink') await chmod(dest, node.mode);
     lutimesNs(dest, node.mtimeNs, node.mtimeNs);
   }
 

@@ -1,7 +1,10 @@
 /**
  * Snapshot records (`snapshots/<id>`, docs/FORMAT.md §7) and how commands pick them.
  */
-import type { IndexedRepository, Repository } from '../repo/repository.js';
+import { resolve } from 'node:path';
+import { NotFoundError } from '../backends/backend.js';
+import { AuthenticationError } from '../repo/crypto.js';
+import { DamagedFileError, type IndexedRepository, type Repository } from '../repo/repository.js';
 import { FormatError } from '../repo/errors.js';
 
 export type BackupMode = 'full' | 'incremental' | 'differential';
@@ -57,12 +60,24 @@ export function validateSnapshot(value: unknown, what: string): SnapshotRecord {
   return s;
 }
 
-/** Every snapshot, oldest first. Listing snapshots comes before loading the index (read order). */
-export async function loadSnapshots(repo: Repository | IndexedRepository): Promise<Snapshot[]> {
+export type DamagedSnapshotHandler = (id: string, error: Error) => void;
+
+/**
+ * Every readable snapshot, oldest first. A damaged snapshot file is left out and handed to
+ * `onDamaged`: one bad record must not keep the others from being listed, restored or used as
+ * a parent (`check` still reports it). Listing snapshots comes before loading the index (read order).
+ */
+export async function loadSnapshots(repo: Repository | IndexedRepository, onDamaged: DamagedSnapshotHandler): Promise<Snapshot[]> {
   const base = 'repo' in repo ? repo.repo : repo;
   const out: Snapshot[] = [];
   for (const { name } of await base.list('snapshots')) {
-    out.push({ id: name, record: validateSnapshot(await base.loadJson('snapshot', name), `snapshots/${name}`) });
+    try {
+      out.push({ id: name, record: validateSnapshot(await base.loadJson('snapshot', name), `snapshots/${name}`) });
+    } catch (error) {
+      if (error instanceof NotFoundError) continue;
+      if (!(error instanceof FormatError || error instanceof DamagedFileError || error instanceof AuthenticationError)) throw error;
+      onDamaged(name, error);
+    }
   }
   return out.sort((a, b) => Date.parse(a.record.time) - Date.parse(b.record.time) || a.id.localeCompare(b.id));
 }
@@ -76,7 +91,8 @@ export interface SnapshotFilter {
 export function matchesFilter(s: SnapshotRecord, filter: SnapshotFilter): boolean {
   if (filter.host !== undefined && s.host !== filter.host) return false;
   if (filter.tags && filter.tags.length > 0 && !filter.tags.every((t) => s.tags.includes(t))) return false;
-  if (filter.paths && filter.paths.length > 0 && !filter.paths.every((p) => s.paths.includes(p))) return false;
+  // Filter paths may be relative or end in '/': compare them as the absolute paths backups record.
+  if (filter.paths && filter.paths.length > 0 && !filter.paths.every((p) => s.paths.includes(resolve(p)))) return false;
   return true;
 }
 
