@@ -85,7 +85,11 @@ function jsonLines(text: string): StatusLine[] {
     .map((l) => JSON.parse(l) as StatusLine);
 }
 
-/** Polls until `condition` holds; fails if the process ends first or after `timeoutMs`. */
+/**
+ * Polls until `condition` holds, then freezes bh (SIGSTOP) so that it cannot run to its end
+ * before the test's signal lands, however fast it is or however loaded the machine; `signal()`
+ * sends the signal and lets bh go on. Fails if bh ends first or after `timeoutMs`.
+ */
 async function waitFor(running: Running, condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
   let ended = false;
   void running.done.then(() => (ended = true));
@@ -95,11 +99,18 @@ async function waitFor(running: Running, condition: () => boolean, what: string,
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 2));
   }
+  running.child.kill('SIGSTOP');
 }
 
-/** Waits for a `--json` status line showing stored data, as a user watching progress would. */
-function waitForStoredData(running: Running, minBytes = 1): Promise<void> {
-  return waitFor(running, () => jsonLines(running.stdout()).some((l) => l.message_type === 'status' && (l.bytes_added ?? 0) >= minBytes), 'a status line with stored data');
+/** Sends `name` to a bh frozen by waitFor, then lets it run to handle it. */
+function signal(running: Running, name: NodeJS.Signals): void {
+  running.child.kill(name);
+  running.child.kill('SIGCONT');
+}
+
+/** Waits for a `--json` status line showing data read (and so queued for storing), as a user watching progress would. */
+function waitForReadData(running: Running): Promise<void> {
+  return waitFor(running, () => jsonLines(running.stdout()).some((l) => l.message_type === 'status' && (l.bytes_read ?? 0) > 0), 'a status line with data read');
 }
 
 function summaryOf(r: RunResult): { snapshot_id: string; bytes_added: number; total_bytes: number } {
@@ -133,8 +144,8 @@ describe('interrupting bh', () => {
 
   it('SIGINT during a backup: exit 130, no snapshot, lock released, check passes, the next backup reuses the data', async () => {
     const running = start(['backup', '--json', source]);
-    await waitForStoredData(running);
-    running.child.kill('SIGINT');
+    await waitForReadData(running);
+    signal(running, 'SIGINT');
     const r = await running.done;
     expect(r.code, describeRun('interrupted backup', r)).toBe(130);
     expect(r.stderr).toMatch(/interrupted/);
@@ -160,8 +171,8 @@ describe('interrupting bh', () => {
   it('SIGTERM during a backup behaves the same: exit 130, no snapshot, no lock left', async () => {
     // --mode full reads and chunks every file again (all of it deduplicated).
     const running = start(['backup', '--json', '--mode', 'full', source]);
-    await waitFor(running, () => jsonLines(running.stdout()).some((l) => l.message_type === 'status' && (l.bytes_read ?? 0) > 0), 'a status line');
-    running.child.kill('SIGTERM');
+    await waitForReadData(running);
+    signal(running, 'SIGTERM');
     const r = await running.done;
     expect(r.code, describeRun('terminated backup', r)).toBe(130);
     expect(r.stderr).toMatch(/interrupted/);
@@ -171,8 +182,8 @@ describe('interrupting bh', () => {
 
   it('SIGINT twice exits at once; the lock it could not release does not block the next backup', async () => {
     const running = start(['backup', '--json', '--mode', 'full', source]);
-    await waitFor(running, () => jsonLines(running.stdout()).some((l) => l.message_type === 'status' && (l.bytes_read ?? 0) > 0), 'a status line');
-    running.child.kill('SIGINT');
+    await waitForReadData(running);
+    signal(running, 'SIGINT');
     // The second Ctrl-C once the first was taken in (two signals sent at once may merge into one).
     let ended = false;
     void running.done.then(() => (ended = true));
@@ -200,7 +211,7 @@ describe('interrupting bh', () => {
       }
     };
     await waitFor(running, anyFile, 'the first restored file');
-    running.child.kill('SIGINT');
+    signal(running, 'SIGINT');
     const r = await running.done;
     expect(r.code, describeRun('interrupted restore', r)).toBe(130);
     expect(r.stderr).toMatch(/interrupted/);

@@ -36,8 +36,11 @@ export interface Backend {
   stat(ref: FileRef): Promise<FileInfo>;
   /** The whole file, or `range` of it; throws NotFoundError, or ShortReadError when the file ends early. */
   read(ref: FileRef, range?: ByteRange): Promise<Buffer>;
-  /** Stores `data` under `ref` atomically: readers see either no file or all of it, and it is durable on return. */
-  write(ref: FileRef, data: Buffer): Promise<void>;
+  /**
+   * Stores `data` (one buffer, or parts to concatenate) under `ref` atomically: readers see
+   * either no file or all of it, and it is durable on return. Parts spare a pack its 16 MiB copy.
+   */
+  write(ref: FileRef, data: Buffer | readonly Buffer[]): Promise<void>;
   /** Removes one file; removing a file that does not exist is not an error. */
   remove(ref: FileRef): Promise<void>;
   /** Creates the folder skeleton of a new repository (idempotent). */

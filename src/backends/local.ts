@@ -143,7 +143,7 @@ export class LocalBackend implements Backend {
     await mapLimit(DATA_SUBFOLDERS, LIST_CONCURRENCY, (sub) => mkdirp(path.join(dataDir, sub)));
   }
 
-  async write(ref: FileRef, data: Buffer): Promise<void> {
+  async write(ref: FileRef, data: Buffer | readonly Buffer[]): Promise<void> {
     const dir = this.folderOf(ref);
     const finalPath = path.join(dir, ref.name);
     const tempPath = path.join(dir, TEMP_PREFIX + randomBytes(12).toString('hex'));
@@ -162,11 +162,14 @@ export class LocalBackend implements Backend {
     let renamed = false;
     try {
       try {
-        let written = 0;
-        while (written < data.length) {
-          const { bytesWritten } = await fh.write(data, written, data.length - written, written);
-          if (bytesWritten <= 0) throw new Error(`${this.location}: writing ${describeRef(ref)} made no progress`);
-          written += bytesWritten;
+        let position = 0;
+        for (const part of Array.isArray(data) ? data : [data]) {
+          for (let done = 0; done < part.length; ) {
+            const { bytesWritten } = await fh.write(part, done, part.length - done, position);
+            if (bytesWritten <= 0) throw new Error(`${this.location}: writing ${describeRef(ref)} made no progress`);
+            done += bytesWritten;
+            position += bytesWritten;
+          }
         }
         await fh.sync();
       } finally {

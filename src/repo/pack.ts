@@ -8,7 +8,8 @@
  * listing the blobs in order; offsets follow from the lengths. The pack's name is the SHA-256 of
  * all its bytes.
  */
-import { BlobTypeCode, type BlobType, MasterKeys, sha256 } from './crypto.js';
+import { createHash } from 'node:crypto';
+import { BlobTypeCode, type BlobType, MasterKeys } from './crypto.js';
 import { openFile, sealFile } from './envelope.js';
 import { FormatError } from './errors.js';
 import { PAYLOAD_RAW } from './compression.js';
@@ -46,8 +47,8 @@ export class PackBuilder {
     this.bytes += envelope.length;
   }
 
-  /** The finished pack's bytes and name. */
-  finish(keys: MasterKeys): { id: Buffer; bytes: Buffer; blobs: PackedBlob[] } {
+  /** The finished pack, as the parts to write in order, and its name. */
+  finish(keys: MasterKeys): { id: Buffer; parts: Buffer[]; blobs: PackedBlob[] } {
     const header = Buffer.allocUnsafe(1 + MAGIC.length + this.blobs.length * ENTRY_SIZE);
     header[0] = PAYLOAD_RAW;
     MAGIC.copy(header, 1);
@@ -62,8 +63,10 @@ export class PackBuilder {
     const sealed = sealFile(keys, 'packHeader', header);
     const trailer = Buffer.allocUnsafe(4);
     trailer.writeUInt32LE(sealed.length, 0);
-    const bytes = Buffer.concat([...this.parts, sealed, trailer]);
-    return { id: sha256(bytes), bytes, blobs: this.blobs };
+    const parts = [...this.parts, sealed, trailer];
+    const hash = createHash('sha256');
+    for (const part of parts) hash.update(part);
+    return { id: hash.digest(), parts, blobs: this.blobs };
   }
 }
 

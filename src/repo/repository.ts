@@ -10,7 +10,8 @@ import { type Backend, type FileInfo, type FileType, NotFoundError } from '../ba
 import { AuthenticationError, type BlobType, type FileKind, MasterKeys, sha256, constantTimeEqual } from './crypto.js';
 import { PayloadCodec } from './compression.js';
 import { type RepoConfig, decodeConfig, encodeConfig, newConfig } from './config.js';
-import { openBlob, openFile, sealBlob, sealFile } from './envelope.js';
+import { openBlob, openFile, sealFile } from './envelope.js';
+import { type BlobSealer, createSealer } from './blob-sealer.js';
 import { FormatError, RepositoryExistsError, RepositoryNotFoundError, WrongPasswordError } from './errors.js';
 import { type IndexFile, type IndexedPack, decodeIndexFile, encodeIndexFile } from './index-file.js';
 import { type KeyFile, type ScryptParams, type Secret, createKeyFile, decodeKeyFile, unsealKeyFile } from './keyfile.js';
@@ -250,21 +251,33 @@ export class RepositoryLock {
 export const CHECKPOINT_SECONDS = 60;
 /** Packs in flight to the backend at once. */
 const UPLOAD_CONCURRENCY = 2;
+/** Plaintext bytes handed to the sealer and not sealed yet: bounds memory while workers lag. */
+const MAX_SEALING_BYTES = 32 * 1024 * 1024;
 
 export interface SaveResult {
   id: Buffer;
   /** False when the blob was already in the repository (deduplicated). */
   added: boolean;
-  /** Bytes this blob added to the repository (0 when deduplicated). */
-  storedLength: number;
 }
 
+/**
+ * The write path is a pipeline: saveBlob hashes on the caller's thread and hands new blobs to
+ * the sealer (worker threads), sealed blobs fill packs, full packs upload two at a time, and an
+ * index file is written every checkpoint interval. saveBlob returns once the blob is queued;
+ * flush() waits for all of it. A failure anywhere is raised by the next saveBlob or flush.
+ */
 export class IndexedRepository {
   private readonly packers: Record<BlobType, PackBuilder> = { data: new PackBuilder(), tree: new PackBuilder() };
-  /** Blobs sealed into a pack that is not indexed yet, by type:id hex. */
+  /** Blobs queued or packed but not indexed yet, by type:id hex (so they are not saved twice). */
   private readonly unindexed = new Set<string>();
+  private sealerInstance: BlobSealer | undefined;
+  private readonly sealing = new Set<Promise<void>>();
+  private sealingBytes = 0;
   private readonly uploads = new Set<Promise<void>>();
-  private uploadError: unknown;
+  /** Finished packs waiting for an upload slot. */
+  private packsWaiting = 0;
+  private failure: unknown;
+  private added = 0;
   /** Packs written since the last index file. */
   private packsToIndex: IndexedPack[] = [];
   private lastCheckpoint = Date.now();
@@ -282,6 +295,11 @@ export class IndexedRepository {
 
   get keys(): MasterKeys {
     return this.repo.keys;
+  }
+
+  /** Bytes of sealed blobs this instance added to the repository (after dedup, compression, encryption). */
+  get bytesAdded(): number {
+    return this.added;
   }
 
   hasBlob(type: BlobType, id: Uint8Array): boolean {
@@ -303,41 +321,79 @@ export class IndexedRepository {
     return plaintext;
   }
 
-  /** Stores a blob unless the repository already has it. `id` may be passed when already computed. */
+  /**
+   * Stores a blob unless the repository already has it. `id` may be passed when already
+   * computed. Returns once the blob is queued. `plaintext` is handed over: the caller must not
+   * use it afterwards (it may be moved to a worker thread and detached).
+   */
   async saveBlob(type: BlobType, plaintext: Uint8Array, id: Buffer = this.keys.blobId(plaintext)): Promise<SaveResult> {
-    this.throwUploadError();
-    if (this.hasBlob(type, id)) return { id, added: false, storedLength: 0 };
-    const envelope = sealBlob(this.keys, type, id, this.repo.codec.encode(plaintext));
-    const packer = this.packers[type];
-    packer.add(type, id, envelope, plaintext.length);
+    this.throwFailure();
+    if (this.hasBlob(type, id)) return { id, added: false };
     this.unindexed.add(pendingKey(type, id));
-    if (packer.size >= this.repo.config.pack_size) await this.finishPack(type);
-    return { id, added: true, storedLength: envelope.length };
+    // Read the length now: seal() may move the buffer to a worker, detaching it.
+    const rawLength = plaintext.length;
+    this.sealingBytes += rawLength;
+    const job: Promise<void> = this.sealer
+      .seal(type, id, plaintext)
+      .then(async (envelope) => {
+        this.sealingBytes -= rawLength;
+        this.added += envelope.length;
+        const packer = this.packers[type];
+        packer.add(type, id, envelope, rawLength);
+        if (packer.size >= this.repo.config.pack_size) await this.finishPack(type);
+      })
+      .catch((error: unknown) => {
+        this.failure ??= error;
+      })
+      .finally(() => this.sealing.delete(job));
+    this.sealing.add(job);
+    while ((this.sealingBytes > MAX_SEALING_BYTES || this.packsWaiting > 0) && this.sealing.size > 0) await Promise.race(this.sealing);
+    this.throwFailure();
+    return { id, added: true };
   }
 
   /** Writes open packs and indexes everything written; after it, every saved blob is durable and findable. */
   async flush(): Promise<void> {
+    while (this.sealing.size > 0) await Promise.all(this.sealing);
+    this.throwFailure();
     for (const type of ['data', 'tree'] as const) if (this.packers[type].count > 0) await this.finishPack(type);
     await Promise.all(this.uploads);
-    this.throwUploadError();
+    this.throwFailure();
     await this.writeIndex();
+  }
+
+  /** Stops the sealer's worker threads (flush first). */
+  async close(): Promise<void> {
+    await this.sealerInstance?.close();
+    this.sealerInstance = undefined;
+  }
+
+  /** Created on first use: reading commands never start worker threads. */
+  private get sealer(): BlobSealer {
+    this.sealerInstance ??= createSealer(this.keys, this.repo.config.compression);
+    return this.sealerInstance;
   }
 
   private async finishPack(type: BlobType): Promise<void> {
     const packer = this.packers[type];
     this.packers[type] = new PackBuilder();
     const pack = packer.finish(this.keys);
-    while (this.uploads.size >= UPLOAD_CONCURRENCY) await Promise.race(this.uploads);
-    this.throwUploadError();
-    const upload = this.repo.backend
-      .write({ type: 'data', name: pack.id.toString('hex') }, pack.bytes)
+    this.packsWaiting++;
+    try {
+      while (this.uploads.size >= UPLOAD_CONCURRENCY) await Promise.race(this.uploads);
+    } finally {
+      this.packsWaiting--;
+    }
+    this.throwFailure();
+    const upload: Promise<void> = this.repo.backend
+      .write({ type: 'data', name: pack.id.toString('hex') }, pack.parts)
       .then(() => {
         this.index.addPack(pack.id, pack.blobs);
         for (const blob of pack.blobs) this.unindexed.delete(pendingKey(blob.type, blob.id));
         this.packsToIndex.push({ packId: pack.id, blobs: pack.blobs });
       })
       .catch((error: unknown) => {
-        this.uploadError ??= error;
+        this.failure ??= error;
       })
       .finally(() => this.uploads.delete(upload));
     this.uploads.add(upload);
@@ -354,8 +410,8 @@ export class IndexedRepository {
     this.indexFiles.push(await this.repo.saveFile('index', encodeIndexFile(file)));
   }
 
-  private throwUploadError(): void {
-    if (this.uploadError !== undefined) throw this.uploadError;
+  private throwFailure(): void {
+    if (this.failure !== undefined) throw this.failure;
   }
 }
 

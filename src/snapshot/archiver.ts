@@ -13,7 +13,7 @@
  *   does, so several paths share one tree and a restore recreates them under the target.
  */
 import { constants as fsConstants, createReadStream } from 'node:fs';
-import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import { type FileHandle, lstat, open, readdir, readlink } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { chunkStream, gearTable } from '../chunker/index.js';
 import type { BlobType } from '../repo/crypto.js';
@@ -65,6 +65,10 @@ export class AbortedError extends Error {
 }
 
 const READ_SIZE = 1024 * 1024;
+/** Entries of one directory handled at once (lstat, xattrs, reading) to overlap I/O latency. */
+const ENTRY_CONCURRENCY = 8;
+/** Files read at once across the whole walk; each may hold up to a max-size chunk in memory. */
+const READ_CONCURRENCY = 4;
 const SLASH = Buffer.from('/');
 
 function newCounters(): Counters {
@@ -97,6 +101,7 @@ export class Archiver {
   private readonly gear: Uint32Array;
   private lastProgress = 0;
   private current = '';
+  private readonly readSlots = new Semaphore(READ_CONCURRENCY);
 
   constructor(private readonly repo: IndexedRepository, private readonly options: ArchiveOptions) {
     this.gear = gearTable(repo.keys.chunkerSeed);
@@ -243,14 +248,11 @@ export class Archiver {
   private async saveDir(path: Buffer, node: TreeNode, parentNode: TreeNode | undefined): Promise<void> {
     const names = (await readdir(path, { encoding: 'buffer' })).sort(Buffer.compare);
     const parentNodes = await this.loadParentNodes(parentNode?.type === 'dir' ? parentNode.subtree : undefined);
-    const children: TreeNode[] = [];
-    for (const name of names) {
-      const childPath = joinPath(path, name);
-      if (this.options.exclude(childPath.toString(), name.toString())) continue;
-      const child = await this.saveEntry(childPath, name, parentNodes.get(name.toString('hex')));
-      if (child) children.push(child);
-    }
-    node.subtree = await this.saveTree(children);
+    const entries = names.map((name) => ({ name, path: joinPath(path, name) })).filter((e) => !this.options.exclude(e.path.toString(), e.name.toString()));
+    // Several entries at once, so one file's I/O latency overlaps another's work; the tree
+    // keeps the sorted order whatever order they finish in.
+    const children = await mapInOrder(entries, ENTRY_CONCURRENCY, (e) => this.saveEntry(e.path, e.name, parentNodes.get(e.name.toString('hex'))));
+    node.subtree = await this.saveTree(children.filter((child): child is TreeNode => child !== undefined));
     if (!parentNode || parentNode.type !== 'dir') this.counters.dirs_new++;
     else if (parentNode.subtree?.equals(node.subtree)) this.counters.dirs_unmodified++;
     else this.counters.dirs_changed++;
@@ -264,18 +266,44 @@ export class Archiver {
       this.counters.files_unmodified++;
       return;
     }
+    const release = await this.readSlots.acquire();
     // O_NOFOLLOW: if the entry was swapped for a symlink since lstat, fail rather than read elsewhere.
-    const handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | noAtime(st));
+    const handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | noAtime(st)).catch((error: unknown) => {
+      release();
+      throw error;
+    });
     try {
-      const stream = createReadStream('', { fd: handle.fd, autoClose: false, highWaterMark: READ_SIZE });
-      const { content, size } = await this.saveContent(stream);
+      const { content, size } = (await this.saveSmallFile(handle, node.size)) ?? (await this.saveContent(createReadStream('', { fd: handle.fd, autoClose: false, highWaterMark: READ_SIZE, start: 0 })));
       node.content = content;
       node.size = size;
     } finally {
+      release();
       await handle.close();
     }
     if (parentNode && parentNode.type === 'file') this.counters.files_changed++;
     else this.counters.files_new++;
+  }
+
+  /**
+   * A file smaller than the chunker's minimum is one chunk: read it with one call instead of a
+   * stream. Returns undefined when the file turns out to have grown past that (then it streams).
+   */
+  private async saveSmallFile(handle: FileHandle, size: number): Promise<{ content: Buffer[]; size: number } | undefined> {
+    if (size >= this.repo.repo.config.chunker.min) return undefined;
+    // One byte more than expected tells a file that grew since lstat.
+    const buffer = Buffer.allocUnsafe(size + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+      if (length === buffer.length) return undefined;
+    }
+    this.throwIfAborted();
+    this.counters.bytes_read += length;
+    const content = length === 0 ? [] : [await this.saveBlob('data', buffer.subarray(0, length))];
+    this.report(false);
+    return { content, size: length };
   }
 
   private async saveContent(input: AsyncIterable<Uint8Array>): Promise<{ content: Buffer[]; size: number }> {
@@ -304,9 +332,8 @@ export class Archiver {
       }
       return id;
     }
-    const result = await this.repo.saveBlob(type, data);
-    this.counters.bytes_added += result.storedLength;
-    return result.id;
+    // Sealing runs behind saveBlob, so bytes_added comes from the repository (see runBackup).
+    return (await this.repo.saveBlob(type, data)).id;
   }
 
   private saveTree(nodes: TreeNode[]): Promise<Buffer> {
@@ -342,13 +369,43 @@ export class Archiver {
       files: c.files_new + c.files_changed + c.files_unmodified,
       dirs: c.dirs_new + c.dirs_changed + c.dirs_unmodified,
       bytesRead: c.bytes_read,
-      bytesAdded: c.bytes_added,
+      bytesAdded: this.options.dryRun ? c.bytes_added : this.repo.bytesAdded,
       current: this.current,
     });
   }
 
   private throwIfAborted(): void {
     if (this.options.signal?.aborted) throw new AbortedError();
+  }
+}
+
+/** `fn` over `items` with at most `limit` calls in flight; results in the order of `items`. */
+async function mapInOrder<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const run = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
+  return results;
+}
+
+class Semaphore {
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private free: number) {}
+
+  async acquire(): Promise<() => void> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    return () => {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    };
   }
 }
 

@@ -62,12 +62,17 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
   let result;
   try {
     result = options.stdin ? await archiver.runStdin(options.stdin.input, options.stdin.filename) : await archiver.run();
+    if (!options.dryRun) {
+      await indexed.flush();
+      result.counters.bytes_added = indexed.bytesAdded;
+    }
   } catch (error) {
     // Interrupted: make what was already packed durable, so the next run reuses it.
     if (error instanceof AbortedError && !options.dryRun) await indexed.flush();
     throw error;
+  } finally {
+    await indexed.close();
   }
-  if (!options.dryRun) await indexed.flush();
 
   const user = userInfo();
   const record: SnapshotRecord = {

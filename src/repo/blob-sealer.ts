@@ -1,0 +1,123 @@
+/**
+ * Compressing and encrypting blobs off the main thread.
+ *
+ * zstd and AES-GCM are the costly half of a backup; the main thread reads, chunks and hashes.
+ * A pool of worker threads (src/repo/seal-worker.ts) runs `sealBlobPayload` on chunks handed to
+ * it; with zero workers (library use, tests run from TypeScript sources) the same function runs
+ * inline. Either way the bytes are identical: one implementation, two places to run it.
+ */
+import { availableParallelism } from 'node:os';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { PayloadCodec, type CompressionSettings } from './compression.js';
+import { type BlobType, MasterKeys } from './crypto.js';
+import { sealBlob } from './envelope.js';
+
+export function sealBlobPayload(keys: MasterKeys, codec: PayloadCodec, type: BlobType, id: Uint8Array, plaintext: Uint8Array): Buffer {
+  return sealBlob(keys, type, id, codec.encode(plaintext));
+}
+
+export interface SealRequest {
+  seq: number;
+  type: BlobType;
+  id: Uint8Array;
+  plaintext: Uint8Array;
+}
+
+export interface SealResponse {
+  seq: number;
+  envelope?: Uint8Array;
+  error?: string;
+}
+
+export interface WorkerInit {
+  master: Uint8Array;
+  compression: CompressionSettings;
+}
+
+export interface BlobSealer {
+  /** The blob's envelope. `plaintext` is handed over: it may be detached (moved to a worker). */
+  seal(type: BlobType, id: Buffer, plaintext: Uint8Array): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+export class InlineSealer implements BlobSealer {
+  private readonly codec: PayloadCodec;
+
+  constructor(private readonly keys: MasterKeys, compression: CompressionSettings) {
+    this.codec = new PayloadCodec(compression);
+  }
+
+  seal(type: BlobType, id: Buffer, plaintext: Uint8Array): Promise<Buffer> {
+    return Promise.resolve(sealBlobPayload(this.keys, this.codec, type, id, plaintext));
+  }
+
+  async close(): Promise<void> {}
+}
+
+const WORKER_SCRIPT = fileURLToPath(new URL('./seal-worker.js', import.meta.url));
+
+export class WorkerSealer implements BlobSealer {
+  private readonly workers: Worker[] = [];
+  private readonly pending = new Map<number, { resolve: (b: Buffer) => void; reject: (e: Error) => void }>();
+  private readonly load: number[] = [];
+  private seq = 0;
+
+  constructor(keys: MasterKeys, compression: CompressionSettings, count: number) {
+    const init: WorkerInit = { master: keys.master, compression };
+    for (let i = 0; i < count; i++) {
+      const worker = new Worker(WORKER_SCRIPT, { workerData: init });
+      worker.on('message', (response: SealResponse) => {
+        this.load[i]!--;
+        if (this.load[i] === 0) worker.unref();
+        const waiter = this.pending.get(response.seq);
+        this.pending.delete(response.seq);
+        if (!waiter) return;
+        if (response.envelope) waiter.resolve(Buffer.from(response.envelope.buffer, response.envelope.byteOffset, response.envelope.byteLength));
+        else waiter.reject(new Error(response.error ?? 'seal worker failed'));
+      });
+      worker.on('error', (error) => this.failAll(error));
+      // An idle worker must not keep a finished command alive; a busy one must (see seal()).
+      worker.unref();
+      this.workers.push(worker);
+      this.load.push(0);
+    }
+  }
+
+  seal(type: BlobType, id: Buffer, plaintext: Uint8Array): Promise<Buffer> {
+    const seq = this.seq++;
+    let target = 0;
+    for (let i = 1; i < this.workers.length; i++) if (this.load[i]! < this.load[target]!) target = i;
+    if (this.load[target]!++ === 0) this.workers[target]!.ref();
+    return new Promise((resolve, reject) => {
+      this.pending.set(seq, { resolve, reject });
+      // Move the chunk's memory to the worker when the chunk owns all of it; a view into a
+      // larger buffer (a read buffer, Node's small-buffer pool) is copied first.
+      const owned = plaintext.byteOffset === 0 && plaintext.byteLength === plaintext.buffer.byteLength && plaintext.buffer instanceof ArrayBuffer;
+      const moved = owned ? plaintext : new Uint8Array(plaintext);
+      const request: SealRequest = { seq, type, id, plaintext: moved };
+      this.workers[target]!.postMessage(request, [moved.buffer as ArrayBuffer]);
+    });
+  }
+
+  private failAll(error: Error): void {
+    for (const waiter of this.pending.values()) waiter.reject(error);
+    this.pending.clear();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+/**
+ * Workers when the compiled worker script exists (the CLI runs from dist/), else inline.
+ * `BH_WORKERS` overrides the count (0 = inline).
+ */
+export function createSealer(keys: MasterKeys, compression: CompressionSettings): BlobSealer {
+  const fromEnv = process.env['BH_WORKERS'];
+  const count = fromEnv !== undefined && fromEnv !== '' ? Math.max(0, Math.floor(Number(fromEnv)) || 0) : availableParallelism();
+  if (count === 0 || !existsSync(WORKER_SCRIPT)) return new InlineSealer(keys, compression);
+  return new WorkerSealer(keys, compression, count);
+}
