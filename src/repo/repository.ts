@@ -335,12 +335,9 @@ export class IndexedRepository {
     this.sealingBytes += rawLength;
     const job: Promise<void> = this.sealer
       .seal(type, id, plaintext)
-      .then(async (envelope) => {
+      .then((envelope) => {
         this.sealingBytes -= rawLength;
-        this.added += envelope.length;
-        const packer = this.packers[type];
-        packer.add(type, id, envelope, rawLength);
-        if (packer.size >= this.repo.config.pack_size) await this.finishPack(type);
+        return this.pack(type, id, envelope, rawLength);
       })
       .catch((error: unknown) => {
         this.failure ??= error;
@@ -350,6 +347,26 @@ export class IndexedRepository {
     while ((this.sealingBytes > MAX_SEALING_BYTES || this.packsWaiting > 0) && this.sealing.size > 0) await Promise.race(this.sealing);
     this.throwFailure();
     return { id, added: true };
+  }
+
+  /**
+   * Stores a blob sealed elsewhere (by a worker that read and sealed a file) unless the
+   * repository already has it; returns whether it was added.
+   */
+  async addSealedBlob(type: BlobType, id: Buffer, envelope: Buffer, rawLength: number): Promise<boolean> {
+    this.throwFailure();
+    if (this.hasBlob(type, id)) return false;
+    this.unindexed.add(pendingKey(type, id));
+    await this.pack(type, id, envelope, rawLength);
+    this.throwFailure();
+    return true;
+  }
+
+  private async pack(type: BlobType, id: Buffer, envelope: Buffer, rawLength: number): Promise<void> {
+    this.added += envelope.length;
+    const packer = this.packers[type];
+    packer.add(type, id, envelope, rawLength);
+    if (packer.size >= this.repo.config.pack_size) await this.finishPack(type);
   }
 
   /** Writes open packs and indexes everything written; after it, every saved blob is durable and findable. */

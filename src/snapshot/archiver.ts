@@ -12,14 +12,14 @@
  * - The virtual root mirrors absolute paths: backing up /srv/www gives root → srv → www, as restic
  *   does, so several paths share one tree and a restore recreates them under the target.
  */
-import { constants as fsConstants, createReadStream } from 'node:fs';
-import { type FileHandle, lstat, open, readdir, readlink } from 'node:fs/promises';
+import { lstat, readdir, readlink } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { chunkStream, gearTable } from '../chunker/index.js';
 import type { BlobType } from '../repo/crypto.js';
 import type { IndexedRepository } from '../repo/repository.js';
 import { getXattr, listXattrs } from '../fsx/index.js';
 import type { PathMatcher } from './exclude.js';
+import { FileChunkerPool } from './file-chunker.js';
 import { type NodeType, type TreeNode, decodeTree, encodeTree } from './tree.js';
 import type { SnapshotSummary } from './snapshot.js';
 
@@ -64,11 +64,8 @@ export class AbortedError extends Error {
   }
 }
 
-const READ_SIZE = 1024 * 1024;
 /** Entries of one directory handled at once (lstat, xattrs, reading) to overlap I/O latency. */
 const ENTRY_CONCURRENCY = 8;
-/** Files read at once across the whole walk; each may hold up to a max-size chunk in memory. */
-const READ_CONCURRENCY = 4;
 const SLASH = Buffer.from('/');
 
 function newCounters(): Counters {
@@ -101,10 +98,23 @@ export class Archiver {
   private readonly gear: Uint32Array;
   private lastProgress = 0;
   private current = '';
-  private readonly readSlots = new Semaphore(READ_CONCURRENCY);
+  private chunkerPool: FileChunkerPool | undefined;
 
   constructor(private readonly repo: IndexedRepository, private readonly options: ArchiveOptions) {
     this.gear = gearTable(repo.keys.chunkerSeed);
+  }
+
+  /** Worker threads that read and seal files; started with the first file. */
+  private get chunker(): FileChunkerPool {
+    const { min, avg, max } = this.repo.repo.config.chunker;
+    this.chunkerPool ??= new FileChunkerPool(this.repo.keys, this.repo.repo.config.compression, { min, avg, max });
+    return this.chunkerPool;
+  }
+
+  /** Stops the worker threads. */
+  async close(): Promise<void> {
+    await this.chunkerPool?.close();
+    this.chunkerPool = undefined;
   }
 
   async run(): Promise<ArchiveResult> {
@@ -266,44 +276,18 @@ export class Archiver {
       this.counters.files_unmodified++;
       return;
     }
-    const release = await this.readSlots.acquire();
-    // O_NOFOLLOW: if the entry was swapped for a symlink since lstat, fail rather than read elsewhere.
-    const handle = await open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | noAtime(st)).catch((error: unknown) => {
-      release();
-      throw error;
+    const content: Buffer[] = [];
+    node.size = await this.chunker.chunk(path, { seal: !this.options.dryRun, noAtime: mayUseNoAtime(st) }, async (piece) => {
+      this.throwIfAborted();
+      this.counters.bytes_read += piece.rawLength;
+      if (piece.envelope) await this.repo.addSealedBlob('data', piece.id, piece.envelope, piece.rawLength);
+      else this.countDryRun('data', piece.id, piece.rawLength);
+      content.push(piece.id);
+      this.report(false);
     });
-    try {
-      const { content, size } = (await this.saveSmallFile(handle, node.size)) ?? (await this.saveContent(createReadStream('', { fd: handle.fd, autoClose: false, highWaterMark: READ_SIZE, start: 0 })));
-      node.content = content;
-      node.size = size;
-    } finally {
-      release();
-      await handle.close();
-    }
+    node.content = content;
     if (parentNode && parentNode.type === 'file') this.counters.files_changed++;
     else this.counters.files_new++;
-  }
-
-  /**
-   * A file smaller than the chunker's minimum is one chunk: read it with one call instead of a
-   * stream. Returns undefined when the file turns out to have grown past that (then it streams).
-   */
-  private async saveSmallFile(handle: FileHandle, size: number): Promise<{ content: Buffer[]; size: number } | undefined> {
-    if (size >= this.repo.repo.config.chunker.min) return undefined;
-    // One byte more than expected tells a file that grew since lstat.
-    const buffer = Buffer.allocUnsafe(size + 1);
-    let length = 0;
-    for (;;) {
-      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
-      if (bytesRead === 0) break;
-      length += bytesRead;
-      if (length === buffer.length) return undefined;
-    }
-    this.throwIfAborted();
-    this.counters.bytes_read += length;
-    const content = length === 0 ? [] : [await this.saveBlob('data', buffer.subarray(0, length))];
-    this.report(false);
-    return { content, size: length };
   }
 
   private async saveContent(input: AsyncIterable<Uint8Array>): Promise<{ content: Buffer[]; size: number }> {
@@ -322,14 +306,18 @@ export class Archiver {
 
   private readonly dryRunSeen = new Set<string>();
 
+  /** Dry run: what a blob would add (its plaintext size, once, when the repository lacks it). */
+  private countDryRun(type: BlobType, id: Buffer, rawLength: number): void {
+    const key = type + id.toString('hex');
+    if (this.repo.hasBlob(type, id) || this.dryRunSeen.has(key)) return;
+    this.dryRunSeen.add(key);
+    this.counters.bytes_added += rawLength;
+  }
+
   private async saveBlob(type: BlobType, data: Uint8Array): Promise<Buffer> {
     if (this.options.dryRun) {
       const id = this.repo.keys.blobId(data);
-      const key = type + id.toString('hex');
-      if (!this.repo.hasBlob(type, id) && !this.dryRunSeen.has(key)) {
-        this.dryRunSeen.add(key);
-        this.counters.bytes_added += data.length;
-      }
+      this.countDryRun(type, id, data.length);
       return id;
     }
     // Sealing runs behind saveBlob, so bytes_added comes from the repository (see runBackup).
@@ -393,30 +381,14 @@ async function mapInOrder<T, R>(items: readonly T[], limit: number, fn: (item: T
   return results;
 }
 
-class Semaphore {
-  private readonly waiting: (() => void)[] = [];
-
-  constructor(private free: number) {}
-
-  async acquire(): Promise<() => void> {
-    if (this.free > 0) this.free--;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
-    return () => {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.free++;
-    };
-  }
-}
-
 function unchanged(a: TreeNode, b: TreeNode): boolean {
   return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.inode === b.inode;
 }
 
-/** O_NOATIME when we own the file or are root (the kernel refuses it otherwise with EPERM). */
-function noAtime(st: BigIntStats): number {
+/** O_NOATIME is worth trying when we own the file or are root (the kernel refuses it otherwise). */
+function mayUseNoAtime(st: BigIntStats): boolean {
   const uid = process.getuid?.();
-  return uid === 0 || BigInt(uid ?? -1) === st.uid ? fsConstants.O_NOATIME : 0;
+  return uid === 0 || BigInt(uid ?? -1) === st.uid;
 }
 
 function readXattrs(path: Buffer): TreeNode['xattrs'] {

@@ -71,6 +71,7 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
     if (error instanceof AbortedError && !options.dryRun) await indexed.flush();
     throw error;
   } finally {
+    await archiver.close();
     await indexed.close();
   }
 

@@ -1,0 +1,132 @@
+/**
+ * A pool of worker threads that turn files into sealed chunks (src/snapshot/file-chunks.ts),
+ * for the archiver. Each worker takes one file at a time; pieces come back in order and are
+ * handed to `onPiece` one after another, and the worker gets its credit back once `onPiece`
+ * has taken them in.
+ */
+import { availableParallelism } from 'node:os';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { ChunkerParams } from '../chunker/index.js';
+import type { CompressionSettings } from '../repo/compression.js';
+import type { MasterKeys } from '../repo/crypto.js';
+import type { ChunkedPiece } from './file-chunks.js';
+
+export interface ChunkWorkerInit {
+  master: Uint8Array;
+  compression: CompressionSettings;
+  params: ChunkerParams;
+  credit: SharedArrayBuffer;
+}
+
+export interface ChunkJob {
+  seq: number;
+  path: Uint8Array;
+  seal: boolean;
+  noAtime: boolean;
+}
+
+export type ChunkMessage =
+  | { seq: number; piece: ChunkedPiece & { cost: number } }
+  | { seq: number; size: number }
+  | { seq: number; error: { message: string; code: string | undefined } };
+
+/** Envelope bytes a worker may have posted and the main thread not yet taken in. */
+const CREDIT_BYTES = 24 * 1024 * 1024;
+
+/**
+ * The compiled worker. From dist/snapshot/ this is the file beside this one; from the
+ * TypeScript sources (tests) it is the build that the test setup made, same path from the root.
+ */
+const WORKER_SCRIPT = fileURLToPath(new URL('../../dist/snapshot/chunk-worker.js', import.meta.url));
+
+interface Job {
+  onPiece: (piece: ChunkedPiece) => Promise<void>;
+  /** Pieces are taken in one after another, in order. */
+  chain: Promise<void>;
+  /** The first error of onPiece; later pieces are dropped (their credit still returned). */
+  failed?: unknown;
+  resolve: (size: number) => void;
+  reject: (error: Error) => void;
+}
+
+class FileError extends Error {
+  constructor(message: string, readonly code: string | undefined) {
+    super(message);
+    this.name = 'FileError';
+  }
+}
+
+export class FileChunkerPool {
+  private readonly workers: { worker: Worker; credit: Int32Array; jobs: number }[] = [];
+  private readonly jobs = new Map<number, Job>();
+  private seq = 0;
+
+  constructor(keys: MasterKeys, compression: CompressionSettings, params: ChunkerParams, count = availableParallelism()) {
+    if (!existsSync(WORKER_SCRIPT)) throw new Error(`bh's worker script ${WORKER_SCRIPT} is missing: run 'npm run build'`);
+    for (let i = 0; i < count; i++) {
+      const creditBuffer = new SharedArrayBuffer(4);
+      const credit = new Int32Array(creditBuffer);
+      credit[0] = CREDIT_BYTES;
+      const init: ChunkWorkerInit = { master: keys.master, compression, params, credit: creditBuffer };
+      const worker = new Worker(WORKER_SCRIPT, { workerData: init });
+      const slot = { worker, credit, jobs: 0 };
+      worker.on('message', (message: ChunkMessage) => this.receive(slot, message));
+      worker.on('error', (error) => {
+        for (const job of this.jobs.values()) job.reject(error);
+        this.jobs.clear();
+      });
+      worker.unref();
+      this.workers.push(slot);
+    }
+  }
+
+  /** Chunks (and, with `seal`, seals) one file; resolves to its size once every piece was taken in. */
+  chunk(path: Buffer, options: { seal: boolean; noAtime: boolean }, onPiece: (piece: ChunkedPiece) => Promise<void>): Promise<number> {
+    const seq = this.seq++;
+    const slot = this.workers.reduce((best, w) => (w.jobs < best.jobs ? w : best));
+    // A busy worker keeps the process alive; an idle one must not.
+    if (slot.jobs++ === 0) slot.worker.ref();
+    return new Promise<number>((resolve, reject) => {
+      this.jobs.set(seq, { onPiece, chain: Promise.resolve(), resolve, reject });
+      const job: ChunkJob = { seq, path, seal: options.seal, noAtime: options.noAtime };
+      slot.worker.postMessage(job);
+    }).finally(() => {
+      if (--slot.jobs === 0) slot.worker.unref();
+    });
+  }
+
+  private receive(slot: { credit: Int32Array }, message: ChunkMessage): void {
+    const job = this.jobs.get(message.seq);
+    if (!job) return;
+    if ('piece' in message) {
+      const { cost, ...piece } = message.piece;
+      if (piece.envelope) piece.envelope = Buffer.from(piece.envelope.buffer, piece.envelope.byteOffset, piece.envelope.byteLength);
+      piece.id = Buffer.from(piece.id.buffer, piece.id.byteOffset, piece.id.byteLength);
+      job.chain = job.chain.then(async () => {
+        if (job.failed === undefined) {
+          try {
+            await job.onPiece(piece);
+          } catch (error) {
+            job.failed = error;
+          }
+        }
+        Atomics.add(slot.credit, 0, cost);
+        Atomics.notify(slot.credit, 0);
+      });
+      return;
+    }
+    this.jobs.delete(message.seq);
+    // Pieces already posted are taken in before the file ends, or fails.
+    void job.chain.then(() => {
+      if (job.failed !== undefined) job.reject(job.failed as Error);
+      else if ('error' in message) job.reject(new FileError(message.error.message, message.error.code));
+      else job.resolve(message.size);
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map(({ worker }) => worker.terminate()));
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * Reading a file into sealed chunks, the costly half of a backup, as one synchronous function:
+ * read (large reads into one reusable buffer) → FastCDC cut → blob id (keyed hash) →
+ * compress + encrypt. It runs in worker threads (src/snapshot/chunk-worker.ts), one file at a
+ * time per worker, so both cores work while the main thread walks directories and fills packs;
+ * without workers it runs inline, the same code.
+ *
+ * Sealing here is speculative: the main thread drops chunks the repository already has. That
+ * costs compression work for duplicate chunks of changed files, and saves a round trip per chunk.
+ */
+import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs';
+import { findBoundary } from '../chunker/index.js';
+import type { ChunkerParams } from '../chunker/index.js';
+import { sealBlobPayload } from '../repo/blob-sealer.js';
+import type { PayloadCodec } from '../repo/compression.js';
+import type { MasterKeys } from '../repo/crypto.js';
+
+export interface ChunkedPiece {
+  id: Buffer;
+  rawLength: number;
+  /** The sealed blob; absent when only hashing (dry run). */
+  envelope?: Buffer;
+}
+
+export interface ChunkFileOptions {
+  params: ChunkerParams;
+  gear: Uint32Array;
+  keys: MasterKeys;
+  codec: PayloadCodec;
+  seal: boolean;
+  /** Try O_NOATIME (the kernel refuses it for files of other users unless root). */
+  noAtime: boolean;
+}
+
+/** One reusable read buffer per thread: twice the largest chunk, so a cut always fits. */
+let buffer = Buffer.alloc(0);
+
+/**
+ * Chunks the file at `path`, calling `emit` for each chunk in order; returns the file's size.
+ * The file is opened with O_NOFOLLOW: an entry swapped for a symlink since lstat fails instead
+ * of being read elsewhere. Errors carry Node's `code` (EACCES, EIO, …).
+ */
+export function chunkFile(path: Buffer, options: ChunkFileOptions, emit: (piece: ChunkedPiece) => void): number {
+  const { params, gear, keys, codec } = options;
+  if (buffer.length < 2 * params.max) buffer = Buffer.allocUnsafe(2 * params.max);
+  const flags = fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW;
+  let fd: number;
+  try {
+    fd = openSync(path, options.noAtime ? flags | fsConstants.O_NOATIME : flags);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM' || !options.noAtime) throw error;
+    fd = openSync(path, flags);
+  }
+  let size = 0;
+  try {
+    let start = 0;
+    let end = 0;
+    let eof = false;
+    for (;;) {
+      // Refill until a whole max-size window is there (then a cut always exists) or the file ends.
+      while (!eof && end - start < params.max) {
+        if (start > 0) {
+          buffer.copyWithin(0, start, end);
+          end -= start;
+          start = 0;
+        }
+        const n = readSync(fd, buffer, end, buffer.length - end, null);
+        if (n === 0) eof = true;
+        end += n;
+      }
+      if (start === end) break;
+      const cut = findBoundary(buffer, start, end, params, gear);
+      const length = cut < 0 ? end - start : cut;
+      const chunk = buffer.subarray(start, start + length);
+      const id = keys.blobId(chunk);
+      emit(options.seal ? { id, rawLength: length, envelope: sealBlobPayload(keys, codec, 'data', id, chunk) } : { id, rawLength: length });
+      size += length;
+      start += length;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return size;
+}
