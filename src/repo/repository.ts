@@ -11,7 +11,7 @@ import { AuthenticationError, type BlobType, type FileKind, MasterKeys, sha256, 
 import { PayloadCodec } from './compression.js';
 import { type RepoConfig, decodeConfig, encodeConfig, newConfig } from './config.js';
 import { openBlob, openFile, sealFile } from './envelope.js';
-import { type BlobSealer, createSealer } from './blob-sealer.js';
+import { type BlobSealer, InlineSealer, createSealer } from './blob-sealer.js';
 import { FormatError, RepositoryExistsError, RepositoryNotFoundError, WrongPasswordError } from './errors.js';
 import { type IndexFile, type IndexedPack, decodeIndexFile, encodeIndexFile } from './index-file.js';
 import { type KeyFile, type ScryptParams, type Secret, createKeyFile, decodeKeyFile, unsealKeyFile } from './keyfile.js';
@@ -271,6 +271,7 @@ export class IndexedRepository {
   /** Blobs queued or packed but not indexed yet, by type:id hex (so they are not saved twice). */
   private readonly unindexed = new Set<string>();
   private sealerInstance: BlobSealer | undefined;
+  private inlineSealer: InlineSealer | undefined;
   private readonly sealing = new Set<Promise<void>>();
   private sealingBytes = 0;
   private readonly uploads = new Set<Promise<void>>();
@@ -333,7 +334,7 @@ export class IndexedRepository {
     // Read the length now: seal() may move the buffer to a worker, detaching it.
     const rawLength = plaintext.length;
     this.sealingBytes += rawLength;
-    const job: Promise<void> = this.sealer
+    const job: Promise<void> = this.sealerFor(type)
       .seal(type, id, plaintext)
       .then((envelope) => {
         this.sealingBytes -= rawLength;
@@ -385,8 +386,15 @@ export class IndexedRepository {
     this.sealerInstance = undefined;
   }
 
-  /** Created on first use: reading commands never start worker threads. */
-  private get sealer(): BlobSealer {
+  /**
+   * Trees are small and sealed on this thread; data (standard input, in practice: files are
+   * sealed by the archiver's own workers) goes to worker threads started on first use.
+   */
+  private sealerFor(type: BlobType): BlobSealer {
+    if (type === 'tree') {
+      this.inlineSealer ??= new InlineSealer(this.keys, this.repo.config.compression);
+      return this.inlineSealer;
+    }
     this.sealerInstance ??= createSealer(this.keys, this.repo.config.compression);
     return this.sealerInstance;
   }
