@@ -4,7 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { PayloadCodec } from './compression.js';
 import { MasterKeys } from './crypto.js';
-import { type SealRequest, type SealResponse, type WorkerInit, sealBlobPayload } from './blob-sealer.js';
+import { type SealRequest, type SealResponse, type WorkerInit, movable, sealBlobPayload } from './blob-sealer.js';
 
 const init = workerData as WorkerInit;
 const keys = new MasterKeys(Buffer.from(init.master));
@@ -14,11 +14,9 @@ const port = parentPort!;
 port.on('message', (request: SealRequest) => {
   let response: SealResponse;
   try {
-    const envelope = sealBlobPayload(keys, codec, request.type, request.id, request.plaintext);
+    const envelope = movable(sealBlobPayload(keys, codec, request.type, request.id, request.plaintext));
     response = { seq: request.seq, envelope };
-    // Transfer only when the envelope owns its whole ArrayBuffer (allocUnsafe may share a pool).
-    const transfer = envelope.byteOffset === 0 && envelope.byteLength === envelope.buffer.byteLength ? [envelope.buffer as ArrayBuffer] : [];
-    port.postMessage(response, transfer);
+    port.postMessage(response, [envelope.buffer as ArrayBuffer]);
   } catch (error) {
     response = { seq: request.seq, error: (error as Error).message };
     port.postMessage(response);

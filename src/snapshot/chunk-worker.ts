@@ -7,6 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { PayloadCodec } from '../repo/compression.js';
 import { MasterKeys } from '../repo/crypto.js';
 import { chunkFile } from './file-chunks.js';
+import { movable } from '../repo/blob-sealer.js';
 import { gearTable } from '../chunker/index.js';
 import type { ChunkJob, ChunkMessage, ChunkWorkerInit } from './file-chunker.js';
 
@@ -34,9 +35,10 @@ port.on('message', (job: ChunkJob) => {
     const size = chunkFile(Buffer.from(job.path), { params: init.params, gear, keys, codec, seal: job.seal, noAtime: job.noAtime }, (piece) => {
       const cost = piece.envelope?.length ?? 0;
       take(cost);
-      const transfer = piece.envelope && piece.envelope.byteOffset === 0 && piece.envelope.byteLength === piece.envelope.buffer.byteLength ? [piece.envelope.buffer as ArrayBuffer] : [];
-      const out: ChunkMessage = { seq: job.seq, piece: { id: piece.id, rawLength: piece.rawLength, envelope: piece.envelope, cost } };
-      port.postMessage(out, transfer);
+      const id = movable(piece.id);
+      const envelope = piece.envelope && movable(piece.envelope);
+      const out: ChunkMessage = { seq: job.seq, piece: { id: id as Buffer, rawLength: piece.rawLength, envelope: envelope as Buffer | undefined, cost } };
+      port.postMessage(out, envelope ? [id.buffer as ArrayBuffer, envelope.buffer as ArrayBuffer] : [id.buffer as ArrayBuffer]);
     });
     message = { seq: job.seq, size };
   } catch (error) {

@@ -12,6 +12,7 @@ import type { ChunkerParams } from '../chunker/index.js';
 import type { CompressionSettings } from '../repo/compression.js';
 import type { MasterKeys } from '../repo/crypto.js';
 import type { ChunkedPiece } from './file-chunks.js';
+import { movable } from '../repo/blob-sealer.js';
 
 export interface ChunkWorkerInit {
   master: Uint8Array;
@@ -90,7 +91,7 @@ export class FileChunkerPool {
     if (slot.jobs++ === 0) slot.worker.ref();
     return new Promise<number>((resolve, reject) => {
       this.jobs.set(seq, { onPiece, chain: Promise.resolve(), resolve, reject });
-      const job: ChunkJob = { seq, path, seal: options.seal, noAtime: options.noAtime };
+      const job: ChunkJob = { seq, path: movable(path), seal: options.seal, noAtime: options.noAtime };
       slot.worker.postMessage(job);
     }).finally(() => {
       if (--slot.jobs === 0) slot.worker.unref();
