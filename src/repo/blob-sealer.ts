@@ -118,13 +118,15 @@ export class WorkerSealer implements BlobSealer {
   }
 }
 
-/**
- * Workers when the compiled worker script exists (the CLI runs from dist/), else inline.
- * `BH_WORKERS` overrides the count (0 = inline).
- */
-export function createSealer(keys: MasterKeys, compression: CompressionSettings): BlobSealer {
+/** Worker threads per pool: one per core, or `BH_WORKERS`. */
+export function workerCount(): number {
   const fromEnv = process.env['BH_WORKERS'];
-  const count = fromEnv !== undefined && fromEnv !== '' ? Math.max(0, Math.floor(Number(fromEnv)) || 0) : availableParallelism();
+  return fromEnv !== undefined && fromEnv !== '' ? Math.max(0, Math.floor(Number(fromEnv)) || 0) : availableParallelism();
+}
+
+/** Workers when the compiled worker script exists (the CLI runs from dist/), else inline (also with BH_WORKERS=0). */
+export function createSealer(keys: MasterKeys, compression: CompressionSettings): BlobSealer {
+  const count = workerCount();
   if (count === 0 || !existsSync(WORKER_SCRIPT)) return new InlineSealer(keys, compression);
   return new WorkerSealer(keys, compression, count);
 }

@@ -4,7 +4,6 @@
  * handed to `onPiece` one after another, and the worker gets its credit back once `onPiece`
  * has taken them in.
  */
-import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -12,7 +11,7 @@ import type { ChunkerParams } from '../chunker/index.js';
 import type { CompressionSettings } from '../repo/compression.js';
 import type { MasterKeys } from '../repo/crypto.js';
 import type { ChunkedPiece } from './file-chunks.js';
-import { movable } from '../repo/blob-sealer.js';
+import { movable, workerCount } from '../repo/blob-sealer.js';
 
 export interface ChunkWorkerInit {
   master: Uint8Array;
@@ -64,7 +63,7 @@ export class FileChunkerPool {
   private readonly jobs = new Map<number, Job>();
   private seq = 0;
 
-  constructor(keys: MasterKeys, compression: CompressionSettings, params: ChunkerParams, count = availableParallelism()) {
+  constructor(keys: MasterKeys, compression: CompressionSettings, params: ChunkerParams, count = Math.max(1, workerCount())) {
     if (!existsSync(WORKER_SCRIPT)) throw new Error(`bh's worker script ${WORKER_SCRIPT} is missing: run 'npm run build'`);
     for (let i = 0; i < count; i++) {
       const creditBuffer = new SharedArrayBuffer(4);
