@@ -7,9 +7,10 @@
  *   · offset · length · raw length                                              = 48 bytes a blob
  * Rows are kept whole (row-major) so a lookup or a sort touches one or two cache lines per row.
  * Lookups go through a 65 536-entry bucket table on the top 16 bits of the prefix, then a binary
- * search inside the bucket: O(log n) with few cache misses. New blobs go to a small pending hash
- * (bounded, 4 bytes a slot) that is merged in (radix sort of the new rows, then a sequential
- * two-way merge) when it grows past a quarter of the table: amortised O(1) per insert.
+ * search inside the bucket: O(log n) with few cache misses. The sorted table is sized exactly
+ * (a loaded index costs 48 bytes a blob plus two 256 KiB bucket tables); new blobs go to a
+ * small pending table with a hash (4 bytes a slot), merged in (radix sort of the new rows, then
+ * a sequential two-way merge) when it grows past a quarter of the sorted rows: amortised O(1).
  */
 import type { BlobType } from './crypto.js';
 import type { PackedBlob } from './pack.js';
@@ -125,41 +126,41 @@ function radixOrder(rows: Rows, from: number, to: number): Uint32Array {
 }
 
 /**
- * One blob type's rows: [0, sorted) sorted by id, then pending rows found through a small
- * open-addressing hash (slots hold row + 1; 0 is empty), keyed by the id's first 4 bytes.
+ * One blob type's rows: a sorted table sized exactly to its rows (what loading an index
+ * builds), and a small pending table of rows added since, found through an open-addressing
+ * hash (slots hold row + 1; 0 is empty) keyed by the id's first 4 bytes. Rows are numbered
+ * sorted first, then pending.
  */
 class BlobTable {
-  private rows = new Rows(1024);
-  private sorted = 0;
-  /** bucketStart[b] = first sorted row whose prefix >>> 16 is b; bucketStart[65536] = sorted. */
-  private bucketStart = new Uint32Array(65537);
-  private slots = new Int32Array(2 * MIN_PENDING_MERGE);
-  private pendingCount = 0;
-  /** In bulk mode rows are only appended (not findable) until the next merge(). */
+  private sorted = new Rows(0);
+  private pending = new Rows(1024);
+  /** bucketStart[b] = first sorted row whose prefix >>> 16 is b; bucketStart[65536] = sorted rows. */
+  private readonly bucketStart = new Uint32Array(65537);
+  /** Allocated with the first pending row: a table only read (restore, check) never pays for it. */
+  private slots = new Int32Array(0);
+  /** In bulk mode pending rows are only appended (not findable) until the next merge(). */
   bulk = false;
 
   get size(): number {
-    return this.rows.count;
-  }
-
-  get all(): Rows {
-    return this.rows;
+    return this.sorted.count + this.pending.count;
   }
 
   add(id: Uint8Array, pack: number, offset: number, length: number, rawLength: number): void {
-    if (this.rows.count === this.rows.capacity) this.rows = this.rows.grown(this.rows.capacity * 2);
-    const row = this.rows.push(id, pack, offset, length, rawLength);
+    const p = this.pending;
+    if (p.count === p.capacity) this.pending = p.grown(p.capacity * 2);
+    const row = this.pending.push(id, pack, offset, length, rawLength);
     if (this.bulk) return;
+    if (this.slots.length === 0) this.slots = new Int32Array(slotCountFor(this.sorted.count));
     const mask = this.slots.length - 1;
-    let slot = this.rows.prefix(row) & mask;
+    let slot = this.pending.prefix(row) & mask;
     while (this.slots[slot] !== 0) slot = (slot + 1) & mask;
     this.slots[slot] = row + 1;
-    this.pendingCount++;
-    if (this.pendingCount >= this.slots.length / 2) this.merge();
+    if (this.pending.count >= this.slots.length / 2) this.merge();
   }
 
+  /** Row number of `id`, or -1. */
   find(id: Uint8Array): number {
-    const r = this.rows;
+    const r = this.sorted;
     const key = readPrefix(id);
     const rest = restWords(id);
     const bucket = key >>> 16;
@@ -170,51 +171,64 @@ class BlobTable {
       if (r.prefix(mid) < key) lo = mid + 1;
       else hi = mid;
     }
-    for (let i = lo; i < this.sorted && r.prefix(i) === key; i++) if (r.restEquals(i, rest)) return i;
-    if (this.pendingCount === 0) return -1;
+    for (let i = lo; i < r.count && r.prefix(i) === key; i++) if (r.restEquals(i, rest)) return i;
+    if (this.slots.length === 0) return -1;
+    const p = this.pending;
     const mask = this.slots.length - 1;
     for (let slot = key & mask; this.slots[slot] !== 0; slot = (slot + 1) & mask) {
       const row = this.slots[slot]! - 1;
-      if (r.prefix(row) === key && r.restEquals(row, rest)) return row;
+      if (p.prefix(row) === key && p.restEquals(row, rest)) return r.count + row;
     }
     return -1;
   }
 
+  field(row: number, field: number): number {
+    return row < this.sorted.count ? this.sorted.field(row, field) : this.pending.field(row - this.sorted.count, field);
+  }
+
+  id(row: number): Buffer {
+    return row < this.sorted.count ? this.sorted.id(row) : this.pending.id(row - this.sorted.count);
+  }
+
   /**
-   * Sorts the pending rows and merges them with the sorted ones (a sequential two-way merge),
-   * then sizes the pending hash to a quarter of the table (within bounds), so merges stay rare
-   * and the hash small.
+   * Sorts the pending rows and merges them with the sorted ones (a sequential two-way merge)
+   * into a table of exactly the rows' size; the pending table starts over.
    */
   merge(): void {
-    const r = this.rows;
-    const sorted = this.sorted;
-    const n = r.count;
-    if (n > sorted) {
-      const pending = radixOrder(r, sorted, n);
-      const out = new Rows(Math.max(1024, r.capacity));
-      const src = r.words;
+    const r = this.sorted;
+    const p = this.pending;
+    const n = r.count + p.count;
+    if (p.count > 0) {
+      const order = radixOrder(p, 0, p.count);
+      const out = new Rows(n);
+      const a = r.words;
+      const b = p.words;
       const dst = out.words;
       let i = 0;
       let j = 0;
       for (let o = 0; o < n; o++) {
-        const from = (j >= pending.length || (i < sorted && src[i * ROW]! <= src[pending[j]! * ROW]!) ? i++ : pending[j++]!) * ROW;
+        const fromSorted = j >= order.length || (i < r.count && a[i * ROW]! <= b[order[j]! * ROW]!);
+        const src = fromSorted ? a : b;
+        const from = (fromSorted ? i++ : order[j++]!) * ROW;
         const to = o * ROW;
         for (let k = 0; k < ROW; k++) dst[to + k] = src[from + k]!;
       }
       out.count = n;
-      this.rows = out;
+      this.sorted = out;
+      this.pending = new Rows(1024);
     }
-    this.sorted = n;
     const starts = this.bucketStart;
     starts.fill(0);
-    for (let i = 0; i < n; i++) starts[(this.rows.prefix(i) >>> 16) + 1]!++;
+    for (let i = 0; i < n; i++) starts[(this.sorted.prefix(i) >>> 16) + 1]!++;
     for (let b = 1; b <= 65536; b++) starts[b]! += starts[b - 1]!;
-    this.pendingCount = 0;
-    const pendingLimit = Math.min(MAX_PENDING_MERGE, Math.max(MIN_PENDING_MERGE, n >>> 2));
-    const slotCount = 2 ** Math.ceil(Math.log2(pendingLimit * 2));
-    if (this.slots.length !== slotCount) this.slots = new Int32Array(slotCount);
-    else this.slots.fill(0);
+    this.slots = new Int32Array(0);
   }
+}
+
+/** Pending rows may reach a quarter of the sorted ones (within bounds) before a merge; the hash is kept half empty. */
+function slotCountFor(sortedRows: number): number {
+  const pendingLimit = Math.min(MAX_PENDING_MERGE, Math.max(MIN_PENDING_MERGE, sortedRows >>> 2));
+  return 2 ** Math.ceil(Math.log2(pendingLimit * 2));
 }
 
 export class MasterIndex {
@@ -253,8 +267,7 @@ export class MasterIndex {
     const table = this.tables[type];
     const row = table.find(id);
     if (row < 0) return undefined;
-    const r = table.all;
-    return { packId: this.packIds[r.field(row, PACK)]!, offset: r.field(row, OFFSET), length: r.field(row, LENGTH), rawLength: r.field(row, RAW_LENGTH) };
+    return { packId: this.packIds[table.field(row, PACK)]!, offset: table.field(row, OFFSET), length: table.field(row, LENGTH), rawLength: table.field(row, RAW_LENGTH) };
   }
 
   /**
@@ -276,9 +289,9 @@ export class MasterIndex {
   /** Every indexed blob, one object at a time (for check and stats; not for hot paths). */
   *entries(type?: BlobType): Generator<IndexEntry> {
     for (const t of type ? [type] : (['data', 'tree'] as const)) {
-      const r = this.tables[t].all;
-      for (let i = 0; i < r.count; i++) {
-        yield { type: t, id: r.id(i), packId: this.packIds[r.field(i, PACK)]!, offset: r.field(i, OFFSET), length: r.field(i, LENGTH), rawLength: r.field(i, RAW_LENGTH) };
+      const table = this.tables[t];
+      for (let i = 0; i < table.size; i++) {
+        yield { type: t, id: table.id(i), packId: this.packIds[table.field(i, PACK)]!, offset: table.field(i, OFFSET), length: table.field(i, LENGTH), rawLength: table.field(i, RAW_LENGTH) };
       }
     }
   }
