@@ -10,7 +10,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync,
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { BH, ROOT, type RunResult, type TestRepo, initRepo, makeTempDir, removeDir } from './helpers/cli.js';
+import { type RunResult, type TestRepo, bhWithoutDacOverride, initRepo, makeTempDir, removeDir } from './helpers/cli.js';
 import { compareTrees } from './helpers/tree-compare.js';
 
 type Json = Record<string, unknown>;
@@ -203,28 +203,8 @@ describe('snapshot selection', () => {
 });
 
 describe('entries that cannot be read', () => {
-  /**
-   * Root reads everything, whatever the mode bits say. So bh runs as root without the two
-   * capabilities that override file permissions (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH dropped
-   * from the bounding and inheritable sets by util-linux setpriv): still uid 0, owner of the
-   * repository, but a 0o000 file or directory is now unreadable to it.
-   */
-  function bhWithoutDacOverride(args: string[]): Promise<RunResult> {
-    const drop = '-dac_override,-dac_read_search';
-    const child = spawn('setpriv', [`--bounding-set=${drop}`, `--inh-caps=${drop}`, process.execPath, BH, ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env['PATH'], HOME: process.env['HOME'], ...repo.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    return new Promise((resolve, reject) => {
-      child.on('error', reject);
-      child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-    });
-  }
+  // Root reads everything, whatever the mode bits say: bhWithoutDacOverride drops the capabilities that let it.
+
 
   it('are reported (stderr, JSON, exit 3) and left out of a snapshot that is still saved', async () => {
     const src = join(tmp, 'unreadable');
@@ -243,7 +223,7 @@ describe('entries that cannot be read', () => {
     });
     expect(probe, 'cat of a 0o000 file must fail without CAP_DAC_OVERRIDE').not.toBe(0);
 
-    const r = await bhWithoutDacOverride(['backup', src, '--json']);
+    const r = await bhWithoutDacOverride(repo.env, ['backup', src, '--json']);
     expect(r.code, detail(r)).toBe(3);
     expect(r.stderr).toContain(join(src, 'secret'));
     expect(r.stderr).toContain(join(src, 'locked-dir'));

@@ -17,11 +17,11 @@
  *
  * The blob layout is discovered with `bh cat pack ID` (pack headers) and the repository folders.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { cp, mkdir, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bh, initRepo, makeTempDir, removeDir, type RunResult, type TestRepo } from './helpers/cli.js';
+import { bh, initRepo, makeTempDir, removeDir, type RunResult, type TestRepo, hashTree } from './helpers/cli.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -65,22 +65,7 @@ let copies = 0;
 
 // ---- helpers -------------------------------------------------------------------------------------
 
-function sha(bytes: Buffer): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
 
-async function hashTree(root: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  const walk = async (dir: string): Promise<void> => {
-    for (const entry of await readdir(dir, { withFileTypes: true })) {
-      const path = join(dir, entry.name);
-      if (entry.isDirectory()) await walk(path);
-      else out.set(relative(root, path), sha(await readFile(path)));
-    }
-  };
-  await walk(root);
-  return out;
-}
 
 function output(r: RunResult): string {
   return `${r.stdout}\n${r.stderr}`;

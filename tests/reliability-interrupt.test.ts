@@ -9,12 +9,12 @@
  * appears in the target), not after a fixed delay.
  */
 import { type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initRepo, makeTempDir, removeDir, startBh, type RunResult, type TestRepo } from './helpers/cli.js';
+import { initRepo, makeTempDir, removeDir, startBh, type RunResult, type TestRepo, hashTree } from './helpers/cli.js';
 
 const MiB = 1024 * 1024;
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -25,18 +25,6 @@ let sourceHashes: Map<string, string>;
 let sourceBytes = 0;
 let repo: TestRepo;
 
-async function hashTree(root: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  const walk = async (dir: string): Promise<void> => {
-    for (const entry of await readdir(dir, { withFileTypes: true })) {
-      const path = join(dir, entry.name);
-      if (entry.isDirectory()) await walk(path);
-      else out.set(relative(root, path), createHash('sha256').update(await readFile(path)).digest('hex'));
-    }
-  };
-  await walk(root);
-  return out;
-}
 
 function namesIn(dir: string): string[] {
   try {

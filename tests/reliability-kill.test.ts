@@ -19,12 +19,12 @@
  * - the snapshot restores to a tree equal in content to the source.
  */
 import type { ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { type FSWatcher, readdirSync, readFileSync, watch } from 'node:fs';
-import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { cp, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bh, initRepo, makeTempDir, removeDir, startBh, type RunResult, type TestRepo } from './helpers/cli.js';
+import { bh, initRepo, makeTempDir, removeDir, startBh, type RunResult, type TestRepo, hashTree } from './helpers/cli.js';
 
 const MiB = 1024 * 1024;
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -155,18 +155,6 @@ class Probe {
 
 // ---- source tree -------------------------------------------------------------------------------
 
-async function hashTree(root: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  const walk = async (dir: string): Promise<void> => {
-    for (const entry of await readdir(dir, { withFileTypes: true })) {
-      const path = join(dir, entry.name);
-      if (entry.isDirectory()) await walk(path);
-      else out.set(relative(root, path), createHash('sha256').update(await readFile(path)).digest('hex'));
-    }
-  };
-  await walk(root);
-  return out;
-}
 
 /** Random bytes generated in 1 MiB pieces. */
 function randomFile(size: number): Buffer {

@@ -2,7 +2,6 @@
  * Round trip through the real CLI: what `bh restore` writes must equal what `bh backup` read,
  * checked against the file system (lstat, bytes, xattrs, inodes), never against bh's records.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, lchownSync, linkSync, mkdirSync, readdirSync, symlinkSync, writeFileSync, openSync, writeSync, closeSync, ftruncateSync, existsSync, lstatSync, rmSync } from 'node:fs';
 import { lstat, readdir, readFile, writeFile } from 'node:fs/promises';
@@ -13,7 +12,7 @@ import { LocalBackend } from '../src/backends/local.js';
 import { chunkBuffer, gearTable } from '../src/chunker/index.js';
 import { Repository } from '../src/repo/repository.js';
 import { getXattr, lutimesNs, makedev, mkfifo, mknod, removeXattr, setXattr } from '../src/fsx/index.js';
-import { BH, ROOT, type RunResult, type TestRepo, initRepo, makeTempDir, removeDir } from './helpers/cli.js';
+import { type RunResult, type TestRepo, bhWithoutDacOverride, initRepo, makeTempDir, removeDir } from './helpers/cli.js';
 import { compareTrees, walkTree } from './helpers/tree-compare.js';
 
 const KiB = 1024;
@@ -69,27 +68,6 @@ function repoContents(repo: TestRepo): string[] {
   return ['config', 'keys', 'data', 'index', 'snapshots'].flatMap((d) => (d === 'config' ? [`config ${lstatSync(join(repo.path, 'config')).size}`] : listing(join(repo.path, d)).map((l) => `${d}${l}`)));
 }
 
-/**
- * Runs bh as root but without the capabilities that override file permissions (CAP_DAC_OVERRIDE,
- * CAP_DAC_READ_SEARCH, dropped by util-linux setpriv): mode bits then bind it as they bind an
- * unprivileged user, while it still owns the repository and may chown.
- */
-function bhWithoutDacOverride(repo: TestRepo, args: string[]): Promise<RunResult> {
-  const drop = '-dac_override,-dac_read_search';
-  const child = spawn('setpriv', [`--bounding-set=${drop}`, `--inh-caps=${drop}`, process.execPath, BH, ...args], {
-    cwd: ROOT,
-    env: { PATH: process.env['PATH'], HOME: process.env['HOME'], ...repo.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-}
 
 // ---- the helper must be able to fail ----------------------------------------------------------
 
@@ -397,7 +375,7 @@ describe('backup → restore round trip', () => {
     const target = join(tmp, 'restore-no-dac');
     // Twice: the second time over the first, whose read-only directories must be filled again.
     for (const overwrite of ['always', 'always']) {
-      const r = await bhWithoutDacOverride(repo, ['restore', firstId, '--target', target, '--include', `${src}/perms`, '--include', `${src}/hard`, '--overwrite', overwrite]);
+      const r = await bhWithoutDacOverride(repo.env, ['restore', firstId, '--target', target, '--include', `${src}/perms`, '--include', `${src}/hard`, '--overwrite', overwrite]);
       expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
       for (const d of ['perms', 'hard']) expect(await compareTrees(join(src, d), join(target, src, d))).toEqual([]);
     }

@@ -3,9 +3,10 @@
  * output. Secrets travel in the environment, never on the command line.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -70,4 +71,40 @@ export async function initRepo(dir: string, password = 'correct horse battery st
   const result = await repo.run(['init']);
   if (result.code !== 0) throw new Error(`bh init failed: ${result.stderr}`);
   return repo;
+}
+
+/**
+ * Runs bh as root but without the capabilities that override file permissions (CAP_DAC_OVERRIDE,
+ * CAP_DAC_READ_SEARCH, dropped by util-linux setpriv): mode bits then bind it as they bind an
+ * unprivileged user, while it still owns the repository and may chown.
+ */
+export function bhWithoutDacOverride(env: Record<string, string>, args: string[]): Promise<RunResult> {
+  const drop = '-dac_override,-dac_read_search';
+  const child = spawn('setpriv', [`--bounding-set=${drop}`, `--inh-caps=${drop}`, process.execPath, BH, ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env['PATH'], HOME: process.env['HOME'], ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+/** SHA-256 (hex) of every regular file below `root`, by path relative to it. */
+export async function hashTree(root: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const walk = async (dir: string): Promise<void> => {
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) await walk(path);
+      else out.set(relative(root, path), createHash('sha256').update(await readFile(path)).digest('hex'));
+    }
+  };
+  await walk(root);
+  return out;
 }
