@@ -1,7 +1,7 @@
 import { Command, Option } from 'clipanion';
 import { compilePatterns } from '../snapshot/exclude.js';
 import { Finder } from '../snapshot/find.js';
-import { type Snapshot, findSnapshot, matchesFilter } from '../snapshot/snapshot.js';
+import { selectSnapshots } from '../snapshot/snapshot.js';
 import { localTime, longLine, nodeJson } from '../snapshot/walk.js';
 import { RepositoryCommand, UserError } from './base.js';
 
@@ -41,13 +41,7 @@ export class FindCommand extends RepositoryCommand {
     const repo = await this.openRepository();
     const all = await this.loadSnapshots(repo);
     const filter = { host: this.host, tags: this.tags, paths: this.filterPaths };
-    let selected: Snapshot[];
-    if (this.snapshotRefs.length > 0) {
-      const seen = new Set<string>();
-      selected = this.snapshotRefs.map((ref) => findSnapshot(all, ref, filter)).filter((s) => !seen.has(s.id) && seen.add(s.id));
-    } else {
-      selected = all.filter((s) => matchesFilter(s.record, filter));
-    }
+    const selected = selectSnapshots(all, this.snapshotRefs, filter);
     const indexed = await repo.loadIndex();
     const finder = new Finder(indexed, matcher, this.interruptSignal());
     const results: unknown[] = [];

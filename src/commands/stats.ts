@@ -1,6 +1,6 @@
 import { Command, Option } from 'clipanion';
 import * as t from 'typanion';
-import { type Snapshot, findSnapshot, matchesFilter } from '../snapshot/snapshot.js';
+import { selectSnapshots } from '../snapshot/snapshot.js';
 import { RawDataCounter, RestoreSizeCounter } from '../snapshot/stats.js';
 import { RepositoryCommand } from './base.js';
 import { formatBytes } from './report.js';
@@ -35,13 +35,7 @@ export class StatsCommand extends RepositoryCommand {
     const repo = await this.openRepository();
     const all = await this.loadSnapshots(repo);
     const filter = { host: this.host, tags: this.tags, paths: this.filterPaths };
-    let selected: Snapshot[];
-    if (this.snapshotRefs.length > 0) {
-      const seen = new Set<string>();
-      selected = this.snapshotRefs.map((ref) => findSnapshot(all, ref, filter)).filter((s) => !seen.has(s.id) && seen.add(s.id));
-    } else {
-      selected = all.filter((s) => matchesFilter(s.record, filter));
-    }
+    const selected = selectSnapshots(all, this.snapshotRefs, filter);
     const indexed = await repo.loadIndex();
     const signal = this.interruptSignal();
     const counter = this.mode === 'raw-data' ? new RawDataCounter(indexed, signal) : new RestoreSizeCounter(indexed, signal);

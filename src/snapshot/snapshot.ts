@@ -121,6 +121,13 @@ export function findSnapshot(snapshots: Snapshot[], ref: string, filter: Snapsho
   return hits[0]!;
 }
 
+/** The snapshots named by `refs` (each once, in order), or, without refs, every one matching `filter`. */
+export function selectSnapshots(all: Snapshot[], refs: readonly string[], filter: SnapshotFilter): Snapshot[] {
+  if (refs.length === 0) return all.filter((s) => matchesFilter(s.record, filter));
+  const seen = new Set<string>();
+  return refs.map((ref) => findSnapshot(all, ref, filter)).filter((s) => !seen.has(s.id) && seen.add(s.id));
+}
+
 /** The parent for change detection: none for full, the latest of the same host and paths, or the latest full one. */
 export function chooseParent(snapshots: Snapshot[], mode: BackupMode, host: string, paths: string[]): Snapshot | undefined {
   if (mode === 'full') return undefined;
