@@ -2,18 +2,27 @@
 
 import type { Backend } from './backend.js';
 import { LocalBackend } from './local.js';
+import type { BackendOptions } from './options.js';
+import { withRetry } from './retry.js';
+import { openS3Backend } from './s3.js';
+import { openSftpBackend } from './sftp.js';
+import { withThrottle } from './throttle.js';
 
 export * from './backend.js';
 export * from './local.js';
+export type { BackendOptions } from './options.js';
 
 /**
- * The backend for a repository location: a plain path is a local directory. `sftp:` and `s3:`
- * locations are recognised but not implemented yet.
+ * The backend for a repository location: `sftp:user@host:/path` or `sftp://user@host:port/path`,
+ * `s3:bucket/prefix`, else a local directory. Remote backends are wrapped in the retry
+ * decorator; any backend with a bandwidth limit in the throttle decorator.
  */
-export function openBackend(location: string): Backend {
+export async function openBackend(location: string, options: BackendOptions): Promise<Backend> {
   if (location === '') throw new Error('empty repository location');
-  if (location.startsWith('sftp:') || location.startsWith('s3:')) {
-    throw new Error(`unsupported repository location '${location}': sftp: and s3: backends are not available yet`);
-  }
-  return new LocalBackend(location);
+  let backend: Backend;
+  if (location.startsWith('sftp:')) backend = withRetry(await openSftpBackend(location, options));
+  else if (location.startsWith('s3:')) backend = withRetry(await openS3Backend(location, options));
+  else backend = new LocalBackend(location);
+  if (options.limitUpload || options.limitDownload) backend = withThrottle(backend, { uploadKiBs: options.limitUpload ?? 0, downloadKiBs: options.limitDownload ?? 0 });
+  return backend;
 }

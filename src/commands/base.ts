@@ -4,7 +4,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'clipanion';
-import { openBackend } from '../backends/index.js';
+import * as t from 'typanion';
+import { type Backend, type BackendOptions, openBackend } from '../backends/index.js';
 import { LockConflictError, RepositoryNotFoundError, WrongPasswordError } from '../repo/errors.js';
 import { parseRawKey, type Secret } from '../repo/keyfile.js';
 import { Repository } from '../repo/repository.js';
@@ -79,6 +80,14 @@ export abstract class RepositoryCommand extends BhCommand {
   repo = Option.String('-r,--repo', { description: 'Repository location (or BH_REPO)' });
   passwordFile = Option.String('--password-file', { description: 'Read the password from this file (or BH_PASSWORD_FILE; BH_PASSWORD holds it directly)' });
   keyFile = Option.String('--key-file', { description: 'Use a 32-byte raw key file instead of a password' });
+  sshKey = Option.String('--ssh-key', { description: 'SFTP: private key file (else ssh-agent, else BH_SSH_PASSWORD)' });
+  knownHosts = Option.String('--known-hosts', { description: 'SFTP: known_hosts file (default ~/.ssh/known_hosts)' });
+  sshAcceptNew = Option.Boolean('--ssh-accept-new', false, { description: 'SFTP: trust and record an unknown host key (a changed key is still refused)' });
+  s3Endpoint = Option.String('--s3-endpoint', { description: 'S3: endpoint URL of an S3-compatible server (or BH_S3_ENDPOINT)' });
+  s3Region = Option.String('--s3-region', { description: 'S3: region (or BH_S3_REGION)' });
+  s3PathStyle = Option.Boolean('--s3-path-style', false, { description: 'S3: path-style bucket addressing (or BH_S3_PATH_STYLE=1)' });
+  limitUpload = Option.String('--limit-upload', { description: 'Limit uploads to this many KiB/s', validator: t.isNumber() });
+  limitDownload = Option.String('--limit-download', { description: 'Limit downloads to this many KiB/s', validator: t.isNumber() });
 
   protected repoLocation(): string {
     const location = this.repo ?? this.context.env['BH_REPO'];
@@ -104,8 +113,27 @@ export abstract class RepositoryCommand extends BhCommand {
     return loadSnapshots(repo, this.warnDamagedSnapshot);
   }
 
+  /** The backend options given by flags; the environment fills the rest. */
+  protected backendOptions(): BackendOptions {
+    return {
+      env: this.context.env,
+      sshKey: this.sshKey,
+      knownHosts: this.knownHosts,
+      sshAcceptNew: this.sshAcceptNew,
+      s3Endpoint: this.s3Endpoint,
+      s3Region: this.s3Region,
+      s3PathStyle: this.s3PathStyle || undefined,
+      limitUpload: this.limitUpload,
+      limitDownload: this.limitDownload,
+    };
+  }
+
+  protected openBackend(): Promise<Backend> {
+    return openBackend(this.repoLocation(), this.backendOptions());
+  }
+
   protected async openRepository(): Promise<Repository> {
-    const backend = openBackend(this.repoLocation());
+    const backend = await this.openBackend();
     return Repository.open(backend, await this.secret());
   }
 }

@@ -1,5 +1,4 @@
 import { Command } from 'clipanion';
-import { openBackend } from '../backends/index.js';
 import { Repository } from '../repo/repository.js';
 import { RepositoryCommand } from './base.js';
 
@@ -20,7 +19,7 @@ export class InitCommand extends RepositoryCommand {
 
   async run(): Promise<number> {
     const secret = await this.secret();
-    const repo = await Repository.init(openBackend(this.repoLocation()), secret);
+    const repo = await Repository.init(await this.openBackend(), secret);
     this.report.jsonLine({ message_type: 'initialized', id: repo.config.id, repository: repo.location });
     this.report.line(`created bh repository ${repo.config.id.slice(0, 10)} at ${repo.location}`);
     this.report.line('');
