@@ -24,27 +24,21 @@ export class ForgetCommand extends RepositoryCommand {
       \`bh prune\`. Snapshots (those matching --host, --tag, --path) are grouped by --group-by
       (default host,paths) and the policy is applied to each group on its own. As in restic:
 
-      - \`--keep-last N\`: the N newest snapshots;
-      - \`--keep-hourly/daily/weekly/monthly/yearly N\`: the newest snapshot of each of the N most
-        recent hours, days, ISO weeks (Monday to Sunday), months or years that have a snapshot,
-        in local time (TZ). If there are fewer such buckets than N, the oldest snapshot of the
-        group is kept as well (restic ≥ 0.16). N may be \`unlimited\`;
-      - \`--keep-within 1y2m3d4h\`: every snapshot newer than the group's newest snapshot minus
-        the duration (restic measures from the newest snapshot, not from now; snapshots dated in
-        the future are kept);
+      - \`--keep-last N\`: the N newest snapshots.
+      - \`--keep-hourly/daily/weekly/monthly/yearly N\`: the newest snapshot of each of the N most recent hours, days, ISO weeks (Monday to Sunday), months or years that have a snapshot, in local time (TZ). If there are fewer such buckets than N, the oldest snapshot of the group is kept as well (restic ≥ 0.16). N may be \`unlimited\`.
+      - \`--keep-within 1y2m3d4h\`: every snapshot newer than the group's newest snapshot minus the duration (as restic: measured from the newest snapshot, not from now). Snapshots dated in the future are kept.
       - \`--keep-tag T\` (repeatable): snapshots with all the tags of T ("a,b"; '' means untagged).
 
-      A snapshot is kept if any rule keeps it. The old Backup Handler's [RETENTION] knobs then cap
-      what the rules keep (alone, they cap "keep everything"); 0 turns them off:
+      A snapshot is kept if any rule keeps it. The old Backup Handler's [RETENTION] knobs then
+      cap what the rules keep (alone, they cap "keep everything"); 0 turns them off:
 
-      - \`--max-count N\`: at most the N newest of the kept snapshots stay;
-      - \`--max-age-days N\`: kept snapshots older than N × 24 hours before now go, except the
-        newest of them: when backups stop, retention does not delete the last good one.
+      - \`--max-count N\`: at most the N newest of the kept snapshots stay.
+      - \`--max-age-days N\`: kept snapshots older than N × 24 hours before now go, except the newest of them: when backups stop, retention does not delete the last good one.
 
       Without any rule nothing is removed. A plan that would remove every snapshot of a group
-      is refused (exit 1, nothing removed) unless --allow-empty-group is given, which also lets
-      --max-age-days remove a group's newest snapshot. Snapshot ids remove exactly those
-      snapshots (same refusal for the last one of a group).
+      is refused (exit 1, nothing removed) unless you pass --allow-empty-group, which also
+      lets --max-age-days remove a group's newest snapshot. Snapshot ids remove exactly those
+      snapshots, with the same refusal for the last one of a group.
 
       forget takes a shared lock, like backup: it only deletes snapshot files, which no other
       command rewrites, so backups of other hosts go on while it runs (a running backup whose
