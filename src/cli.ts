@@ -8,6 +8,7 @@ import { CatCommand } from './commands/cat.js';
 import { CheckCommand } from './commands/check.js';
 import { DiffCommand } from './commands/diff.js';
 import { FindCommand } from './commands/find.js';
+import { ForgetCommand } from './commands/forget.js';
 import { InitCommand } from './commands/init.js';
 import { KeyAddCommand, KeyListCommand, KeyPasswdCommand, KeyRemoveCommand } from './commands/key.js';
 import { LsCommand } from './commands/ls.js';
@@ -22,6 +23,7 @@ export const COMMANDS = [
   InitCommand,
   BackupCommand,
   SnapshotsCommand,
+  ForgetCommand,
   RestoreCommand,
   CheckCommand,
   LsCommand,
