@@ -188,6 +188,10 @@ describe.each(DESTINATIONS)('bh copy into a $name repository', (kind) => {
     const env = { ...shared.env, BH_REPO: shared.url, BH_PASSWORD: DEST_PASSWORD, BH_FROM_PASSWORD: SOURCE_PASSWORD };
     const init = await bh(['init', '--from-repo', source.path, '--copy-chunker-params'], { env });
     expect(init.code, init.stderr).toBe(0);
+    // A key added later seals the shared keys too: everything below runs under it.
+    const add = await bh(['key', 'add'], { env: { ...env, BH_NEW_PASSWORD: 'second destination secret' } });
+    expect(add.code, add.stderr).toBe(0);
+    env.BH_PASSWORD = 'second destination secret';
     const r = await bh(['copy', '--from-repo', source.path], { env });
     expect(r.code, r.stderr).toBe(0);
 
