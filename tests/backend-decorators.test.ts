@@ -10,7 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Backend, type FileRef, LocalBackend, NotFoundError } from '../src/backends/index.js';
-import { BackendOperationError, TransientError, isTransient, withRetry } from '../src/backends/retry.js';
+import { BackendOperationError, TransientError, isTransient, retryOptionsFromEnv, withRetry } from '../src/backends/retry.js';
 import { withThrottle } from '../src/backends/throttle.js';
 import { bh, initRepo, makeTempDir, removeDir } from './helpers/cli.js';
 import { compareTrees } from './helpers/tree-compare.js';
@@ -140,6 +140,14 @@ describe('withRetry', () => {
     await local.write(ref, Buffer.from('x'));
     expect((await withRetry(inner, { ...fast, log: () => {} }).stat(ref)).size).toBe(1);
     expect(inner.calls).toBe(2);
+  });
+
+  it('takes its bounds from BH_RETRY_* and refuses values that are not positive numbers', () => {
+    expect(retryOptionsFromEnv({})).toEqual({});
+    expect(retryOptionsFromEnv({ BH_RETRY_ATTEMPTS: '3', BH_RETRY_MAX_SECONDS: '2.5', BH_RETRY_DELAY_MS: '10' })).toEqual({ attempts: 3, maxElapsedMs: 2500, baseDelayMs: 10 });
+    expect(() => retryOptionsFromEnv({ BH_RETRY_ATTEMPTS: '0' })).toThrow(/BH_RETRY_ATTEMPTS='0'/);
+    expect(() => retryOptionsFromEnv({ BH_RETRY_ATTEMPTS: '1.5' })).toThrow(/positive integer/);
+    expect(() => retryOptionsFromEnv({ BH_RETRY_MAX_SECONDS: 'soon' })).toThrow(/BH_RETRY_MAX_SECONDS/);
   });
 
   it('classifies the errors remote backends raise', () => {

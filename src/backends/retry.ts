@@ -118,6 +118,29 @@ const DEFAULTS: Required<RetryOptions> = {
   log: (line) => process.stderr.write(line + '\n'),
 };
 
+/**
+ * Retry bounds from the environment, for operators and tests: BH_RETRY_ATTEMPTS (attempts per
+ * operation, at least 1), BH_RETRY_MAX_SECONDS (total time bound), BH_RETRY_DELAY_MS (first
+ * delay). A value that is not a positive number is refused, naming the variable.
+ */
+export function retryOptionsFromEnv(env: Readonly<Record<string, string | undefined>>): RetryOptions {
+  const read = (name: string, integer: boolean): number | undefined => {
+    const text = env[name];
+    if (text === undefined || text === '') return undefined;
+    const value = Number(text);
+    if (!(value > 0) || !Number.isFinite(value) || (integer && !Number.isInteger(value))) throw new Error(`${name}='${text}' is not a positive ${integer ? 'integer' : 'number'}`);
+    return value;
+  };
+  const options: RetryOptions = {};
+  const attempts = read('BH_RETRY_ATTEMPTS', true);
+  const maxSeconds = read('BH_RETRY_MAX_SECONDS', false);
+  const delayMs = read('BH_RETRY_DELAY_MS', false);
+  if (attempts !== undefined) options.attempts = attempts;
+  if (maxSeconds !== undefined) options.maxElapsedMs = maxSeconds * 1000;
+  if (delayMs !== undefined) options.baseDelayMs = delayMs;
+  return options;
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Wraps `backend` so that every operation but `close` is retried on transient errors. */
