@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { cp, mkdir, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunResult, type TestRepo, bh, initRepo, makeTempDir, removeDir } from './helpers/cli.js';
+import { type RunResult, type TestRepo, bh, initRepo, makeTempDir, removeDir, startBh } from './helpers/cli.js';
 import { compareTrees } from './helpers/tree-compare.js';
 
 export interface CopyDestination {
@@ -210,6 +210,34 @@ describe.each(DESTINATIONS)('bh copy into a $name repository', (kind) => {
     expect((await shared.dataBytes()) - before).toBeLessThan(8 * 1024);
     const check = await bh(['check', '--read-data'], { env });
     expect(check.code, check.stdout + check.stderr).toBe(0);
+  });
+
+  it('Ctrl-C during a copy exits 130 with no snapshot written and a clean repository; the rerun completes', async () => {
+    const other = await kind.make(dir, `interrupted-${kind.name}`);
+    const env = { ...other.env, BH_REPO: other.url, BH_PASSWORD: DEST_PASSWORD, BH_FROM_PASSWORD: SOURCE_PASSWORD };
+    expect((await bh(['init'], { env })).code).toBe(0);
+    // Reads from the source paced to 256 KiB/s: the ~2.8 MiB take seconds, so the signal lands mid-copy.
+    const child = startBh(['copy', '--from-repo', source.path, '--limit-download', '256'], { env });
+    let stdout = '';
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const started = new Promise<void>((resolve) => child.stdout!.on('data', (d: Buffer) => ((stdout += d.toString()), stdout.includes('copying snapshot') && resolve())));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    child.stdin!.end();
+    await started;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    child.kill('SIGINT');
+    expect(await exited, stdout + stderr).toBe(130);
+    expect(json<SnapshotJson[]>(await bh(['snapshots', '--json'], { env }))).toEqual([]);
+    const check = await bh(['check', '--read-data'], { env });
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+
+    const rerun = await bh(['copy', '--from-repo', source.path], { env });
+    expect(rerun.code, rerun.stderr).toBe(0);
+    const target = join(dir, `restored-${kind.name}-interrupted`);
+    const restore = await bh(['restore', 'latest', '--target', target], { env });
+    expect(restore.code, restore.stderr).toBe(0);
+    expect(await compareTrees(data, join(target, data), { ignoreRootMtime: true })).toEqual([]);
   });
 
   it('refuses a wrong source password (exit 12), a missing source (exit 10) and a missing source password (exit 1)', async () => {

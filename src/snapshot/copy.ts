@@ -154,6 +154,7 @@ class Copier {
     const key = sourceId.toString('hex');
     const known = this.trees.get(key);
     if (known) return known;
+    if (this.signal?.aborted) throw new AbortedError();
     const plaintext = await this.source.loadBlob('tree', sourceId);
     const nodes = decodeTree(plaintext, `tree ${key}`);
     const files = nodes.filter((n): n is TreeNode & { content: Buffer[] } => n.content !== undefined && n.content.length > 0);
