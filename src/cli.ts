@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { BackupCommand } from './commands/backup.js';
 import { CatCommand } from './commands/cat.js';
 import { CheckCommand } from './commands/check.js';
+import { CopyCommand } from './commands/copy.js';
 import { DiffCommand } from './commands/diff.js';
 import { FindCommand } from './commands/find.js';
 import { ForgetCommand } from './commands/forget.js';
@@ -36,6 +37,7 @@ export const COMMANDS = [
   KeyRemoveCommand,
   KeyPasswdCommand,
   UnlockCommand,
+  CopyCommand,
 ];
 
 /**
