@@ -103,7 +103,7 @@ async function main() {
   }
 
   const mbs = (s) => (MIB / s).toFixed(1);
-  console.log(`${MIB} MiB incompressible data, ${Math.ceil(MIB / 10)} files; medians are not taken: ${REPS} repetition(s)`);
+  console.log(`${MIB} MiB incompressible data, ${Math.ceil(MIB / 10)} files, ${REPS} repetition(s), each row one run`);
   console.log('| backend | backup s | backup MiB/s | restore s | restore MiB/s | restore identical |');
   console.log('|---|---|---|---|---|---|');
   for (const r of rows) console.log(`| ${r.name} | ${r.backup.toFixed(2)} | ${mbs(r.backup)} | ${r.restore.toFixed(2)} | ${mbs(r.restore)} | ${r.same ? 'yes' : 'NO'} |`);

@@ -161,6 +161,26 @@ describe('S3 backend on s3rver', () => {
     expect(server.requests.some((q) => q.includes('uploads') || q.includes('uploadId'))).toBe(false);
   });
 
+  it('a multipart upload whose part fails is aborted: no object, no parts left behind', async () => {
+    const prefix = freshPrefix();
+    const be = backendAt(prefix, { multipartThreshold: 64 * 1024, partSize: 64 * 1024 });
+    const body = Buffer.alloc(200 * 1024, 9);
+    const r = ref('data', body);
+    server.dropNext(new RegExp(`^PUT .*${r.name}\\?partNumber=2&`));
+    const error = await be.write(r, body).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(S3RequestError);
+    expect((error as S3RequestError).message).toMatch(new RegExp(`S3 UploadPart 2/4 ${prefix}/data/${r.name.slice(0, 2)}/${r.name} failed`));
+    expect((error as S3RequestError).transient).toBe(true);
+    expect(server.requests.some((q) => q.startsWith('DELETE') && q.includes(`${r.name}?uploadId=`))).toBe(true);
+    const uploads = join(server.dataDir, server.bucket, '._S3rver_uploads');
+    const left = existsSync(uploads) ? readdirSync(uploads).filter((id) => readFileSync(join(uploads, id, 'key'), 'utf8').startsWith(`${prefix}/`)) : [];
+    expect(left).toEqual([]);
+    await expect(be.stat(r)).rejects.toBeInstanceOf(NotFoundError);
+    // The same write goes through once the network behaves.
+    await be.write(r, body);
+    expect((await be.read(r)).equals(body)).toBe(true);
+  });
+
   it('aborts stale multipart uploads under its prefix only, and young ones are left alone', async () => {
     const prefix = freshPrefix();
     const s3 = rawClient();

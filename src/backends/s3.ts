@@ -97,7 +97,8 @@ export class S3RequestError extends Error {
 
   constructor(location: string, operation: string, key: string, cause: unknown) {
     const status = httpStatusOf(cause);
-    super(`${location}: S3 ${operation} ${key} failed: ${detailOf(cause, status)}`, { cause });
+    const hint = status === 301 ? ' (the bucket is in another region: pass --s3-region or set BH_S3_REGION)' : '';
+    super(`${location}: S3 ${operation} ${key} failed: ${detailOf(cause, status)}${hint}`, { cause });
     this.name = 'S3RequestError';
     this.status = status;
     this.transient = isTransient(cause, status);

@@ -33,6 +33,11 @@ export interface S3TestServer {
   dataDir: string;
   /** Environment for bh: endpoint, path style, region, credentials (s3rver's default account). */
   env: Record<string, string>;
+  /**
+   * Network fault: the next request whose "METHOD /bucket/key?query" matches `pattern` has its
+   * connection cut before it reaches s3rver.
+   */
+  dropNext(pattern: RegExp): void;
   /** Every request the guard saw, as "METHOD /bucket/key?query" (tests may clear it). */
   requests: string[];
   /** The file s3rver stores an object's bytes in (and `.replace('object', 'metadata.json')` its headers). */
@@ -164,8 +169,16 @@ export async function startS3Server(bucket = 'bh-test'): Promise<S3TestServer> {
   };
 
   const requests: string[] = [];
+  const drops: RegExp[] = [];
   const guard: Server = createServer((req, res) => {
-    requests.push(`${req.method} ${req.url}`);
+    const line = `${req.method} ${req.url}`;
+    requests.push(line);
+    const drop = drops.findIndex((pattern) => pattern.test(line));
+    if (drop >= 0) {
+      drops.splice(drop, 1);
+      req.socket.destroy();
+      return;
+    }
     const url = new URL(req.url ?? '/', 'http://guard');
     const [, b = '', ...keyParts] = url.pathname.split('/');
     const key = decodeURIComponent(keyParts.join('/'));
@@ -205,6 +218,7 @@ export async function startS3Server(bucket = 'bh-test'): Promise<S3TestServer> {
       AWS_SECRET_ACCESS_KEY: 'S3RVER',
     },
     requests,
+    dropNext: (pattern) => drops.push(pattern),
     objectFile: (b, key) => join(dataDir, b, `${key}._S3rver_object`),
     kill,
     restart: startChild,
