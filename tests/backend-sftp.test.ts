@@ -3,6 +3,7 @@
  * contract, the layout and modes on the server's disk, location parsing, the host-key policy
  * (unknown, accept-new, changed, hashed, revoked), login failures and dropped connections.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -148,3 +149,190 @@ describe('SFTP layout on the server', () => {
   });
 });
 
+
+describe('SFTP host keys', () => {
+  const keygenFingerprint = (sshd: Sshd): string => {
+    // What `ssh-keygen -lf` prints for the known_hosts line: "256 SHA256:… [127.0.0.1]:PORT (ED25519)".
+    const line = join(sshd.dir, 'fp-line');
+    writeFileSync(line, sshd.knownHostsLine() + '\n');
+    return execFileSync('ssh-keygen', ['-lf', line], { encoding: 'utf8' }).split(' ')[1]!;
+  };
+
+  it('an unknown key is refused, naming its type and SHA256 fingerprint (as ssh-keygen -lf prints it) and what to do', async () => {
+    const file = join(sshd.dir, 'nowhere', 'known_hosts');
+    const fp = keygenFingerprint(sshd);
+    expect(fingerprint(sshd.hostKeyBlob())).toBe(fp);
+    const err = await open(freshPath(), { knownHosts: file }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toContain(`[127.0.0.1]:${sshd.port} is not known`);
+    expect((err as Error).message).toContain(`ssh-ed25519 ${fp}`);
+    expect((err as Error).message).toContain('--ssh-accept-new');
+    expect((err as { transient?: boolean }).transient).toBeUndefined();
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it('--ssh-accept-new records an unknown key once (file 0600, folder 0700), then it is known', async () => {
+    const folder = join(sshd.dir, `ssh-${counter++}`);
+    const file = join(folder, 'known_hosts');
+    const be = await open(freshPath(), { knownHosts: file, sshAcceptNew: true, connections: 4 });
+    await be.create();
+    // Several connections open for these; each verifies the key, none records it again.
+    await Promise.all(Array.from({ length: 12 }, (_, i) => be.write({ type: 'index', name: sha(`n${i}`) }, Buffer.from(`n${i}`))));
+    expect(readFileSync(file, 'utf8')).toBe(sshd.knownHostsLine() + '\n');
+    expect(mode(file)).toBe(0o600);
+    expect(mode(folder)).toBe(0o700);
+    const again = await open(freshPath(), { knownHosts: file });
+    expect(await again.list('snapshots')).toEqual([]);
+  });
+
+  it('accept-new appends to an existing file that lacks a final newline, keeping its lines', async () => {
+    const file = join(sshd.dir, `kh-${counter++}`);
+    writeFileSync(file, '# my hosts\nother.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake');
+    await open(freshPath(), { knownHosts: file, sshAcceptNew: true });
+    const lines = readFileSync(file, 'utf8').split('\n');
+    expect(lines[0]).toBe('# my hosts');
+    expect(lines[1]).toMatch(/^other\.example /);
+    expect(lines[2]).toBe(sshd.knownHostsLine());
+  });
+
+  it('accepts hashed names (ssh-keygen -H), comma lists, wildcards; honours negation', async () => {
+    const hashed = join(sshd.dir, `kh-${counter++}`);
+    writeFileSync(hashed, sshd.knownHostsLine() + '\n');
+    execFileSync('ssh-keygen', ['-q', '-H', '-f', hashed], { stdio: 'ignore' });
+    expect(readFileSync(hashed, 'utf8')).toMatch(/^\|1\|[^|]+\|[^ ]+ ssh-ed25519 /);
+    await open(freshPath(), { knownHosts: hashed });
+
+    const [, type, key] = sshd.knownHostsLine().split(' ');
+    const variants = [`elsewhere,[127.0.0.1]:${sshd.port} ${type} ${key} a comment`, `[127.0.0.?]:${sshd.port} ${type} ${key}`, `[127.*]:* ${type} ${key}`];
+    for (const line of variants) {
+      const file = join(sshd.dir, `kh-${counter++}`);
+      writeFileSync(file, `# comment\n\n${line}\n`);
+      await open(freshPath(), { knownHosts: file });
+    }
+    // The right key but for the plain name (port 22) only: unknown on this port.
+    const wrongPort = join(sshd.dir, `kh-${counter++}`);
+    writeFileSync(wrongPort, `127.0.0.1 ${type} ${key}\n`);
+    await expect(open(freshPath(), { knownHosts: wrongPort })).rejects.toThrow(/is not known/);
+    const negated = join(sshd.dir, `kh-${counter++}`);
+    writeFileSync(negated, `[127.*]:*,![127.0.0.1]:${sshd.port} ${type} ${key}\n`);
+    await expect(open(freshPath(), { knownHosts: negated })).rejects.toThrow(/is not known/);
+    // A hand-made hash with another salt of the same name works too.
+    const salt = randomBytes(20);
+    const hmac = createHmac('sha1', salt).update(`[127.0.0.1]:${sshd.port}`).digest('base64');
+    const handHashed = join(sshd.dir, `kh-${counter++}`);
+    writeFileSync(handHashed, `|1|${salt.toString('base64')}|${hmac} ${type} ${key}\n`);
+    await open(freshPath(), { knownHosts: handHashed });
+  });
+
+  it('@revoked refuses the key even when a plain line trusts it; @cert-authority alone is explained', async () => {
+    const [, type, key] = sshd.knownHostsLine().split(' ');
+    const revoked = join(sshd.dir, `kh-${counter++}`);
+    writeFileSync(revoked, `${sshd.knownHostsLine()}\n@revoked * ${type} ${key}\n`);
+    await expect(open(freshPath(), { knownHosts: revoked, sshAcceptNew: true })).rejects.toThrow(/@revoked/);
+    const ca = join(sshd.dir, `kh-${counter++}`);
+    writeFileSync(ca, `@cert-authority [127.0.0.1]:${sshd.port} ${type} ${key}\n`);
+    await expect(open(freshPath(), { knownHosts: ca })).rejects.toThrow(/does not verify host certificates/);
+  });
+
+  it('a changed key is refused loudly, with or without --ssh-accept-new, naming old and new fingerprints', async () => {
+    const other = await startSshd();
+    try {
+      const file = join(other.dir, 'tofu_known_hosts');
+      const first = await openSftpBackend(other.url(join(other.dir, 'r')), { env: {}, sshKey: other.userKey, knownHosts: file, sshAcceptNew: true });
+      await first.create();
+      await first.close();
+      const oldFp = fingerprint(other.hostKeyBlob());
+      const before = readFileSync(file, 'utf8');
+      await other.newHostKey();
+      const newFp = fingerprint(other.hostKeyBlob());
+      expect(newFp).not.toBe(oldFp);
+      for (const sshAcceptNew of [false, true]) {
+        const err = await openSftpBackend(other.url(join(other.dir, 'r')), { env: {}, sshKey: other.userKey, knownHosts: file, sshAcceptNew }).catch((e: Error) => e);
+        expect(err).toBeInstanceOf(Error);
+        const message = (err as Error).message;
+        expect(message).toContain('has CHANGED');
+        expect(message).toContain(oldFp);
+        expect(message).toContain(newFp);
+        expect(message).toContain('man-in-the-middle');
+      }
+      expect(readFileSync(file, 'utf8')).toBe(before);
+    } finally {
+      await other.stop();
+    }
+  });
+});
+
+describe('SFTP login', () => {
+  it('a key the server does not know: a clear error naming user@host and the methods tried', async () => {
+    const stranger = join(sshd.dir, `stranger-${counter++}`);
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', stranger]);
+    const err = await open(freshPath(), { sshKey: stranger, env: { BH_SSH_PASSWORD: 'not-this-one' } }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    const message = (err as Error).message;
+    expect(message).toContain(`root@127.0.0.1:${sshd.port} refused the login as root`);
+    expect(message).toContain(`key ${stranger}`);
+    expect(message).toContain('password (BH_SSH_PASSWORD)');
+    expect(message).not.toContain('not-this-one');
+    expect((err as { transient?: boolean }).transient).toBeUndefined();
+  });
+
+  it('an encrypted key needs BH_SSH_KEY_PASSPHRASE; with it, the login works', async () => {
+    const locked = join(sshd.dir, `locked-${counter++}`);
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'open sesame', '-f', locked]);
+    writeFileSync(join(sshd.dir, 'authorized_keys'), readFileSync(`${locked}.pub`), { flag: 'a' });
+    await expect(open(freshPath(), { sshKey: locked })).rejects.toThrow(/encrypted: set BH_SSH_KEY_PASSPHRASE/);
+    await expect(open(freshPath(), { sshKey: locked, env: { BH_SSH_KEY_PASSPHRASE: 'wrong' } })).rejects.toThrow(/does not decrypt it/);
+    const be = await open(freshPath(), { sshKey: locked, env: { BH_SSH_KEY_PASSPHRASE: 'open sesame' } });
+    expect(await be.list('keys')).toEqual([]);
+  });
+
+  it('nothing to log in with: says so', async () => {
+    const err = await openSftpBackend(sshd.url(freshPath()), { env: {}, knownHosts: sshd.knownHosts }).catch((e: Error) => e);
+    expect((err as Error).message).toMatch(/refused the login as root; tried: nothing|tried: .*id_/);
+  });
+
+  it('a server that is not there: a transient connection error naming sftp and the server', async () => {
+    const err = await openSftpBackend('sftp://root@127.0.0.1:1//x', { env: {}, sshKey: sshd.userKey, knownHosts: sshd.knownHosts }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(SftpConnectionError);
+    expect((err as Error).message).toMatch(/sftp: cannot connect to root@127\.0\.0\.1:1: .*ECONNREFUSED/);
+    expect((err as SftpConnectionError).transient).toBe(true);
+  });
+});
+
+describe('SFTP dropped connections and process exit', () => {
+  it('sshd killed: the operation fails as transient, naming sftp and the operation; the next call reconnects', async () => {
+    const root = freshPath();
+    const be = await open(root, { connections: 2 });
+    await be.create();
+    const r: FileRef = { type: 'data', name: sha('survivor') };
+    await be.write(r, Buffer.from('survivor'));
+    sshd.kill();
+    const err = await be.read(r).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(SftpConnectionError);
+    expect((err as SftpConnectionError).transient).toBe(true);
+    expect((err as Error).message).toContain(`sftp ${sshd.url(root)}: reading data/${r.name} failed: connection to root@127.0.0.1:${sshd.port} lost`);
+    // While the server is down, a new connection cannot be made: transient too.
+    const down = await be.stat(r).catch((e: Error) => e);
+    expect((down as SftpConnectionError).transient).toBe(true);
+    await sshd.start();
+    expect(await be.read(r)).toEqual(Buffer.from('survivor'));
+    await expect(be.stat({ type: 'data', name: sha('never written') })).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('a process exits after its work, with or without close()', async () => {
+    const script = (close: boolean): string => `
+      import { openSftpBackend } from ${JSON.stringify(new URL('../dist/backends/sftp.js', import.meta.url).href)};
+      const be = await openSftpBackend(${JSON.stringify(sshd.url(freshPath()))}, { env: {}, sshKey: ${JSON.stringify(sshd.userKey)}, knownHosts: ${JSON.stringify(sshd.knownHosts)} });
+      await be.create();
+      await be.write({ type: 'keys', name: '${sha('k')}' }, Buffer.from('k'));
+      ${close ? 'await be.close();' : ''}
+      console.log('done');
+    `;
+    for (const close of [true, false]) {
+      const started = Date.now();
+      const out = execFileSync(process.execPath, ['--input-type=module', '-e', script(close)], { encoding: 'utf8', timeout: 20_000 });
+      expect(out.trim()).toBe('done');
+      expect(Date.now() - started).toBeLessThan(20_000);
+    }
+  });
+});

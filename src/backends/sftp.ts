@@ -24,13 +24,17 @@ import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { homedir } from 'node:os';
 import { posix } from 'node:path';
-import { Client, utils, type AnyAuthMethod, type AuthenticationType, type FileEntryWithStats, type NextAuthHandler, type OpenMode, type SFTPWrapper, type Stats } from 'ssh2';
+import ssh2, { type AnyAuthMethod, type AuthenticationType, type FileEntryWithStats, type NextAuthHandler, type OpenMode, type SFTPWrapper, type Stats } from 'ssh2';
 
 import { NotFoundError, ShortReadError, describeRef, type Backend, type ByteRange, type FileInfo, type FileRef, type FileType } from './backend.js';
 import { HostKeyError, HostKeyPolicy } from './known-hosts.js';
 import { DATA_SUBFOLDERS, FOLDERS, checkRange, checkedFolder, checkedName, folderSegments, isListedName, mapLimit, tempName } from './layout.js';
 import type { BackendOptions } from './options.js';
 import { parseSftpLocation, type SftpLocation } from './sftp-location.js';
+
+// ssh2 is CommonJS: Node's ESM loader sees only its default export.
+const { Client, utils } = ssh2;
+type Client = InstanceType<typeof Client>;
 
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
