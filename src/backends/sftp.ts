@@ -62,8 +62,11 @@ const S_IFREG = 0o100000;
 /** A failure of the connection rather than of the file: the retry decorator may retry it. */
 export class SftpConnectionError extends Error {
   readonly transient = true;
-  constructor(message: string) {
+  /** What went wrong with the connection, without the operation it broke ("cannot connect to …"). */
+  readonly reason: string;
+  constructor(message: string, reason = message) {
     super(message);
+    this.reason = reason;
     this.name = 'SftpConnectionError';
   }
 }
@@ -322,6 +325,7 @@ export class SftpBackend implements Backend {
         socket.destroy();
         reject(err);
       };
+      const connectionFailed = (reason: string): void => fail(new SftpConnectionError(`sftp: ${reason}`, reason));
       client.on('error', (err: SftpStatusError) => {
         if (hostKeyFailure) return fail(new HostKeyError(`sftp: ${hostKeyFailure.message}`));
         if (err.level === 'client-authentication') {
@@ -333,12 +337,12 @@ export class SftpBackend implements Backend {
             ),
           );
         }
-        fail(new SftpConnectionError(`sftp: cannot connect to ${this.server}: ${err.message}`));
+        connectionFailed(`cannot connect to ${this.server}: ${err.message}`);
       });
-      client.on('close', () => fail(new SftpConnectionError(`sftp: connection to ${this.server} closed while logging in`)));
+      client.on('close', () => connectionFailed(`connection to ${this.server} closed while logging in`));
       client.on('ready', () => {
         client.sftp((err, sftp) => {
-          if (err) return fail(new SftpConnectionError(`sftp: ${this.server} refused the SFTP subsystem: ${err.message}`));
+          if (err) return connectionFailed(`${this.server} refused the SFTP subsystem: ${err.message}`);
           if (settled) return;
           settled = true;
           resolve(new Session(client, sftp, socket));
@@ -390,6 +394,11 @@ export class SftpBackend implements Backend {
         let session: Session;
         try {
           session = await this.connect();
+        } catch (err) {
+          // Operations waiting for room would otherwise wait for a release that never comes:
+          // let each of them try (and fail or succeed) on its own.
+          for (const wake of this.waiters.splice(0)) wake();
+          throw err;
         } finally {
           this.opening--;
         }
@@ -417,7 +426,13 @@ export class SftpBackend implements Backend {
    * dropped), "no such file" a NotFoundError when `ref` is given.
    */
   private async withSession<T>(what: string, ref: FileRef | undefined, fn: (s: Session) => Promise<T>): Promise<T> {
-    const session = await this.acquire();
+    let session: Session;
+    try {
+      session = await this.acquire();
+    } catch (err) {
+      if (err instanceof SftpConnectionError) throw new SftpConnectionError(`sftp ${this.location}: ${what} failed: ${err.reason}`, err.reason);
+      throw err;
+    }
     try {
       return await fn(session);
     } catch (err) {

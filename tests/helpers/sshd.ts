@@ -5,12 +5,15 @@
  * it forked (the per-connection children start their own sessions, so a process group would miss
  * them); `start()` brings it back on the same port with the same host key, `newHostKey()` with
  * another one.
+ *
+ * Self-contained (node built-ins only) so that bench/backends.mjs can load it transpiled.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeTempDir, removeDir } from './cli.js';
 
 export interface Sshd {
   readonly port: number;
@@ -82,7 +85,7 @@ function descendants(pid: number): number[] {
 }
 
 export async function startSshd(): Promise<Sshd> {
-  const dir = await makeTempDir('bh-sshd-');
+  const dir = await mkdtemp(join(tmpdir(), 'bh-sshd-'));
   mkdirSync('/run/sshd', { recursive: true });
   const port = await freePort();
   const userKey = join(dir, 'user_key');
@@ -189,7 +192,7 @@ export async function startSshd(): Promise<Sshd> {
     },
     stop: async () => {
       kill();
-      await removeDir(dir);
+      await rm(dir, { recursive: true, force: true });
     },
     log: () => log,
   };
