@@ -3,7 +3,7 @@
  * contract, the layout and modes on the server's disk, location parsing, the host-key policy
  * (unknown, accept-new, changed, hashed, revoked), login failures and dropped connections.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -334,5 +334,32 @@ describe('SFTP dropped connections and process exit', () => {
       expect(out.trim()).toBe('done');
       expect(Date.now() - started).toBeLessThan(20_000);
     }
+  });
+});
+
+describe('SFTP login through ssh-agent', () => {
+  let agent: ReturnType<typeof spawn> | undefined;
+  let socket: string;
+
+  beforeAll(async () => {
+    socket = join(sshd.dir, `agent-${counter++}.sock`);
+    agent = spawn('ssh-agent', ['-D', '-a', socket], { stdio: 'ignore' });
+    for (let i = 0; i < 200 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 10));
+    execFileSync('ssh-add', ['-q', sshd.userKey], { env: { ...process.env, SSH_AUTH_SOCK: socket }, stdio: 'ignore' });
+  });
+  afterAll(() => {
+    agent?.kill();
+  });
+
+  it('logs in with the agent key (no --ssh-key); an unreachable agent is reported among the methods tried', async () => {
+    const be = await openSftpBackend(sshd.url(freshPath()), { env: { SSH_AUTH_SOCK: socket }, knownHosts: sshd.knownHosts });
+    opened.push(be);
+    expect(await be.list('keys')).toEqual([]);
+    const stranger = join(sshd.dir, `stranger-${counter++}`);
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', stranger]);
+    const staleSocket = join(sshd.dir, 'no-such-agent.sock');
+    const err = await openSftpBackend(sshd.url(freshPath()), { env: { SSH_AUTH_SOCK: staleSocket }, sshKey: stranger, knownHosts: sshd.knownHosts }).catch((e: Error) => e);
+    expect((err as Error).message).toContain('refused the login as root');
+    expect((err as Error).message).toContain(`key ${stranger}, ssh-agent (${staleSocket}) (`);
   });
 });

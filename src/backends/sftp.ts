@@ -56,6 +56,9 @@ const SFTP_NO_SUCH_FILE = 2;
 const SFTP_NO_CONNECTION = 6;
 const SFTP_CONNECTION_LOST = 7;
 
+/** ssh2's message when every login method has been refused. */
+const ALL_AUTH_FAILED = 'All configured authentication methods failed';
+
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 
@@ -328,6 +331,11 @@ export class SftpBackend implements Backend {
       const connectionFailed = (reason: string): void => fail(new SftpConnectionError(`sftp: ${reason}`, reason));
       client.on('error', (err: SftpStatusError) => {
         if (hostKeyFailure) return fail(new HostKeyError(`sftp: ${hostKeyFailure.message}`));
+        // ssh2 reports an unusable agent or a key it could not sign with, then goes on to the next method.
+        if (err.level === 'agent' || (err.level === 'client-authentication' && err.message !== ALL_AUTH_FAILED)) {
+          if (tried.length > 0) tried[tried.length - 1] += ` (${err.message})`;
+          return;
+        }
         if (err.level === 'client-authentication') {
           const methods = [...tried, ...this.auth.skipped];
           return fail(
