@@ -5,10 +5,10 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { userInfo } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { tmpdir, userInfo } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { NotFoundError, type Backend, type FileRef } from '../src/backends/index.js';
@@ -133,6 +133,21 @@ describe('SFTP layout on the server', () => {
     await be.write(lost, Buffer.from('abc'));
     expect(mode(lostSub)).toBe(0o700);
     expect((await be.list('data')).map((f) => f.name).sort()).toEqual([good.name, lost.name].sort());
+  });
+
+  it('a write whose rename fails surfaces a permanent error naming the file and leaves no temp file', async () => {
+    const root = freshPath();
+    const be = await open(root);
+    await be.create();
+    // A non-empty folder squatting on the final name makes the rename fail after the data is written.
+    const r: FileRef = { type: 'keys', name: sha('squatted') };
+    mkdirSync(join(root, 'keys', r.name));
+    writeFileSync(join(root, 'keys', r.name, 'x'), 'x');
+    const err = await be.write(r, Buffer.from('key material')).catch((e: Error) => e);
+    expect((err as Error).message).toMatch(new RegExp(`^sftp .*: writing keys/${r.name} failed: .*\\(SFTP status \\d+\\)$`));
+    expect((err as { transient?: boolean }).transient).toBeUndefined();
+    expect(readdirSync(join(root, 'keys'))).toEqual([r.name]);
+    expect(await be.list('keys')).toEqual([]);
   });
 
   it('a relative path is relative to the login folder', async () => {
@@ -361,5 +376,45 @@ describe('SFTP login through ssh-agent', () => {
     const err = await openSftpBackend(sshd.url(freshPath()), { env: { SSH_AUTH_SOCK: staleSocket }, sshKey: stranger, knownHosts: sshd.knownHosts }).catch((e: Error) => e);
     expect((err as Error).message).toContain('refused the login as root');
     expect((err as Error).message).toContain(`key ${stranger}, ssh-agent (${staleSocket}) (`);
+  });
+});
+
+describe('SFTP password login', () => {
+  // Root has no password here, so a throwaway local user (removed afterwards) logs in with one.
+  const user = `bhpw${randomBytes(4).toString('hex')}`;
+  const password = `pw ${randomBytes(9).toString('base64')}`;
+  let pwSshd: Sshd;
+  let home: string;
+
+  beforeAll(async () => {
+    pwSshd = await startSshd({ passwordLogin: true });
+    // The user's own folder, under a temp folder it may traverse (sshd's is root's, 0700).
+    home = join(await mkdtemp(join(tmpdir(), 'bh-sftp-home-')), 'home');
+    chmodSync(dirname(home), 0o755);
+    mkdirSync(home);
+    execFileSync('useradd', ['--no-create-home', '--home-dir', home, '--shell', '/bin/sh', user]);
+    execFileSync('chpasswd', { input: `${user}:${password}\n` });
+    execFileSync('chown', [user, home]);
+  });
+  afterAll(async () => {
+    execFileSync('userdel', [user]);
+    await pwSshd?.stop();
+    if (home) await rm(dirname(home), { recursive: true, force: true });
+  });
+
+  it('BH_SSH_PASSWORD logs in; a wrong one is refused without showing it', async () => {
+    const location = `sftp://${user}@127.0.0.1:${pwSshd.port}/${home}/repo`;
+    const be = await openSftpBackend(location, { env: { BH_SSH_PASSWORD: password }, knownHosts: pwSshd.knownHosts });
+    try {
+      await be.create();
+      await be.write({ type: 'keys', name: sha('pw') }, Buffer.from('pw'));
+    } finally {
+      // userdel refuses a user with a live session.
+      await be.close();
+    }
+    expect(statSync(join(home, 'repo', 'keys', sha('pw'))).size).toBe(2);
+    const err = await openSftpBackend(location, { env: { BH_SSH_PASSWORD: 'wrong horse' }, knownHosts: pwSshd.knownHosts }).catch((e: Error) => e);
+    expect((err as Error).message).toContain(`${user}@127.0.0.1:${pwSshd.port} refused the login as ${user}; tried: password (BH_SSH_PASSWORD)`);
+    expect((err as Error).message).not.toContain('wrong horse');
   });
 });

@@ -84,7 +84,12 @@ function descendants(pid: number): number[] {
   return out;
 }
 
-export async function startSshd(): Promise<Sshd> {
+export interface SshdOptions {
+  /** Allow password logins (`PasswordAuthentication yes`); the tests make a throwaway user for it. */
+  passwordLogin?: boolean;
+}
+
+export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
   const dir = await mkdtemp(join(tmpdir(), 'bh-sshd-'));
   mkdirSync('/run/sshd', { recursive: true });
   const port = await freePort();
@@ -106,7 +111,7 @@ export async function startSshd(): Promise<Sshd> {
         `PidFile ${join(dir, 'sshd.pid')}`,
         `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
         'PermitRootLogin prohibit-password',
-        'PasswordAuthentication no',
+        `PasswordAuthentication ${options.passwordLogin ? 'yes' : 'no'}`,
         'KbdInteractiveAuthentication no',
         'UsePAM no',
         'StrictModes no',
