@@ -334,6 +334,22 @@ describe('SFTP dropped connections and process exit', () => {
     await expect(be.stat({ type: 'data', name: sha('never written') })).rejects.toBeInstanceOf(NotFoundError);
   });
 
+  it('a server that stops answering: after BH_SFTP_TIMEOUT the operation fails as transient; then it works again', async () => {
+    const be = await open(freshPath(), { env: { BH_SFTP_TIMEOUT: '1.5' } });
+    await be.create();
+    const r: FileRef = { type: 'index', name: sha('frozen') };
+    await be.write(r, Buffer.from('frozen'));
+    sshd.freeze(true);
+    try {
+      const err = await be.read(r).catch((e: Error) => e);
+      expect(err).toBeInstanceOf(SftpConnectionError);
+      expect((err as Error).message).toContain('no answer from the server for 1.5 s');
+    } finally {
+      sshd.freeze(false);
+    }
+    expect(await be.read(r)).toEqual(Buffer.from('frozen'));
+  });
+
   it('a process exits after its work, with or without close()', async () => {
     const script = (close: boolean): string => `
       import { openSftpBackend } from ${JSON.stringify(new URL('../dist/backends/sftp.js', import.meta.url).href)};

@@ -45,8 +45,11 @@ const OPS_PER_SESSION = 2;
 const REQUESTS_IN_FLIGHT = 16;
 /** Bytes per read/write request when the server does not say (OpenSSH's limit is 256 KiB per packet). */
 const DEFAULT_REQUEST_BYTES = 255 * 1024;
-/** A connection that answers nothing for this long is dropped (then retried as any dropped connection). */
-const REQUEST_TIMEOUT_MS = 60_000;
+/**
+ * A connection with requests outstanding that answers none for this long is dropped (then
+ * retried as any dropped connection); BH_SFTP_TIMEOUT (seconds) overrides.
+ */
+const DEFAULT_TIMEOUT_SECONDS = 60;
 const CONNECT_TIMEOUT_MS = 20_000;
 /** Data subfolders `list('data')` reads at once (spread over the sessions). */
 const LIST_CONCURRENCY = 32;
@@ -96,6 +99,9 @@ function statusCode(err: unknown): number | undefined {
 class Session {
   alive = true;
   busy = 0;
+  /** SFTP requests sent and not answered yet. */
+  private outstanding = 0;
+  private watchdog: NodeJS.Timeout | undefined;
   /** Why the connection died, for messages. */
   deathCause = '';
   readonly supportsFsync: boolean;
@@ -106,6 +112,7 @@ class Session {
     readonly client: Client,
     readonly sftp: SFTPWrapper,
     readonly socket: Socket,
+    private readonly timeoutMs: number,
   ) {
     // ssh2 keeps what the server announced in private fields; its methods only throw when an
     // extension is missing, which is too late to pick a strategy.
@@ -113,12 +120,7 @@ class Session {
     this.supportsFsync = internals._extensions?.['fsync@openssh.com'] === '1';
     this.supportsPosixRename = internals._extensions?.['posix-rename@openssh.com'] === '1';
     this.requestBytes = Math.min(internals._maxWriteLen ?? DEFAULT_REQUEST_BYTES, internals._maxReadLen ?? DEFAULT_REQUEST_BYTES, DEFAULT_REQUEST_BYTES);
-    const die = (cause: string): void => {
-      if (!this.alive) return;
-      this.alive = false;
-      this.deathCause = cause;
-      socket.destroy();
-    };
+    const die = (cause: string): void => this.kill(cause);
     client.on('error', (err: Error) => die(err.message));
     client.on('close', () => die('connection closed'));
     client.on('end', () => die('connection closed by the server'));
@@ -137,29 +139,39 @@ class Session {
     if (!this.alive) return;
     this.alive = false;
     this.deathCause = cause;
+    clearTimeout(this.watchdog);
     this.client.end();
     this.socket.destroy();
   }
 
-  /** Runs one SFTP request; a request unanswered for REQUEST_TIMEOUT_MS kills the connection. */
+  /**
+   * Runs one SFTP request. While requests are outstanding, the server must answer one of them
+   * at least every `timeoutMs`, else the connection is killed (which fails them all): a
+   * slow link still makes progress, a frozen server or a silently dead link does not.
+   */
   call<T>(start: (cb: (err: Error | undefined | null, value?: T) => void) => void): Promise<T> {
     if (!this.alive) return Promise.reject(new Error(this.deathCause));
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.kill(`no answer for ${REQUEST_TIMEOUT_MS / 1000} s`);
-        reject(new Error(this.deathCause));
-      }, REQUEST_TIMEOUT_MS);
+      this.outstanding++;
+      if (this.watchdog === undefined) this.armWatchdog();
+      const done = (err: Error | undefined | null, value?: T): void => {
+        this.outstanding--;
+        this.armWatchdog();
+        if (err) reject(err);
+        else resolve(value as T);
+      };
       try {
-        start((err, value) => {
-          clearTimeout(timer);
-          if (err) reject(err);
-          else resolve(value as T);
-        });
+        start(done);
       } catch (err) {
-        clearTimeout(timer);
-        reject(err);
+        done(err as Error);
       }
     });
+  }
+
+  private armWatchdog(): void {
+    clearTimeout(this.watchdog);
+    this.watchdog =
+      this.outstanding > 0 && this.alive ? setTimeout(() => this.kill(`no answer from the server for ${this.timeoutMs / 1000} s`), this.timeoutMs) : undefined;
   }
 
   open(path: string, flags: OpenMode, mode?: number): Promise<Buffer> {
@@ -275,6 +287,7 @@ export class SftpBackend implements Backend {
   private readonly server: string;
   private readonly root: string;
   private readonly maxSessions: number;
+  private readonly timeoutMs: number;
   private readonly sessions: Session[] = [];
   private opening = 0;
   private readonly waiters: (() => void)[] = [];
@@ -293,6 +306,8 @@ export class SftpBackend implements Backend {
     this.server = `${target.user}@${target.host}${target.port === 22 ? '' : `:${target.port}`}`;
     this.root = target.path.replace(/(.)\/+$/, '$1');
     this.maxSessions = Math.max(1, Math.floor(options.connections ?? DEFAULT_CONNECTIONS));
+    const timeout = Number(options.env['BH_SFTP_TIMEOUT'] ?? DEFAULT_TIMEOUT_SECONDS);
+    this.timeoutMs = (Number.isFinite(timeout) && timeout > 0 ? timeout : DEFAULT_TIMEOUT_SECONDS) * 1000;
     this.hostKeys = new HostKeyPolicy(options.knownHosts, options.sshAcceptNew === true);
     this.auth = authAttempts(target.user, options);
   }
@@ -353,7 +368,7 @@ export class SftpBackend implements Backend {
           if (err) return connectionFailed(`${this.server} refused the SFTP subsystem: ${err.message}`);
           if (settled) return;
           settled = true;
-          resolve(new Session(client, sftp, socket));
+          resolve(new Session(client, sftp, socket, this.timeoutMs));
         });
       });
       try {

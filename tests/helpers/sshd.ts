@@ -31,6 +31,8 @@ export interface Sshd {
   url(path: string): string;
   /** SIGKILLs sshd and all its children. */
   kill(): void;
+  /** SIGSTOPs (true) or SIGCONTs (false) sshd and all its children: a server that stops answering. */
+  freeze(frozen: boolean): void;
   /** Starts sshd again (after kill) on the same port. */
   start(): Promise<void>;
   /** Replaces the host key (sshd restarted with it). */
@@ -147,16 +149,18 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
     });
     proc.removeAllListeners('exit');
   };
-  const kill = (): void => {
+  const signalAll = (signal: NodeJS.Signals): void => {
     if (!child?.pid) return;
-    const pids = [child.pid, ...descendants(child.pid)];
-    for (const pid of pids) {
+    for (const pid of [child.pid, ...descendants(child.pid)]) {
       try {
-        process.kill(pid, 'SIGKILL');
+        process.kill(pid, signal);
       } catch {
         // Already gone.
       }
     }
+  };
+  const kill = (): void => {
+    signalAll('SIGKILL');
     child = undefined;
   };
   const waitGone = async (): Promise<void> => {
@@ -184,6 +188,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
     hostKeyBlob: () => Buffer.from(knownHostsLine().split(' ')[2]!, 'base64'),
     url: (path: string) => `sftp://root@127.0.0.1:${port}/${path}`,
     kill,
+    freeze: (frozen: boolean) => signalAll(frozen ? 'SIGSTOP' : 'SIGCONT'),
     start: async () => {
       await waitGone();
       await start();
