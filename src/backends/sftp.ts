@@ -228,7 +228,7 @@ interface AuthAttempt {
   method: AnyAuthMethod;
 }
 
-function readPrivateKey(file: string, passphrase: string | undefined, explicit: boolean): { attempt?: AuthAttempt; skipped?: string } {
+function readPrivateKey(user: string, file: string, passphrase: string | undefined, explicit: boolean): { attempt?: AuthAttempt; skipped?: string } {
   let data: Buffer;
   try {
     data = readFileSync(file);
@@ -247,7 +247,7 @@ function readPrivateKey(file: string, passphrase: string | undefined, explicit: 
     if (explicit) throw new SftpAuthError(`cannot use the SSH key ${file}: ${why}`);
     return { skipped: `key ${file} (skipped: ${encrypted ? 'encrypted' : 'unreadable'})` };
   }
-  return { attempt: { label: `key ${file}`, method: { type: 'publickey', username: '', key: data, ...(passphrase === undefined ? {} : { passphrase }) } } };
+  return { attempt: { label: `key ${file}`, method: { type: 'publickey', username: user, key: data, ...(passphrase === undefined ? {} : { passphrase }) } } };
 }
 
 /** The login methods for `options`, in order, and the ones skipped (for the failure message). */
@@ -257,7 +257,7 @@ function authAttempts(user: string, options: BackendOptions): { attempts: AuthAt
   const attempts: AuthAttempt[] = [];
   const skipped: string[] = [];
   const addKey = (file: string, explicit: boolean): void => {
-    const { attempt, skipped: why } = readPrivateKey(file, passphrase, explicit);
+    const { attempt, skipped: why } = readPrivateKey(user, file, passphrase, explicit);
     if (attempt) attempts.push(attempt);
     if (why) skipped.push(why);
   };
@@ -273,13 +273,7 @@ function authAttempts(user: string, options: BackendOptions): { attempts: AuthAt
       method: { type: 'keyboard-interactive', username: user, prompt: (_n, _i, _l, prompts, finish) => finish(prompts.map(() => password)) },
     });
   }
-  for (const a of attempts) a.method.username = user;
   return { attempts, skipped };
-}
-
-/** The folder part of a path, posix-style, keeping relative paths relative. */
-function parentOf(path: string): string {
-  return posix.dirname(path);
 }
 
 export class SftpBackend implements Backend {
@@ -495,7 +489,7 @@ export class SftpBackend implements Backend {
       const existing = await session.stat(dir).catch((e: unknown) => (statusCode(e) === SFTP_NO_SUCH_FILE ? undefined : Promise.reject(e)));
       if (existing?.isDirectory()) return;
       if (existing) throw Object.assign(new Error(`${dir} exists and is not a folder`), { code: 4 });
-      const parent = parentOf(dir);
+      const parent = posix.dirname(dir);
       if (parent === dir || parent === '.' || parent === '/') throw err;
       await this.mkdirp(session, parent);
       await session.mkdir(dir).catch(async (e: unknown) => {
