@@ -13,7 +13,7 @@
  * atomic write live beside their final name as `.tmp-<random hex>` and are never listed.
  */
 import { randomBytes } from 'node:crypto';
-import { describeRef, type ByteRange, type FileRef, type FileType } from './backend.js';
+import { NotFoundError, describeRef, type Backend, type ByteRange, type FileInfo, type FileRef, type FileType } from './backend.js';
 
 export const NAME_RE = /^[0-9a-f]{64}$/;
 export const TEMP_PREFIX = '.tmp-';
@@ -76,6 +76,16 @@ export function tempName(): string {
  */
 export function isListedName(name: string, prefix?: string): boolean {
   return NAME_RE.test(name) && (prefix === undefined || name.startsWith(prefix));
+}
+
+/** `list('config')` of a backend: the config file, or nothing when there is none. */
+export async function listConfig(backend: Pick<Backend, 'stat'>): Promise<FileInfo[]> {
+  try {
+    return [await backend.stat({ type: 'config', name: 'config' })];
+  } catch (err) {
+    if (err instanceof NotFoundError) return [];
+    throw err;
+  }
 }
 
 /** Runs `fn` over `items` with at most `limit` calls in flight; results keep the input order. */

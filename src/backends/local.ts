@@ -30,7 +30,7 @@ import {
   type FileRef,
   type FileType,
 } from './backend.js';
-import { DATA_SUBFOLDERS, FOLDERS, checkRange, checkedFolder, checkedName, folderSegments, isListedName, mapLimit, tempName } from './layout.js';
+import { DATA_SUBFOLDERS, FOLDERS, checkRange, listConfig, checkedFolder, checkedName, folderSegments, isListedName, mapLimit, tempName } from './layout.js';
 
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
@@ -179,14 +179,7 @@ export class LocalBackend implements Backend {
   }
 
   async list(type: FileType): Promise<FileInfo[]> {
-    if (type === 'config') {
-      try {
-        return [await this.stat({ type: 'config', name: 'config' })];
-      } catch (err) {
-        if (err instanceof NotFoundError) return [];
-        throw err;
-      }
-    }
+    if (type === 'config') return listConfig(this);
     const folder = path.join(this.location, checkedFolder(type));
     if (type !== 'data') return this.listFolder(folder);
     const perSub = await mapLimit(DATA_SUBFOLDERS, LIST_CONCURRENCY, (sub) =>

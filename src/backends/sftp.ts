@@ -28,7 +28,7 @@ import ssh2, { type AnyAuthMethod, type AuthenticationType, type FileEntryWithSt
 
 import { NotFoundError, ShortReadError, describeRef, type Backend, type ByteRange, type FileInfo, type FileRef, type FileType } from './backend.js';
 import { HostKeyError, HostKeyPolicy } from './known-hosts.js';
-import { DATA_SUBFOLDERS, FOLDERS, checkRange, checkedFolder, checkedName, folderSegments, isListedName, mapLimit, tempName } from './layout.js';
+import { DATA_SUBFOLDERS, FOLDERS, checkRange, listConfig, checkedFolder, checkedName, folderSegments, isListedName, mapLimit, tempName } from './layout.js';
 import type { BackendOptions } from './options.js';
 import { parseSftpLocation, type SftpLocation } from './sftp-location.js';
 
@@ -607,14 +607,7 @@ export class SftpBackend implements Backend {
   }
 
   async list(type: FileType): Promise<FileInfo[]> {
-    if (type === 'config') {
-      try {
-        return [await this.stat({ type: 'config', name: 'config' })];
-      } catch (err) {
-        if (err instanceof NotFoundError) return [];
-        throw err;
-      }
-    }
+    if (type === 'config') return listConfig(this);
     const folder = posix.join(this.root, checkedFolder(type));
     if (type !== 'data') return this.listFolder(folder, type);
     const perSub = await mapLimit(DATA_SUBFOLDERS, LIST_CONCURRENCY, (sub) => this.listFolder(posix.join(folder, sub), `${type}/${sub}`, sub));
