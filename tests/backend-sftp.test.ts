@@ -194,6 +194,8 @@ describe('SFTP host keys', () => {
     // Several connections open for these; each verifies the key, none records it again.
     await Promise.all(Array.from({ length: 12 }, (_, i) => be.write({ type: 'index', name: sha(`n${i}`) }, Buffer.from(`n${i}`))));
     expect(readFileSync(file, 'utf8')).toBe(sshd.knownHostsLine() + '\n');
+    // OpenSSH's own tools find it there.
+    expect(execFileSync('ssh-keygen', ['-F', `[127.0.0.1]:${sshd.port}`, '-f', file], { encoding: 'utf8' })).toContain(sshd.knownHostsLine());
     expect(mode(file)).toBe(0o600);
     expect(mode(folder)).toBe(0o700);
     const again = await open(freshPath(), { knownHosts: file });
