@@ -336,6 +336,33 @@ describe('SFTP dropped connections and process exit', () => {
     await expect(be.stat({ type: 'data', name: sha('never written') })).rejects.toBeInstanceOf(NotFoundError);
   });
 
+  it('sshd killed during an upload: the write fails as transient; its temp file is removed once reconnected', async () => {
+    const root = freshPath();
+    const be = await open(root, { connections: 1 });
+    await be.create();
+    const big = randomBytes(48 * 1024 * 1024);
+    const r: FileRef = { type: 'data', name: sha(big) };
+    const sub = join(root, 'data', r.name.slice(0, 2));
+    const writing = be.write(r, big).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    const temps = (): string[] => readdirSync(sub).filter((n) => n.startsWith('.tmp-'));
+    const tempHasData = (): boolean => temps().some((n) => statSync(join(sub, n)).size > 0);
+    for (let i = 0; i < 5000 && !tempHasData(); i++) await new Promise((resolve) => setTimeout(resolve, 1));
+    expect(tempHasData(), 'the upload started').toBe(true);
+    sshd.kill();
+    const err = await writing;
+    expect(err).toBeInstanceOf(SftpConnectionError);
+    expect((err as Error).message).toContain(`writing data/${r.name} failed: connection to root@127.0.0.1:${sshd.port} lost`);
+    expect(temps()).toHaveLength(1);
+    expect(existsSync(join(sub, r.name))).toBe(false);
+    await sshd.start();
+    await be.write({ type: 'locks', name: sha('after') }, Buffer.from('after'));
+    expect(temps()).toEqual([]);
+    await expect(be.stat(r)).rejects.toBeInstanceOf(NotFoundError);
+  });
+
   it('a server that stops answering: after BH_SFTP_TIMEOUT the operation fails as transient; then it works again', async () => {
     const be = await open(freshPath(), { env: { BH_SFTP_TIMEOUT: '1.5' } });
     await be.create();
