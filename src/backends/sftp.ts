@@ -572,7 +572,8 @@ export class SftpBackend implements Backend {
         if (got < length) throw new ShortReadError(this.location, ref, length, got);
         return buf;
       } finally {
-        await s.close(handle).catch(() => undefined);
+        // Not awaited: the close goes out behind the reads, and nothing waits for its answer.
+        void s.close(handle).catch(() => undefined);
       }
     });
   }
