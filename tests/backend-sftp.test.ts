@@ -70,6 +70,7 @@ describe('SFTP locations', () => {
     ['sftp://alice@host:2222//srv/repo', { user: 'alice', host: 'host', port: 2222, path: '/srv/repo' }],
     ['sftp://alice@host:2222/relative/repo', { user: 'alice', host: 'host', port: 2222, path: 'relative/repo' }],
     ['sftp://host//srv/repo', { user: me, host: 'host', port: 22, path: '/srv/repo' }],
+    ['sftp:Backup.Example.COM:/r', { user: me, host: 'backup.example.com', port: 22, path: '/r' }],
     ['sftp://u@[::1]:2222//srv/r%20x', { user: 'u', host: '::1', port: 2222, path: '/srv/r x' }],
   ])('%s', (location, want) => {
     expect(parseSftpLocation(location)).toEqual(want);

@@ -41,10 +41,11 @@ function checkedHost(location: string, raw: string): string {
   if (raw.startsWith('[')) {
     const inner = raw.slice(1, -1);
     if (!/^[0-9A-Fa-f:.]+$/.test(inner) || !inner.includes(':')) throw new SftpLocationError(location, `${raw} is not an IPv6 address`);
-    return inner;
+    return inner.toLowerCase();
   }
   if (raw === '' || !HOST_NAME.test(raw)) throw new SftpLocationError(location, `invalid host name ${JSON.stringify(raw)}`);
-  return raw;
+  // Host names are case-insensitive; known_hosts (hashed names too) holds them in lower case, as ssh does.
+  return raw.toLowerCase();
 }
 
 export function parseSftpLocation(location: string): SftpLocation {
