@@ -289,7 +289,7 @@ describe('SFTP login', () => {
     const message = (err as Error).message;
     expect(message).toContain(`root@127.0.0.1:${sshd.port} refused the login as root`);
     expect(message).toContain(`key ${stranger}`);
-    expect(message).toContain('password (BH_SSH_PASSWORD)');
+    expect(message).toContain('password (BH_SSH_PASSWORD) (not offered by the server)');
     expect(message).not.toContain('not-this-one');
     expect((err as { transient?: boolean }).transient).toBeUndefined();
   });
@@ -462,5 +462,7 @@ describe('SFTP password login', () => {
     const err = await openSftpBackend(location, { env: { BH_SSH_PASSWORD: 'wrong horse' }, knownHosts: pwSshd.knownHosts }).catch((e: Error) => e);
     expect((err as Error).message).toContain(`${user}@127.0.0.1:${pwSshd.port} refused the login as ${user}; tried: password (BH_SSH_PASSWORD)`);
     expect((err as Error).message).not.toContain('wrong horse');
+    // keyboard-interactive is off on this server, which says so after the first refusal: not tried.
+    expect((err as Error).message).toContain('keyboard-interactive (BH_SSH_PASSWORD) (not offered by the server)');
   });
 });

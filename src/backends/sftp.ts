@@ -382,7 +382,10 @@ export class SftpBackend implements Backend {
               return false;
             }
           },
-          authHandler: (_left: AuthenticationType[], _partial: boolean, next: NextAuthHandler): void => {
+          authHandler: (allowed: AuthenticationType[] | null, _partial: boolean, next: NextAuthHandler): void => {
+            // After the first refusal the server says which methods may still succeed: skip the others.
+            const usable = (a: AuthAttempt): boolean => allowed === null || allowed.includes(a.method.type === 'agent' ? 'publickey' : a.method.type);
+            while (pending.length > 0 && !usable(pending[0]!)) tried.push(`${pending.shift()!.label} (not offered by the server)`);
             const attempt = pending.shift();
             // ssh2 takes `false` for "no more methods"; its type declarations leave that out.
             if (!attempt) return (next as unknown as (auth: false) => void)(false);
