@@ -443,9 +443,12 @@ describe('SFTP password login', () => {
     execFileSync('chown', [user, home]);
   });
   afterAll(async () => {
-    execFileSync('userdel', [user]);
-    await pwSshd?.stop();
-    if (home) await rm(dirname(home), { recursive: true, force: true });
+    try {
+      execFileSync('userdel', [user]);
+    } finally {
+      await pwSshd?.stop();
+      if (home) await rm(dirname(home), { recursive: true, force: true });
+    }
   });
 
   it('BH_SSH_PASSWORD logs in; a wrong one is refused without showing it', async () => {
