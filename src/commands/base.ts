@@ -8,7 +8,8 @@ import * as t from 'typanion';
 import { type Backend, type BackendOptions, openBackend } from '../backends/index.js';
 import { LockConflictError, RepositoryNotFoundError, WrongPasswordError } from '../repo/errors.js';
 import { parseRawKey, type Secret } from '../repo/keyfile.js';
-import { Repository } from '../repo/repository.js';
+import { type LockKind, parseDuration } from '../repo/lock.js';
+import { Repository, type RepositoryLock } from '../repo/repository.js';
 import { AbortedError } from '../snapshot/archiver.js';
 import { loadSnapshots, type Snapshot } from '../snapshot/snapshot.js';
 import { Report } from './report.js';
@@ -88,6 +89,18 @@ export abstract class RepositoryCommand extends BhCommand {
   s3PathStyle = Option.Boolean('--s3-path-style', false, { description: 'S3: path-style bucket addressing (or BH_S3_PATH_STYLE=1)' });
   limitUpload = Option.String('--limit-upload', { description: 'Limit uploads to this many KiB/s', validator: t.isNumber() });
   limitDownload = Option.String('--limit-download', { description: 'Limit downloads to this many KiB/s', validator: t.isNumber() });
+  retryLock = Option.String('--retry-lock', { description: 'If the repository is locked, keep trying this long (e.g. 30s, 5m, 1h)' });
+
+  /** The lock openRepository() took; released when the command ends, however it ends. */
+  private heldLock: RepositoryLock | undefined;
+
+  override async execute(): Promise<number> {
+    try {
+      return await super.execute();
+    } finally {
+      await this.heldLock?.release().catch((error: unknown) => this.report.warn(`warning: could not remove our lock: ${(error as Error).message}`));
+    }
+  }
 
   protected repoLocation(): string {
     const location = this.repo ?? this.context.env['BH_REPO'];
@@ -132,9 +145,25 @@ export abstract class RepositoryCommand extends BhCommand {
     return openBackend(this.repoLocation(), this.backendOptions());
   }
 
-  protected async openRepository(): Promise<Repository> {
+  /**
+   * Opens the repository and takes a lock of `lock` kind for the rest of the command: shared
+   * for everything that only adds or reads, exclusive where files are rewritten or removed.
+   */
+  protected async openRepository(lock: LockKind | 'none' = 'shared'): Promise<Repository> {
+    const retryMs = this.retryLockMs();
     const backend = await this.openBackend();
-    return Repository.open(backend, await this.secret());
+    const repo = await Repository.open(backend, await this.secret());
+    if (lock !== 'none') this.heldLock = await repo.lock(lock, { retryMs });
+    return repo;
+  }
+
+  private retryLockMs(): number {
+    if (this.retryLock === undefined) return 0;
+    try {
+      return parseDuration(this.retryLock);
+    } catch (error) {
+      throw new UserError(`--retry-lock: ${(error as Error).message}`);
+    }
   }
 }
 
