@@ -11,6 +11,7 @@ import { FindCommand } from './commands/find.js';
 import { InitCommand } from './commands/init.js';
 import { KeyAddCommand, KeyListCommand, KeyPasswdCommand, KeyRemoveCommand } from './commands/key.js';
 import { LsCommand } from './commands/ls.js';
+import { PruneCommand } from './commands/prune.js';
 import { RestoreCommand } from './commands/restore.js';
 import { SnapshotsCommand } from './commands/snapshots.js';
 import { StatsCommand } from './commands/stats.js';
@@ -34,6 +35,7 @@ export const COMMANDS = [
   KeyRemoveCommand,
   KeyPasswdCommand,
   UnlockCommand,
+  PruneCommand,
 ];
 
 /**

@@ -8,7 +8,7 @@ import * as t from 'typanion';
 import { type Backend, type BackendOptions, openBackend } from '../backends/index.js';
 import { LockConflictError, RepositoryNotFoundError, WrongPasswordError } from '../repo/errors.js';
 import { parseRawKey, type Secret } from '../repo/keyfile.js';
-import { type LockKind, parseDuration } from '../repo/lock.js';
+import type { LockKind } from '../repo/lock.js';
 import { Repository, type RepositoryLock } from '../repo/repository.js';
 import { AbortedError } from '../snapshot/archiver.js';
 import { loadSnapshots, type Snapshot } from '../snapshot/snapshot.js';
@@ -92,7 +92,7 @@ export abstract class RepositoryCommand extends BhCommand {
   retryLock = Option.String('--retry-lock', { description: 'If the repository is locked, keep trying this long (e.g. 30s, 5m, 1h)' });
 
   /** The lock openRepository() took; released when the command ends, however it ends. */
-  private heldLock: RepositoryLock | undefined;
+  protected heldLock: RepositoryLock | undefined;
 
   override async execute(): Promise<number> {
     try {
@@ -159,11 +159,7 @@ export abstract class RepositoryCommand extends BhCommand {
 
   private retryLockMs(): number {
     if (this.retryLock === undefined) return 0;
-    try {
-      return parseDuration(this.retryLock);
-    } catch (error) {
-      throw new UserError(`--retry-lock: ${(error as Error).message}`);
-    }
+    return parseDuration(this.retryLock, '--retry-lock');
   }
 }
 
@@ -196,6 +192,22 @@ export async function readKeyFileSecret(path: string, what: string): Promise<Sec
   } catch (error) {
     throw new UserError((error as Error).message);
   }
+}
+
+/** Parses a duration such as `30s`, `5m`, `1h`, `2h30m`, `1d` or a plain number of seconds; returns ms. */
+export function parseDuration(text: string, option: string): number {
+  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
+  const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text) throw new UserError(`${option}: '${text}' is not a duration (examples: 30s, 5m, 1h, 2h30m, 1d)`);
+  return parts.reduce((ms, p) => ms + Number(p[1]) * unitMs[p[2]!]!, 0);
+}
+
+/** Parses a size such as `500M`, `2G`, `1.5TiB` or a plain number of bytes (K, M, G, T are powers of 1024). */
+export function parseSize(text: string, option: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(text);
+  if (!match) throw new UserError(`${option}: '${text}' is not a size (examples: 500M, 2G, 1T, 1048576)`);
+  return Math.floor(Number(match[1]) * 1024 ** 'bkmgt'.indexOf((match[2] || 'b').toLowerCase()));
 }
 
 export function exitCodeOf(error: unknown): number {

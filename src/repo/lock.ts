@@ -100,14 +100,3 @@ export async function lockRetryPause(attempt: number, remainingMs: number): Prom
   const base = Math.min(5000, 100 * 2 ** attempt);
   await sleep(Math.max(0, Math.min(remainingMs, base / 2 + Math.random() * base)));
 }
-
-/** Parses a duration such as `30s`, `5m`, `1h`, `2h30m`, `1d` or a plain number of seconds; returns ms. */
-export function parseDuration(text: string): number {
-  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
-  const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)];
-  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text) {
-    throw new RangeError(`'${text}' is not a duration (examples: 30s, 5m, 1h, 2h30m, 1d)`);
-  }
-  return parts.reduce((ms, p) => ms + Number(p[1]) * unitMs[p[2]!]!, 0);
-}

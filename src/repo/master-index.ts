@@ -336,6 +336,11 @@ export class MasterIndex {
     return this.tables[type].field(row, PACK);
   }
 
+  /** Stored length (bytes of the envelope in its pack) of a row. */
+  rowLength(type: BlobType, row: number): number {
+    return this.tables[type].field(row, LENGTH);
+  }
+
   rowEntry(type: BlobType, row: number): IndexEntry {
     const table = this.tables[type];
     return { type, id: table.id(row), packId: this.packIds[table.field(row, PACK)]!, offset: table.field(row, OFFSET), length: table.field(row, LENGTH), rawLength: table.field(row, RAW_LENGTH) };
