@@ -12,6 +12,7 @@ import { InitCommand } from './commands/init.js';
 import { KeyAddCommand, KeyListCommand, KeyPasswdCommand, KeyRemoveCommand } from './commands/key.js';
 import { LsCommand } from './commands/ls.js';
 import { PruneCommand } from './commands/prune.js';
+import { RepairIndexCommand, RepairSnapshotsCommand } from './commands/repair.js';
 import { RestoreCommand } from './commands/restore.js';
 import { SnapshotsCommand } from './commands/snapshots.js';
 import { StatsCommand } from './commands/stats.js';
@@ -36,6 +37,8 @@ export const COMMANDS = [
   KeyPasswdCommand,
   UnlockCommand,
   PruneCommand,
+  RepairIndexCommand,
+  RepairSnapshotsCommand,
 ];
 
 /**

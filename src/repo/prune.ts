@@ -18,9 +18,10 @@ import { describeLock, isStale, type LockRecord } from './lock.js';
 import { openBlob } from './envelope.js';
 import type { BlobType } from './crypto.js';
 import { constantTimeEqual } from './crypto.js';
-import { encodeIndexFile, type CondemnedPack, type IndexedPack } from './index-file.js';
+import type { CondemnedPack, IndexedPack } from './index-file.js';
+import { IndexRewriter, blobsByPack, removeIndexFiles } from './index-rewrite.js';
 import type { MasterIndex } from './master-index.js';
-import { PackBuilder, type PackedBlob } from './pack.js';
+import { PackBuilder } from './pack.js';
 import { DamagedFileError, type IndexedRepository, type RepositoryLock } from './repository.js';
 
 const TYPES: readonly BlobType[] = ['data', 'tree'];
@@ -28,8 +29,6 @@ const TYPES: readonly BlobType[] = ['data', 'tree'];
 export const LOCK_GUARD_MS = 60_000;
 /** Default safety margin between condemning a pack and deleting it. */
 export const DEFAULT_DELETE_AFTER_MS = 2 * 60 * 60 * 1000;
-/** Blob entries per index file prune writes (about 4.5 MB of body each). */
-const INDEX_FILE_BLOBS = 100_000;
 
 /**
  * The blobs the snapshots use: one bit per index row (the row findRow() picks, which prefers a
@@ -251,7 +250,7 @@ export async function executePrune(plan: PrunePlan, hooks: PruneHooks = {}): Pro
   const summary = { ...plan.summary };
   const s = plan.summary;
   if ([s.condemn, s.repack, s.delete, s.revive, s.unindexed, s.missing].every((list) => list.length === 0)) return summary;
-  const rowsOf = groupRowsByPack(index);
+  const blobsOf = blobsByPack(index);
 
   // 1. Repack: the used blobs of partly used packs go to new packs, verified on the way.
   const written: IndexedPack[] = [];
@@ -266,9 +265,11 @@ export async function executePrune(plan: PrunePlan, hooks: PruneHooks = {}): Pro
     hooks.onProgress?.(`repacking ${i + 1}/${fate.repack.length}`);
     const packHex = index.packId(pack).toString('hex');
     const bytes = await repo.backend.read({ type: 'data', name: packHex });
-    for (const { type, row } of rowsOf(pack)) {
-      if (!used.isUsedRow(type, row)) continue;
-      const blob = index.rowEntry(type, row);
+    for (const blob of blobsOf(pack)) {
+      const { type } = blob;
+      // Only the copy the used-set marked (a blob may have copies in several packs).
+      const row = index.findRow(type, blob.id);
+      if (!used.isUsedRow(type, row) || index.rowPack(type, row) !== pack) continue;
       const envelope = bytes.subarray(blob.offset, blob.offset + blob.length);
       const what = `${type} blob ${blob.id.toString('hex')} in data/${packHex}`;
       const plaintext = repo.codec.decode(openBlob(repo.keys, type, blob.id, envelope, what), what);
@@ -283,72 +284,28 @@ export async function executePrune(plan: PrunePlan, hooks: PruneHooks = {}): Pro
   summary.packs_written = written.length;
   await hooks.onStep?.('repacked');
 
-  // 2. The new index: live packs in files of their own, then one last file with the condemned
-  //    packs that supersedes every index file this prune loaded. Until that last file exists,
-  //    the old files still count, so a kill before it leaves the old index in force.
-  const blobsOf = (pack: number): PackedBlob[] => {
-    const seen = new Set<number>();
-    const out: PackedBlob[] = [];
-    for (const { type, row } of rowsOf(pack)) {
-      const { id, offset, length, rawLength } = index.rowEntry(type, row);
-      if (seen.has(offset)) continue; // the same pack listed by two index files
-      seen.add(offset);
-      out.push({ type, id, offset, length, rawLength });
-    }
-    return out.sort((a, b) => a.offset - b.offset);
-  };
-  let current: IndexedPack[] = [];
-  let currentBlobs = 0;
-  const writeCurrent = async (): Promise<void> => {
-    if (current.length === 0) return;
-    await repo.saveFile('index', encodeIndexFile({ supersedes: [], packs: current }));
-    summary.index_files_written++;
-    current = [];
-    currentBlobs = 0;
-  };
-  const addLive = async (pack: IndexedPack): Promise<void> => {
-    if (currentBlobs + pack.blobs.length > INDEX_FILE_BLOBS) await writeCurrent();
-    current.push(pack);
-    currentBlobs += pack.blobs.length;
-  };
-  for (const pack of fate.keep) await addLive({ packId: index.packId(pack), blobs: blobsOf(pack) });
-  for (const pack of written) await addLive(pack);
-  await writeCurrent();
+  // 2. The new index: live packs first, then the last file with the condemned packs, which
+  //    supersedes every index file this prune loaded (src/repo/index-rewrite.ts).
+  const rewriter = new IndexRewriter(repo);
+  for (const pack of fate.keep) await rewriter.addLive({ packId: index.packId(pack), blobs: blobsOf(pack) });
+  for (const pack of written) await rewriter.addLive(pack);
   const since = Date.now();
   const condemned: CondemnedPack[] = [
     ...[...fate.condemn, ...fate.repack].map((pack) => ({ packId: index.packId(pack), blobs: blobsOf(pack), since })),
     ...fate.waiting.map((pack) => ({ packId: index.packId(pack), blobs: blobsOf(pack), since: index.condemnedSince(pack)! })),
     ...plan.unindexed.map((pack) => ({ ...pack, since })),
   ];
-  const supersedes = indexed.indexFiles.map((name) => Buffer.from(name, 'hex'));
-  await repo.saveFile('index', encodeIndexFile({ supersedes, packs: [], condemned }));
-  summary.index_files_written++;
+  await rewriter.finish(indexed.indexFiles, condemned);
+  summary.index_files_written = rewriter.filesWritten;
   await hooks.onStep?.('index-written');
 
   // 3. The superseded index files go; 4. then the packs that left the index.
-  for (const name of indexed.indexFiles) {
-    await repo.removeFile('index', name);
-    summary.index_files_removed++;
-  }
+  await removeIndexFiles(repo, indexed.indexFiles);
+  summary.index_files_removed = indexed.indexFiles.length;
   await hooks.onStep?.('old-index-removed');
   for (const [i, pack] of fate.delete.entries()) {
     await repo.backend.remove({ type: 'data', name: index.packId(pack).toString('hex') });
     if (i === 0) await hooks.onStep?.('deleting');
   }
   return summary;
-}
-
-/** Rows of each pack (both blob types), by pack number: a counting sort over the index, 4 bytes a row. */
-function groupRowsByPack(index: MasterIndex): (pack: number) => { type: BlobType; row: number }[] {
-  const grouped = TYPES.map((type) => {
-    const start = new Uint32Array(index.packCount + 1);
-    const n = index.rowCount(type);
-    for (let row = 0; row < n; row++) start[index.rowPack(type, row) + 1]!++;
-    for (let p = 1; p <= index.packCount; p++) start[p]! += start[p - 1]!;
-    const rows = new Uint32Array(n);
-    const fill = start.slice(0, index.packCount);
-    for (let row = 0; row < n; row++) rows[fill[index.rowPack(type, row)]!++] = row;
-    return { type, start, rows };
-  });
-  return (pack) => grouped.flatMap(({ type, start, rows }) => Array.from(rows.subarray(start[pack]!, start[pack + 1]!), (row) => ({ type, row })));
 }

@@ -43,6 +43,8 @@ export interface SnapshotRecord {
   excludes: string[];
   program_version: string;
   summary?: SnapshotSummary;
+  /** Set by `bh repair snapshots`: id of the snapshot this one replaced. */
+  original?: string;
 }
 
 export interface Snapshot {
