@@ -25,7 +25,11 @@ import { PackBuilder } from './pack.js';
 import { DamagedFileError, type IndexedRepository, type RepositoryLock } from './repository.js';
 
 const TYPES: readonly BlobType[] = ['data', 'tree'];
-/** Packs condemned for the margin still wait this long past it for lock holders that started before: covers the time between taking the condemnation time and its index file being visible. */
+/**
+ * Lock holders that started up to this long after a condemnation still block its deletion: it
+ * covers the moments between taking the condemnation time and its index file being visible,
+ * and clock skew between hosts. It shrinks with a margin below it (tests use --delete-after 0s).
+ */
 export const LOCK_GUARD_MS = 60_000;
 /** Default safety margin between condemning a pack and deleting it. */
 export const DEFAULT_DELETE_AFTER_MS = 2 * 60 * 60 * 1000;
@@ -153,6 +157,7 @@ export async function planPackChanges(indexed: IndexedRepository, used: UsedBlob
   // Lock holders that might still write a snapshot using a pack condemned while they ran.
   const holders = locks.filter(({ id, lock }) => id !== options.ownLock?.id && !isStale(lock, now));
   const earliestStart = Math.min(...holders.map(({ lock }) => Date.parse(lock.started ?? lock.time)));
+  const guard = Math.min(LOCK_GUARD_MS, options.deleteAfterMs);
   const fate: PrunePlan['fate'] = { keep: [], condemn: [], repack: [], delete: [], waiting: [], missing: [] };
   const revive: number[] = [];
   const candidates: number[] = [];
@@ -169,11 +174,11 @@ export async function planPackChanges(indexed: IndexedRepository, used: UsedBlob
       fate.keep.push(pack);
     } else if (since !== undefined) {
       const marginOver = now - since >= options.deleteAfterMs;
-      const holderStartedBefore = earliestStart < since + options.deleteAfterMs + LOCK_GUARD_MS;
+      const holderStartedBefore = earliestStart < since + options.deleteAfterMs + guard;
       if (marginOver && !holderStartedBefore) fate.delete.push(pack);
       else fate.waiting.push(pack);
       if (marginOver && holderStartedBefore) {
-        for (const { id, lock } of holders) if (Date.parse(lock.started ?? lock.time) < since + options.deleteAfterMs + LOCK_GUARD_MS) blocking.add(describeLock(id, lock));
+        for (const { id, lock } of holders) if (Date.parse(lock.started ?? lock.time) < since + options.deleteAfterMs + guard) blocking.add(describeLock(id, lock));
       }
     } else if (f.usedBlobs === 0) {
       fate.condemn.push(pack);
