@@ -113,7 +113,7 @@ describe('bh prune', () => {
     // Nothing left to do: a third prune changes nothing.
     const third = await prune(repo, ['--delete-after', '0s']);
     expect([...third.condemn, ...third.delete, ...third.repack]).toEqual([]);
-  });
+  }, 120_000);
 
   it('repacks a partly used pack and keeps the used blobs', async () => {
     const repo = await freshRepo();
@@ -190,7 +190,7 @@ describe('bh prune', () => {
     expect(freed.delete.length).toBeGreaterThan(0);
     expect((await repo.run(['snapshots', '--json'])).stdout).not.toContain(again);
     await expectCheckPasses(repo);
-  });
+  }, 180_000);
 
   it('refuses to prune when a snapshot reaches a blob no index lists', async () => {
     const repo = await freshRepo();
