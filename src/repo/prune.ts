@@ -254,7 +254,7 @@ export async function executePrune(plan: PrunePlan, hooks: PruneHooks = {}): Pro
   const repo = indexed.repo;
   const summary = { ...plan.summary };
   const s = plan.summary;
-  if ([s.condemn, s.repack, s.delete, s.revive, s.unindexed, s.missing].every((list) => list.length === 0)) return summary;
+  if ([s.condemn, s.repack, s.delete, s.revive, s.unindexed, s.missing, indexed.supersededFiles].every((list) => list.length === 0)) return summary;
   const blobsOf = blobsByPack(index);
 
   // 1. Repack: the used blobs of partly used packs go to new packs, verified on the way.
@@ -300,13 +300,14 @@ export async function executePrune(plan: PrunePlan, hooks: PruneHooks = {}): Pro
     ...fate.waiting.map((pack) => ({ packId: index.packId(pack), blobs: blobsOf(pack), since: index.condemnedSince(pack)! })),
     ...plan.unindexed.map((pack) => ({ ...pack, since })),
   ];
-  await rewriter.finish(indexed.indexFiles, condemned);
+  await rewriter.finish(indexed.replacedIndexFiles, condemned);
   summary.index_files_written = rewriter.filesWritten;
   await hooks.onStep?.('index-written');
 
   // 3. The superseded index files go; 4. then the packs that left the index.
-  await removeIndexFiles(repo, indexed.indexFiles);
-  summary.index_files_removed = indexed.indexFiles.length;
+  const replaced = indexed.replacedIndexFiles;
+  await removeIndexFiles(repo, replaced);
+  summary.index_files_removed = replaced.length;
   await hooks.onStep?.('old-index-removed');
   for (const [i, pack] of fate.delete.entries()) {
     await repo.backend.remove({ type: 'data', name: index.packId(pack).toString('hex') });

@@ -238,7 +238,7 @@ export class Repository {
     // Superseded files exist only briefly (prune and repair remove them right after writing
     // their successor) or after those were killed: read again without them only then.
     if (names.some((name) => view.superseded.has(name))) view = await this.readIndexFiles(names, view.superseded);
-    return new IndexedRepository(this, view.index, view.loaded);
+    return new IndexedRepository(this, view.index, view.loaded, names.filter((name) => view.superseded.has(name)));
   }
 
   private async readIndexFiles(names: string[], skip: ReadonlySet<string>): Promise<{ index: MasterIndex; loaded: string[]; superseded: Set<string> }> {
@@ -347,6 +347,8 @@ export class IndexedRepository {
     readonly index: MasterIndex,
     /** Index files loaded. */
     readonly indexFiles: string[],
+    /** Index files that exist but were skipped because a loaded one supersedes them. */
+    readonly supersededFiles: string[] = [],
   ) {
     const fromEnv = Number(process.env['BH_CHECKPOINT_SECONDS']);
     this.checkpointMs = (Number.isFinite(fromEnv) && fromEnv > 0 ? fromEnv : CHECKPOINT_SECONDS) * 1000;
@@ -354,6 +356,15 @@ export class IndexedRepository {
 
   get keys(): MasterKeys {
     return this.repo.keys;
+  }
+
+  /**
+   * The index files a rewrite of this view replaces: those loaded and those they supersede
+   * (left by a rewrite killed before removing them). Leaving the latter behind would bring
+   * them back into force once their superseder is removed.
+   */
+  get replacedIndexFiles(): string[] {
+    return [...this.indexFiles, ...this.supersededFiles];
   }
 
   /** Bytes of sealed blobs this instance added to the repository (after dedup, compression, encryption). */
