@@ -72,7 +72,6 @@ export interface PruneOptions {
   deleteAfterMs: number;
   /** The prune's own lock (left out of the running-holders rule). */
   ownLock?: RepositoryLock | undefined;
-  now?: () => number;
   onWarning?: (message: string) => void;
 }
 
@@ -123,7 +122,6 @@ export interface PrunePlan {
   readonly fate: { keep: number[]; condemn: number[]; repack: number[]; delete: number[]; waiting: number[]; missing: number[] };
   /** Unindexed packs found in the backend, with the blobs their headers list. */
   readonly unindexed: IndexedPack[];
-  readonly now: number;
 }
 
 /** Steps a test may pause at (BH_TEST_PAUSE_AT) to kill prune there. */
@@ -140,7 +138,7 @@ export interface PruneHooks {
  */
 export async function planPackChanges(indexed: IndexedRepository, used: UsedBlobs, snapshots: number, locks: { id: string; lock: LockRecord }[], options: PruneOptions): Promise<PrunePlan> {
   const index = indexed.index;
-  const now = (options.now ?? Date.now)();
+  const now = Date.now();
   const stored = new Map((await indexed.repo.list('data')).map((f) => [f.name, f.size]));
   const facts: PackFacts[] = index.packs().map((id) => ({ size: stored.get(id.toString('hex')) ?? -1, usedBytes: 0, usedBlobs: 0, blobs: 0 }));
   for (const type of TYPES) {
@@ -244,7 +242,7 @@ export async function planPackChanges(indexed: IndexedRepository, used: UsedBlob
     index_files_removed: 0,
     packs_written: 0,
   };
-  return { summary, indexed, used, fate, unindexed, now };
+  return { summary, indexed, used, fate, unindexed };
 }
 
 /** Carries out a plan; returns the summary with what was written and removed. */
