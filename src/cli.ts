@@ -6,8 +6,10 @@ import { createRequire } from 'node:module';
 import { BackupCommand } from './commands/backup.js';
 import { CatCommand } from './commands/cat.js';
 import { CheckCommand } from './commands/check.js';
+import { CopyCommand } from './commands/copy.js';
 import { DiffCommand } from './commands/diff.js';
 import { FindCommand } from './commands/find.js';
+import { ForgetCommand } from './commands/forget.js';
 import { InitCommand } from './commands/init.js';
 import { KeyAddCommand, KeyListCommand, KeyPasswdCommand, KeyRemoveCommand } from './commands/key.js';
 import { LsCommand } from './commands/ls.js';
@@ -24,6 +26,7 @@ export const COMMANDS = [
   InitCommand,
   BackupCommand,
   SnapshotsCommand,
+  ForgetCommand,
   RestoreCommand,
   CheckCommand,
   LsCommand,
@@ -36,6 +39,7 @@ export const COMMANDS = [
   KeyRemoveCommand,
   KeyPasswdCommand,
   UnlockCommand,
+  CopyCommand,
   PruneCommand,
   RepairIndexCommand,
   RepairSnapshotsCommand,

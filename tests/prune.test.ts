@@ -192,6 +192,21 @@ describe('bh prune', () => {
     await expectCheckPasses(repo);
   }, 180_000);
 
+  it('bh forget --prune removes the snapshot and condemns its data in one run', async () => {
+    const repo = await freshRepo();
+    const a = await sourceDir(1, 300_000);
+    const first = await backup(repo, a);
+    await writeFile(join(a, 'f0'), randomBytes(300_000));
+    const second = await backup(repo, a);
+    const result = await repo.run(['forget', '--keep-last', '1', '--prune', '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    const lines = result.stdout.trim().split('\n').map((l) => JSON.parse(l) as { removed?: string[]; condemn?: string[] });
+    expect(lines[0]!.removed).toEqual([first]);
+    expect(lines[lines.length - 1]!.condemn!.length).toBeGreaterThan(0);
+    expect(existsSync(join(repo.path, 'snapshots', first))).toBe(false);
+    expect(existsSync(join(repo.path, 'snapshots', second))).toBe(true);
+  });
+
   it('refuses to prune when a snapshot reaches a blob no index lists', async () => {
     const repo = await freshRepo();
     const a = await sourceDir(1, 200_000);

@@ -108,13 +108,11 @@ export abstract class RepositoryCommand extends BhCommand {
     return location;
   }
 
-  protected async secret(): Promise<Secret> {
-    if (this.keyFile) return readKeyFileSecret(this.keyFile, 'key file');
-    const file = this.passwordFile ?? this.context.env['BH_PASSWORD_FILE'];
-    if (file) return readPasswordFileSecret(file, 'password file');
-    const password = this.context.env['BH_PASSWORD'];
-    if (password !== undefined && password !== '') return { kind: 'password', password: Buffer.from(password) };
-    throw new UserError('no password given: set BH_PASSWORD or BH_PASSWORD_FILE, or pass --password-file FILE or --key-file FILE');
+  protected secret(): Promise<Secret> {
+    return resolveSecret(
+      { keyFile: this.keyFile, passwordFile: this.passwordFile ?? this.context.env['BH_PASSWORD_FILE'], password: this.context.env['BH_PASSWORD'], what: '' },
+      'no password given: set BH_PASSWORD or BH_PASSWORD_FILE, or pass --password-file FILE or --key-file FILE',
+    );
   }
 
   /** Warns about a snapshot file that could not be read (it is left out; `check` reports it). */
@@ -157,10 +155,25 @@ export abstract class RepositoryCommand extends BhCommand {
     return repo;
   }
 
-  private retryLockMs(): number {
+  protected retryLockMs(): number {
     if (this.retryLock === undefined) return 0;
-    return parseDuration(this.retryLock, '--retry-lock');
+    return parseElapsed(this.retryLock, '--retry-lock');
   }
+}
+
+/** Where one repository's secret may come from, first match wins; `what` prefixes the file labels in messages ("source "). */
+export interface SecretSources {
+  keyFile: string | undefined;
+  passwordFile: string | undefined;
+  password: string | undefined;
+  what: string;
+}
+
+export async function resolveSecret(sources: SecretSources, missing: string): Promise<Secret> {
+  if (sources.keyFile) return readKeyFileSecret(sources.keyFile, `${sources.what}key file`);
+  if (sources.passwordFile) return readPasswordFileSecret(sources.passwordFile, `${sources.what}password file`);
+  if (sources.password !== undefined && sources.password !== '') return { kind: 'password', password: Buffer.from(sources.password) };
+  throw new UserError(missing);
 }
 
 async function readSecretFile(path: string, what: string): Promise<Buffer> {
@@ -194,8 +207,12 @@ export async function readKeyFileSecret(path: string, what: string): Promise<Sec
   }
 }
 
-/** Parses a duration such as `30s`, `5m`, `1h`, `2h30m`, `1d` or a plain number of seconds; returns ms. */
-export function parseDuration(text: string, option: string): number {
+/**
+ * Parses an elapsed time such as `30s`, `5m` (minutes), `1h`, `2h30m`, `1d` or a plain number of
+ * seconds; returns ms. (Retention's calendar durations, where m means months, are forget's
+ * parseDuration.)
+ */
+export function parseElapsed(text: string, option: string): number {
   if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
   const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
   const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)];

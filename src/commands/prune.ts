@@ -1,6 +1,7 @@
 import { Command, Option } from 'clipanion';
-import { DEFAULT_DELETE_AFTER_MS, executePrune, planPrune, type PruneStep, type PruneSummary } from '../snapshot/prune.js';
-import { RepositoryCommand, UserError, parseDuration, parseSize } from './base.js';
+import type { Repository } from '../repo/repository.js';
+import { DEFAULT_DELETE_AFTER_MS, executePrune, planPrune, type PruneOptions, type PruneStep, type PruneSummary } from '../snapshot/prune.js';
+import { RepositoryCommand, UserError, parseElapsed, parseSize } from './base.js';
 import { formatBytes, type Report } from './report.js';
 
 export class PruneCommand extends RepositoryCommand {
@@ -37,20 +38,10 @@ export class PruneCommand extends RepositoryCommand {
     const options = {
       maxUnused: this.maxUnusedFraction(),
       maxRepackBytes: this.maxRepackSize === undefined ? Infinity : parseSize(this.maxRepackSize, '--max-repack-size'),
-      deleteAfterMs: this.deleteAfter === undefined ? DEFAULT_DELETE_AFTER_MS : parseDuration(this.deleteAfter, '--delete-after'),
-      onWarning: (message: string) => this.report.warn(`warning: ${message}`),
+      deleteAfterMs: this.deleteAfter === undefined ? DEFAULT_DELETE_AFTER_MS : parseElapsed(this.deleteAfter, '--delete-after'),
     };
     const repo = await this.openRepository(this.dryRun ? 'shared' : 'prune');
-    this.report.line('loading snapshots and index, finding used blobs');
-    const plan = await planPrune(repo, { ...options, ownLock: this.heldLock });
-    printPlan(this.report, plan.summary, this.dryRun);
-    if (this.dryRun) {
-      this.report.jsonLine({ message_type: 'summary', dry_run: true, ...plan.summary });
-      return 0;
-    }
-    const summary = await executePrune(plan, { onStep: testPause, onProgress: (text) => this.report.progress(text) });
-    this.report.jsonLine({ message_type: 'summary', dry_run: false, ...summary });
-    this.report.line(`wrote ${summary.packs_written} packs and ${summary.index_files_written} index files, removed ${summary.index_files_removed} index files and ${summary.delete.length} packs (${formatBytes(summary.bytes_deleted)} freed)`);
+    await runPrune(this.report, repo, { ...options, ownLock: this.heldLock }, this.dryRun);
     return 0;
   }
 
@@ -61,6 +52,24 @@ export class PruneCommand extends RepositoryCommand {
     if (!(percent >= 0 && percent <= 100)) throw new UserError(`--max-unused '${this.maxUnused}' is not a percentage from 0% to 100% (or "unlimited")`);
     return percent / 100;
   }
+}
+
+/**
+ * Plans and (unless `dryRun`) executes a prune, printing the plan and the result; the caller
+ * holds a prune (or exclusive) lock, or a shared one for a dry run. Also used by `forget --prune`.
+ */
+export async function runPrune(report: Report, repo: Repository, options: PruneOptions, dryRun: boolean): Promise<PruneSummary> {
+  report.line('loading snapshots and index, finding used blobs');
+  const plan = await planPrune(repo, { onWarning: (message) => report.warn(`warning: ${message}`), ...options });
+  printPlan(report, plan.summary, dryRun);
+  if (dryRun) {
+    report.jsonLine({ message_type: 'summary', dry_run: true, ...plan.summary });
+    return plan.summary;
+  }
+  const summary = await executePrune(plan, { onStep: testPause, onProgress: (text) => report.progress(text) });
+  report.jsonLine({ message_type: 'summary', dry_run: false, ...summary });
+  report.line(`wrote ${summary.packs_written} packs and ${summary.index_files_written} index files, removed ${summary.index_files_removed} index files and ${summary.delete.length} packs (${formatBytes(summary.bytes_deleted)} freed)`);
+  return summary;
 }
 
 function printPlan(report: Report, s: PruneSummary, dryRun: boolean): void {

@@ -31,6 +31,8 @@ const TYPES: readonly BlobType[] = ['data', 'tree'];
  * and clock skew between hosts. It shrinks with a margin below it (tests use --delete-after 0s).
  */
 export const LOCK_GUARD_MS = 60_000;
+/** Default share of unused space left in kept packs (`--max-unused 5%`). */
+export const DEFAULT_MAX_UNUSED = 0.05;
 /** Default safety margin between condemning a pack and deleting it. */
 export const DEFAULT_DELETE_AFTER_MS = 2 * 60 * 60 * 1000;
 

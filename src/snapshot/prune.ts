@@ -12,7 +12,7 @@ import type { IndexedRepository, Repository } from '../repo/repository.js';
 import { loadSnapshots, type Snapshot } from './snapshot.js';
 import { decodeTree } from './tree.js';
 
-export { executePrune, DEFAULT_DELETE_AFTER_MS, type PrunePlan, type PruneOptions, type PruneSummary, type PruneHooks, type PruneStep } from '../repo/prune.js';
+export { executePrune, DEFAULT_DELETE_AFTER_MS, DEFAULT_MAX_UNUSED, type PrunePlan, type PruneOptions, type PruneSummary, type PruneHooks, type PruneStep } from '../repo/prune.js';
 
 /**
  * Plans a prune. Refuses (throws) when a snapshot cannot be read or reaches a blob no index

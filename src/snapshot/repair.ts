@@ -3,7 +3,7 @@
  * an index that lost entries) are rewritten without what is lost. A file with a missing data
  * blob is left out (a file with a hole would restore as something it never was), a directory
  * whose tree is gone is left out, and each one is named in a warning. The repaired snapshot
- * keeps time, host and paths, gets the tag `repaired` and `original` (the old id), and replaces
+ * keeps time, host and paths, gets the tag `repaired` and `repaired_from` (the old id), and replaces
  * the old record. A snapshot whose root tree is gone cannot be repaired and is left as is.
  *
  * Order: new trees → their packs and index → the index without vanished packs → new snapshot
@@ -75,7 +75,7 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
     for (const { path, what } of tree.lost) options.onLost(snapshot, path, what);
     const tags = snapshot.record.tags.includes(REPAIRED_TAG) ? snapshot.record.tags : [...snapshot.record.tags, REPAIRED_TAG];
     // The summary described the original backup's files, some of which are gone now.
-    const record: SnapshotRecord = { ...snapshot.record, tree: tree.id.toString('hex'), tags, original: snapshot.id };
+    const record: SnapshotRecord = { ...snapshot.record, tree: tree.id.toString('hex'), tags, repaired_from: snapshot.id };
     delete record.summary;
     replacements.push({ old: snapshot, record, lost: tree.lost.map((l) => l.path) });
   }

@@ -43,8 +43,10 @@ export interface SnapshotRecord {
   excludes: string[];
   program_version: string;
   summary?: SnapshotSummary;
-  /** Set by `bh repair snapshots`: id of the snapshot this one replaced. */
+  /** Set by `bh copy`: the id of the snapshot this one copies (the first one, if that was a copy too). */
   original?: string;
+  /** Set by `bh repair snapshots`: the id of the snapshot this one replaced. */
+  repaired_from?: string;
 }
 
 export interface Snapshot {
@@ -57,9 +59,15 @@ export function validateSnapshot(value: unknown, what: string): SnapshotRecord {
   const ok =
     typeof s === 'object' && s !== null && s.version === 1 && typeof s.time === 'string' && !Number.isNaN(Date.parse(s.time)) &&
     typeof s.tree === 'string' && /^[0-9a-f]{64}$/.test(s.tree) && Array.isArray(s.paths) && typeof s.host === 'string' &&
-    Array.isArray(s.tags) && ['full', 'incremental', 'differential'].includes(s.mode);
+    Array.isArray(s.tags) && ['full', 'incremental', 'differential'].includes(s.mode) &&
+    (s.original === undefined || (typeof s.original === 'string' && /^[0-9a-f]{64}$/.test(s.original)));
   if (!ok) throw new FormatError(`${what}: snapshot record is malformed`);
   return s;
+}
+
+/** The snapshot a copy stands for: its `original`, or itself. Copies of one backup share it. */
+export function originOf(snapshot: Snapshot): string {
+  return snapshot.record.original ?? snapshot.id;
 }
 
 export type DamagedSnapshotHandler = (id: string, error: Error) => void;
@@ -85,13 +93,14 @@ export async function loadSnapshots(repo: Repository | IndexedRepository, onDama
 }
 
 export interface SnapshotFilter {
-  host?: string | undefined;
+  /** One host, or any of several (an empty list: any host). */
+  host?: string | readonly string[] | undefined;
   tags?: string[] | undefined;
   paths?: string[] | undefined;
 }
 
 export function matchesFilter(s: SnapshotRecord, filter: SnapshotFilter): boolean {
-  if (filter.host !== undefined && s.host !== filter.host) return false;
+  if (typeof filter.host === 'string' ? s.host !== filter.host : filter.host && filter.host.length > 0 && !filter.host.includes(s.host)) return false;
   if (filter.tags && filter.tags.length > 0 && !filter.tags.every((t) => s.tags.includes(t))) return false;
   // Filter paths may be relative or end in '/': compare them as the absolute paths backups record.
   if (filter.paths && filter.paths.length > 0 && !filter.paths.every((p) => s.paths.includes(resolve(p)))) return false;
