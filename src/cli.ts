@@ -13,6 +13,8 @@ import { ForgetCommand } from './commands/forget.js';
 import { InitCommand } from './commands/init.js';
 import { KeyAddCommand, KeyListCommand, KeyPasswdCommand, KeyRemoveCommand } from './commands/key.js';
 import { LsCommand } from './commands/ls.js';
+import { PruneCommand } from './commands/prune.js';
+import { RepairIndexCommand, RepairSnapshotsCommand } from './commands/repair.js';
 import { RestoreCommand } from './commands/restore.js';
 import { SnapshotsCommand } from './commands/snapshots.js';
 import { StatsCommand } from './commands/stats.js';
@@ -38,6 +40,9 @@ export const COMMANDS = [
   KeyPasswdCommand,
   UnlockCommand,
   CopyCommand,
+  PruneCommand,
+  RepairIndexCommand,
+  RepairSnapshotsCommand,
 ];
 
 /**
