@@ -3,16 +3,16 @@
  * - kill -9 at each step of its execution (frozen there by BH_TEST_PAUSE_AT, then SIGKILLed)
  *   and after random short delays: afterwards every snapshot restores byte-exact, check
  *   --read-data passes, and the next prune completes;
- * - backups of three hosts running while prune runs in a loop (snapshots removed between
- *   rounds, as forget would): afterwards check --read-data passes and every snapshot restores
- *   byte-exact. The repository URL comes from BH_TEST_PRUNE_REPO_URL when set (e.g. an S3
- *   repository; it must be empty and BH_PASSWORD must open it after init), else a local one.
+ * - backups of three hosts running while a fourth process runs `forget --prune` in a loop, on a
+ *   local and on an S3 repository: afterwards check --read-data passes and every remaining
+ *   snapshot restores byte-exact.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bh, hashTree, initRepo, makeTempDir, removeDir, startBh, type TestRepo } from './helpers/cli.js';
+import { hashTree, initRepo, initRepoAt, makeTempDir, removeDir, startBh, type TestRepo } from './helpers/cli.js';
+import { startS3Server } from './helpers/s3-server.js';
 import { openLibraryRepo } from './helpers/repo-lib.js';
 
 let work: string;
@@ -131,51 +131,72 @@ describe('prune killed with SIGKILL', () => {
   }, 400_000);
 });
 
-describe('backups of three hosts while prune runs in a loop', () => {
-  it('leaves a repository that check --read-data passes, every snapshot restoring byte-exact', async () => {
-    const url = process.env['BH_TEST_PRUNE_REPO_URL'];
-    const repo: TestRepo = url
-      ? { path: url, env: { BH_REPO: url, BH_PASSWORD: process.env['BH_PASSWORD'] ?? 'correct horse battery staple' }, run: (args, o = {}) => bh(args, { ...o, env: { BH_REPO: url, BH_PASSWORD: process.env['BH_PASSWORD'] ?? 'correct horse battery staple', ...o.env } }) }
-      : await initRepo(await mkdtemp(join(work, 'r-')));
-    if (url) expect((await repo.run(['init'])).code).toBe(0);
-    const expected = new Map<string, { source: string; hashes: Map<string, string> }>();
-    const shared = randomBytes(400_000);
-    const hosts = ['h1', 'h2', 'h3'];
-    let backupsRunning = hosts.length;
+/**
+ * Where the multi-host test runs: a local repository, and an S3 repository on a real
+ * S3-protocol server (s3rver behind the test guard, tests/helpers/s3-server.ts).
+ */
+const SHARED_REPOSITORIES: { label: string; open: () => Promise<{ repo: TestRepo; stop: () => Promise<void> }> }[] = [
+  { label: 'local', open: async () => ({ repo: await initRepo(await mkdtemp(join(work, 'r-'))), stop: async () => {} }) },
+  {
+    label: 'S3',
+    open: async () => {
+      const server = await startS3Server();
+      const repo = await initRepoAt(`s3:${server.bucket}/multi-host`, { ...server.env, BH_PASSWORD: 'correct horse battery staple' });
+      return { repo, stop: () => server.stop() };
+    },
+  },
+];
 
-    const host = async (name: string): Promise<void> => {
-      const dir = join(work, `host-${name}`);
-      await mkdir(dir, { recursive: true });
-      await writeFile(join(dir, 'shared'), shared); // the same on every host: stored once
-      let previous: string | undefined;
-      for (let round = 0; round < 4; round++) {
-        await rm(join(dir, `round-${round - 1}`), { force: true });
-        await writeFile(join(dir, `round-${round}`), randomBytes(300_000));
-        const hashes = await hashTree(dir);
-        const id = await backup(repo, dir, ['--host', name]);
-        expected.set(id, { source: dir, hashes });
-        // forget: the previous snapshot of this host goes; prune must free its data, not the rest.
-        if (previous) await removeSnapshot(repo, previous);
-        previous = id;
-      }
-      backupsRunning--;
-    };
+describe.each(SHARED_REPOSITORIES)('three hosts backing up into one $label repository while forget --prune runs in a loop', ({ open }) => {
+  it('leaves a repository that check --read-data passes, every remaining snapshot restoring byte-exact', async () => {
+    const { repo, stop } = await open();
+    try {
+      const expected = new Map<string, { source: string; hashes: Map<string, string> }>();
+      const shared = randomBytes(400_000);
+      const hosts = ['h1', 'h2', 'h3'];
+      let backupsRunning = hosts.length;
 
-    const pruneLoop = async (): Promise<number> => {
-      let rounds = 0;
-      while (backupsRunning > 0 || rounds < 2) {
-        const result = await repo.run(['prune', '--delete-after', '0s', '--max-unused', '0%', '--retry-lock', '1m']);
+      const host = async (name: string): Promise<void> => {
+        const dir = join(work, `host-${name}-${dirs++}`);
+        await mkdir(dir, { recursive: true });
+        await writeFile(join(dir, 'shared'), shared); // the same on every host: stored once
+        for (let round = 0; round < 4; round++) {
+          await rm(join(dir, `round-${round - 1}`), { force: true });
+          await writeFile(join(dir, `round-${round}`), randomBytes(300_000));
+          const hashes = await hashTree(dir);
+          const id = await backup(repo, dir, ['--host', name]);
+          expected.set(id, { source: dir, hashes });
+        }
+        backupsRunning--;
+      };
+
+      // The fourth process: each host keeps its newest snapshot; prune (default two-phase margin)
+      // condemns what the forgotten ones alone used, while the backups go on.
+      const forgetLoop = async (): Promise<number> => {
+        let rounds = 0;
+        while (backupsRunning > 0 || rounds < 2) {
+          const result = await repo.run(['forget', '--keep-last', '1', '--prune', '--retry-lock', '1m']);
+          expect(result.code, result.stderr).toBe(0);
+          rounds++;
+        }
+        return rounds;
+      };
+
+      const [rounds] = await Promise.all([forgetLoop(), ...hosts.map(host)]);
+      expect(rounds).toBeGreaterThanOrEqual(2);
+      // A last forget (the loop's final round may have begun before the last backups ended),
+      // then two prunes with nothing running and no margin: whatever was condemned goes now.
+      expect((await repo.run(['forget', '--keep-last', '1'])).code).toBe(0);
+      for (let i = 0; i < 2; i++) {
+        const result = await repo.run(['prune', '--delete-after', '0s']);
         expect(result.code, result.stderr).toBe(0);
-        rounds++;
       }
-      return rounds;
-    };
-
-    const [rounds] = await Promise.all([pruneLoop(), ...hosts.map(host)]);
-    expect(rounds).toBeGreaterThanOrEqual(2);
-    // Two more prunes with nothing running: whatever was held back is deleted now.
-    for (let i = 0; i < 2; i++) expect((await repo.run(['prune', '--delete-after', '0s'])).code).toBe(0);
-    await expectCheckPasses(repo);
-    await expectAllRestore(repo, expected);
+      const remaining = JSON.parse((await repo.run(['snapshots', '--json'])).stdout) as { id: string; hostname?: string; host?: string }[];
+      expect(remaining).toHaveLength(hosts.length);
+      await expectCheckPasses(repo);
+      await expectAllRestore(repo, expected);
+    } finally {
+      await stop();
+    }
   }, 600_000);
 });
