@@ -6,14 +6,18 @@ import { createRequire } from 'node:module';
 import { BackupCommand } from './commands/backup.js';
 import { CatCommand } from './commands/cat.js';
 import { CheckCommand } from './commands/check.js';
+import { ConfigCheckCommand, ConfigExampleCommand, ConfigInitKeyCommand } from './commands/config.js';
 import { DiffCommand } from './commands/diff.js';
 import { FindCommand } from './commands/find.js';
 import { InitCommand } from './commands/init.js';
 import { KeyAddCommand, KeyListCommand, KeyPasswdCommand, KeyRemoveCommand } from './commands/key.js';
 import { LsCommand } from './commands/ls.js';
 import { RestoreCommand } from './commands/restore.js';
+import { RunCommand } from './commands/run.js';
+import { ScheduleCommand } from './commands/schedule.js';
 import { SnapshotsCommand } from './commands/snapshots.js';
 import { StatsCommand } from './commands/stats.js';
+import { StatusCommand } from './commands/status.js';
 import { UnlockCommand } from './commands/unlock.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
@@ -34,6 +38,12 @@ export const COMMANDS = [
   KeyRemoveCommand,
   KeyPasswdCommand,
   UnlockCommand,
+  RunCommand,
+  ScheduleCommand,
+  StatusCommand,
+  ConfigCheckCommand,
+  ConfigExampleCommand,
+  ConfigInitKeyCommand,
 ];
 
 /**

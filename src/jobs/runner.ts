@@ -1,0 +1,220 @@
+/**
+ * One run of a job (`bh run`, and each slot of `bh schedule`):
+ *
+ *   run lock → status "started" → pre-hook → pre-flight → backup to every destination →
+ *   post-hook → notifiers → heartbeat (only on full success) → status with the outcome.
+ *
+ * A destination that fails is recorded and the others still run. The run never spawns bh: it
+ * calls the archiver (runBackup) on each repository, initialising a repository on first use.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { openBackend } from '../backends/index.js';
+import type { Backend } from '../backends/backend.js';
+import { RepositoryNotFoundError } from '../repo/errors.js';
+import { parseRawKey, type Secret } from '../repo/keyfile.js';
+import { Repository } from '../repo/repository.js';
+import { AbortedError } from '../snapshot/archiver.js';
+import { runBackup } from '../snapshot/backup.js';
+import { compilePatterns } from '../snapshot/exclude.js';
+import type { Destination, Job, JobSecret } from './config.js';
+import { sendHeartbeat } from './heartbeat.js';
+import { describeHookFailure, hookSucceeded, runHook } from './hooks.js';
+import type { Notifier } from './notify.js';
+import { type DestinationOutcome, type RunRecord, acquireRunLock, jobPaths, recordRun } from './state.js';
+
+/** Every bh run snapshot carries this tag, so `bh snapshots --tag bh-run` tells job runs from manual backups. */
+export const RUN_TAG = 'bh-run';
+
+export interface RunEvents {
+  /** A line of progress for people ("backing up into /srv/a"). */
+  step(message: string): void;
+  /** Something that went wrong but did not stop the run. */
+  warn(message: string): void;
+}
+
+export interface RunOptions {
+  job: Job;
+  stateDir: string;
+  dryRun: boolean;
+  /** The environment hooks inherit. */
+  env: Readonly<Record<string, string | undefined>>;
+  signal?: AbortSignal | undefined;
+  notifiers: readonly Notifier[];
+  events: RunEvents;
+}
+
+/** Thrown inside a run to stop it before any backup (pre-hook or pre-flight): the run is "aborted". */
+class PreflightFailure extends Error {}
+
+export async function runJob(options: RunOptions): Promise<RunRecord> {
+  const { job, dryRun, events } = options;
+  const paths = jobPaths(options.stateDir, job.file);
+  // A dry run changes nothing, the state directory included.
+  const lock = dryRun ? undefined : await acquireRunLock(paths.lock);
+  const run: RunRecord = { id: randomBytes(8).toString('hex'), state: 'started', dryRun, started: new Date().toISOString(), destinations: [] };
+  const save = async (): Promise<void> => {
+    if (!dryRun) await recordRun(paths.status, job.file, run);
+  };
+  try {
+    await save();
+    await stepsOfRun(options, run);
+  } catch (error) {
+    run.state = error instanceof AbortedError || options.signal?.aborted ? 'interrupted' : 'aborted';
+    run.error = error instanceof Error ? error.message : String(error);
+  } finally {
+    run.finished = new Date().toISOString();
+    try {
+      await save();
+    } finally {
+      await lock?.release();
+    }
+  }
+  for (const notifier of options.notifiers) {
+    await notifier.notify(run).catch((error: Error) => events.warn(`notification through ${notifier.name} failed: ${error.message}`));
+  }
+  return run;
+}
+
+async function stepsOfRun(options: RunOptions, run: RunRecord): Promise<void> {
+  const { job, dryRun, events } = options;
+  const hookOptions = { timeoutSeconds: job.hooks.timeoutSeconds, cwd: dirname(job.file), signal: options.signal };
+  const baseEnv = { ...options.env, BH_CONFIG_FILE: job.file, BH_RUN_ID: run.id };
+
+  if (job.hooks.pre !== undefined) {
+    if (dryRun) events.step(`dry run: would run the pre-backup hook: ${job.hooks.pre}`);
+    else {
+      events.step(`running the pre-backup hook: ${job.hooks.pre}`);
+      run.preHook = await runHook(job.hooks.pre, { ...hookOptions, env: baseEnv });
+      if (!hookSucceeded(run.preHook)) throw new PreflightFailure(`${describeHookFailure('the pre-backup', run.preHook)}: backup not started`);
+    }
+  }
+  checkPreflight(job);
+  const secret = await loadSecret(job.secret);
+
+  run.destinations = await fanOut(job.destinations, (destination) => backupInto(destination, secret, options));
+  if (options.signal?.aborted) throw new AbortedError();
+
+  const failed = run.destinations.filter((d) => !d.ok);
+  run.state = failed.length === 0 ? 'success' : failed.length === run.destinations.length ? 'failure' : 'partial';
+
+  if (job.hooks.post !== undefined) {
+    if (dryRun) events.step(`dry run: would run the post-backup hook: ${job.hooks.post}`);
+    else {
+      events.step(`running the post-backup hook: ${job.hooks.post}`);
+      run.postHook = await runHook(job.hooks.post, { ...hookOptions, env: { ...baseEnv, ...resultEnv(run) } });
+      if (!hookSucceeded(run.postHook)) {
+        events.warn(describeHookFailure('the post-backup', run.postHook));
+        if (run.state === 'success') run.state = 'partial';
+      }
+    }
+  }
+
+  if (job.heartbeat && run.state === 'success' && !dryRun) {
+    run.heartbeat = await sendHeartbeat(job.heartbeat.url, job.heartbeat.timeoutSeconds);
+    if (!run.heartbeat.ok) events.warn(`heartbeat ping failed: ${run.heartbeat.error ?? `HTTP ${run.heartbeat.status}`}`);
+  }
+}
+
+/** What the post-backup hook learns about the run, in its environment. */
+function resultEnv(run: RunRecord): Record<string, string> {
+  return {
+    BH_RUN_STATUS: run.state,
+    BH_DESTINATIONS_OK: run.destinations.filter((d) => d.ok).map((d) => d.location).join('\n'),
+    BH_DESTINATIONS_FAILED: run.destinations.filter((d) => !d.ok).map((d) => d.location).join('\n'),
+    BH_SNAPSHOT_IDS: run.destinations.flatMap((d) => (d.snapshotId ? [d.snapshotId] : [])).join(' '),
+  };
+}
+
+function checkPreflight(job: Job): void {
+  if (!existsSync(job.source)) throw new PreflightFailure(`the source directory ${job.source} does not exist`);
+  const mount = job.preflight.expectedMount;
+  if (mount !== undefined && !isMountPoint(mount)) throw new PreflightFailure(`${mount} is not a mounted file system ([PREFLIGHT] expected_mount): mount it, then run again`);
+}
+
+/** A directory is a mount point when it sits on another device than its parent (or is the root). */
+function isMountPoint(path: string): boolean {
+  try {
+    const here = statSync(path);
+    const parent = statSync(dirname(path));
+    return here.isDirectory() && (here.dev !== parent.dev || here.ino === parent.ino);
+  } catch {
+    return false;
+  }
+}
+
+export async function loadSecret(secret: JobSecret): Promise<Secret> {
+  if (secret.kind === 'passphrase') return { kind: 'password', password: Buffer.from(secret.passphrase) };
+  try {
+    return parseRawKey(await readFile(secret.path), secret.path);
+  } catch (error) {
+    throw new PreflightFailure(`cannot use the key file: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * How the source reaches every destination: the one place to change when `bh copy` lands
+ * (back up into the first destination, copy that snapshot to the others). Until then each
+ * destination gets its own backup of the source. Destinations run one after another; a failure
+ * in one never stops the next.
+ */
+async function fanOut(destinations: readonly Destination[], backup: (destination: Destination) => Promise<DestinationOutcome>): Promise<DestinationOutcome[]> {
+  const outcomes: DestinationOutcome[] = [];
+  for (const destination of destinations) outcomes.push(await backup(destination));
+  return outcomes;
+}
+
+async function backupInto(destination: Destination, secret: Secret, options: RunOptions): Promise<DestinationOutcome> {
+  const { job, dryRun, events } = options;
+  const outcome: DestinationOutcome = { location: destination.location, ok: false };
+  if (options.signal?.aborted) return { ...outcome, error: 'interrupted before it started' };
+  let backend: Backend | undefined;
+  try {
+    backend = await openBackend(destination.location, destination.backend);
+    let repo: Repository;
+    try {
+      repo = await Repository.open(backend, secret);
+    } catch (error) {
+      if (!(error instanceof RepositoryNotFoundError)) throw error;
+      if (dryRun) {
+        events.step(`dry run: ${destination.location} has no repository yet; the run would create one and back up every file`);
+        return { ...outcome, ok: true };
+      }
+      // A missing parent is an unmounted disk far more often than a new one: never create it.
+      if (destination.kind === 'local' && !existsSync(dirname(destination.location))) throw new Error(`${dirname(destination.location)} does not exist (is the disk mounted?); bh creates only the repository folder itself`);
+      repo = await Repository.init(backend, secret);
+      outcome.initialized = true;
+      events.step(`created a new repository at ${destination.location}`);
+    }
+    events.step(`${dryRun ? 'dry run: ' : ''}backing up ${job.source} into ${destination.location} (${job.mode})`);
+    const repoLock = dryRun ? undefined : await repo.lock(false);
+    try {
+      const result = await runBackup(repo, {
+        paths: [job.source],
+        mode: job.mode,
+        exclude: compilePatterns(job.excludes),
+        excludePatterns: job.excludes,
+        tags: [RUN_TAG],
+        dryRun,
+        signal: options.signal,
+        onDamagedSnapshot: (id, error) => events.warn(`${destination.location}: snapshots/${id} cannot be read and is left out: ${error.message}`),
+        onError: (e) => events.warn(`${destination.location}: cannot read ${e.path}: ${e.message}`),
+      });
+      outcome.snapshotId = result.snapshotId;
+      outcome.bytesAdded = result.counters.bytes_added;
+      outcome.unreadable = result.errors.length;
+      outcome.ok = result.errors.length === 0;
+      if (!outcome.ok) outcome.error = `${result.errors.length} entries could not be read and are missing from the snapshot`;
+    } finally {
+      await repoLock?.release();
+    }
+  } catch (error) {
+    outcome.error = error instanceof AbortedError ? 'interrupted' : error instanceof Error ? error.message : String(error);
+    if (!(error instanceof AbortedError)) events.warn(`${destination.location}: backup failed: ${outcome.error}`);
+  } finally {
+    await backend?.close().catch(() => undefined);
+  }
+  return outcome;
+}
