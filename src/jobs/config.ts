@@ -69,6 +69,8 @@ export interface Job {
   schedule: number[];
   heartbeat?: { url: string; timeoutSeconds: number } | undefined;
   preflight: { expectedMount?: string | undefined; stalenessFactor: number };
+  /** Environment variables that secrets were read from: kept out of the hooks' environment. */
+  secretVariables: string[];
   /** What was read but is not applied, and other things the user should know. */
   warnings: string[];
 }
@@ -115,6 +117,7 @@ const DEFAULT_STALENESS_FACTOR = 2;
 class Reader {
   readonly issues: ConfigIssue[] = [];
   readonly warnings: string[] = [];
+  readonly secretVariables = new Set<string>();
 
   constructor(readonly doc: IniDocument, readonly env: Readonly<Record<string, string | undefined>>) {}
 
@@ -141,6 +144,7 @@ class Reader {
     let failed = false;
     const value = entry.value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
       const found = this.env[name];
+      if (SECRET_KEYS.has(`${section}.${key}`)) this.secretVariables.add(name);
       if (found === undefined) {
         failed = true;
         this.problem(section, key, `environment variable ${name} is not set`, `export ${name} before running bh, or write the value in the file`);
@@ -262,6 +266,7 @@ export function validateJob(doc: IniDocument, env: Readonly<Record<string, strin
     schedule,
     heartbeat,
     preflight: { expectedMount, stalenessFactor },
+    secretVariables: [...r.secretVariables],
     warnings: r.warnings,
   };
 }

@@ -2,8 +2,8 @@
  * [HOOKS] pre_backup / post_backup: shell commands, as the old tool ran them (`/bin/sh -c`, or
  * `cmd.exe /d /s /c` on Windows). The command line is exactly what the config file's owner wrote;
  * bh never splices a value into it. What a hook may want to know (the run's result) arrives in
- * BH_* environment variables, so nothing from a run can inject shell syntax. Secrets from the
- * config file are not passed; the hook inherits bh's own environment.
+ * BH_* environment variables, so nothing from a run can inject shell syntax. The hook inherits
+ * bh's environment minus the variables the config's secrets came from (the runner drops them).
  *
  * A hook runs in its own process group with a timeout: at the timeout the whole group gets
  * SIGTERM, then SIGKILL 5 s later. Its output (stdout and stderr together) is kept, the last

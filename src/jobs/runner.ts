@@ -81,7 +81,8 @@ export async function runJob(options: RunOptions): Promise<RunRecord> {
 async function stepsOfRun(options: RunOptions, run: RunRecord): Promise<void> {
   const { job, dryRun, events } = options;
   const hookOptions = { timeoutSeconds: job.hooks.timeoutSeconds, cwd: dirname(job.file), signal: options.signal };
-  const baseEnv = { ...options.env, BH_CONFIG_FILE: job.file, BH_RUN_ID: run.id };
+  const baseEnv: Record<string, string | undefined> = { ...options.env, BH_CONFIG_FILE: job.file, BH_RUN_ID: run.id };
+  for (const name of job.secretVariables) delete baseEnv[name];
 
   if (job.hooks.pre !== undefined) {
     if (dryRun) events.step(`dry run: would run the pre-backup hook: ${job.hooks.pre}`);
