@@ -222,6 +222,23 @@ describe('bh run', () => {
     expect((await snapshotsOf(repo)).length).toBe(2);
   });
 
+  it('SIGTERM stops a run (exit 130): the hook is killed, the lock released, the run recorded as interrupted', async () => {
+    const marker = join(tmp, 'hook-survived');
+    const job = makeJob([join(tmp, 'interrupted')], `[HOOKS]\npre_backup = sleep 3; touch ${marker}\n`);
+    const lockFile = jobPaths(job.stateDir, job.config).lock;
+    const child = startBh(['run', '--config', job.config, '--state-dir', job.stateDir], { env: { JOB_PASS: PASS } });
+    const done = new Promise<number | null>((resolve) => child.on('close', resolve));
+    for (let i = 0; i < 100 && !existsSync(lockFile); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    child.kill('SIGTERM');
+    expect(await done).toBe(130);
+    await new Promise((resolve) => setTimeout(resolve, 3500));
+    expect(existsSync(marker)).toBe(false);
+    expect(existsSync(lockFile)).toBe(false);
+    expect(existsSync(join(tmp, 'interrupted'))).toBe(false);
+    expect((job.status()['runs'] as Json[])[0]!['state']).toBe('interrupted');
+  });
+
   it('stops before any backup (exit 2) when the source is missing or [PREFLIGHT] expected_mount is not mounted', async () => {
     const notMounted = join(tmp, 'mnt-data');
     mkdirSync(notMounted);
