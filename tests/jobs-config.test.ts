@@ -104,6 +104,9 @@ describe('bh config check', () => {
     expect(run.stderr).toContain('JOB_PASS is not set');
     expect(existsSync(join(tmp, 'repo-a'))).toBe(false);
     expect(existsSync(stateDir)).toBe(false);
+    const empty = await bh(['config', 'check', '--config', config], { env: { JOB_PASS: '' } });
+    expect(empty.code, detail(empty)).toBe(1);
+    expect(empty.stderr).toContain(`${config}:12 [ENCRYPTION] passphrase: is empty once its \${…} variables are replaced`);
   });
 
   it('prints the resolved job with every secret masked, in text and JSON', async () => {

@@ -152,7 +152,12 @@ class Reader {
       }
       return found;
     });
-    return failed ? undefined : value;
+    if (failed) return undefined;
+    if (value === '') {
+      this.problem(section, key, 'is empty once its ${…} variables are replaced', 'give the environment variable a value, or remove the line');
+      return undefined;
+    }
+    return value;
   }
 
   bool(section: string, key: string, fallback: boolean, required?: string): boolean {
