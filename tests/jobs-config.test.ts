@@ -247,3 +247,20 @@ describe('bh config init-key', () => {
     expect(bad.stderr).toContain(`${wrongSize} holds 5 bytes, a key file holds exactly 32`);
   });
 });
+
+describe('mapping onto repositories', () => {
+  it('makes one repository per backup dir, SSH server and S3 bucket, with credentials in the backend options only', () => {
+    const text = `[DEFAULT]\nsource_dir = /data\nmode = differential\n[MODES]\nlocal = yes\nssh = on\ns3 = 1\n[BACKUPS]\nbackup_dirs = /b1,\n  /b2\n[SSH]\nssh_servers = a.example, b.example:2222\nusername = backup\npassword = \${SSHPW}\nremote_dir = /srv/bh\nbandwidth_limit = 512\n[S3]\nbucket = bkt\nprefix = /hosts/h1/\nregion = eu-west-1\naccess_key = AK\nsecret_key = \${S3SECRET}\nendpoint = http://127.0.0.1:9000\nmax_concurrency = 4\n[ENCRYPTION]\npassphrase = p\n`;
+    const job = validateJob(parseIni(text, 'map.ini'), { SSHPW: 'ssh-secret', S3SECRET: 's3-secret' });
+    expect(job.mode).toBe('differential');
+    expect(job.destinations.map((d) => d.location)).toEqual(['/b1', '/b2', 'sftp:backup@a.example:/srv/bh', 'sftp://backup@b.example:2222//srv/bh', 's3:bkt/hosts/h1']);
+    const [, , sftp, , s3] = job.destinations;
+    expect(sftp!.backend.env['BH_SSH_PASSWORD']).toBe('ssh-secret');
+    expect(sftp!.backend.limitUpload).toBe(512);
+    expect(s3!.backend).toMatchObject({ s3Region: 'eu-west-1', s3Endpoint: 'http://127.0.0.1:9000', connections: 4 });
+    expect(s3!.backend.env).toMatchObject({ AWS_ACCESS_KEY_ID: 'AK', AWS_SECRET_ACCESS_KEY: 's3-secret' });
+    expect(job.destinations[0]!.backend.env['BH_SSH_PASSWORD']).toBeUndefined();
+    expect(job.secretVariables.sort()).toEqual(['S3SECRET', 'SSHPW']);
+    for (const d of job.destinations) expect(d.location).not.toMatch(/secret/);
+  });
+});

@@ -318,7 +318,8 @@ function readDestinations(r: Reader): Destination[] {
         if (!m) r.problem('SSH', 'ssh_servers', `'${server}' is not a host name (or host:port)`, 'write host names or IP addresses, comma-separated');
         continue;
       }
-      const location = m[2] === undefined ? `sftp:${username}@${m[1]}:${remoteDir}` : `sftp://${username}@${m[1]}:${m[2]}/${remoteDir.replace(/^\//, '')}`;
+      // sftp://…:PORT/ + an absolute path gives "//path" (absolute), as restic writes it.
+      const location = m[2] === undefined ? `sftp:${username}@${m[1]}:${remoteDir}` : `sftp://${username}@${m[1]}:${m[2]}/${remoteDir}`;
       const env = password === undefined ? r.env : { ...r.env, BH_SSH_PASSWORD: password };
       destinations.push({ kind: 'sftp', location, backend: { env, sshKey, knownHosts, limitUpload: limit || undefined } });
     }
