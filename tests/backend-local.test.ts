@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describeBackendContract } from './helpers/backend-contract.js';
 
 import {
   FILE_TYPES,
@@ -120,97 +121,10 @@ describe('LocalBackend', () => {
     });
   });
 
-  describe('LocalBackend round trip', () => {
-    // Each test gets a freshly created repository.
-    beforeEach(freshRepo);
-
-    it('write, read, range read, stat, list, remove', async () => {
-      const content = Buffer.from('0123456789abcdefghij');
-      const r = ref('data', content);
-      await be.write(r, content);
-
-      expect(await be.read(r)).toEqual(content);
-      expect(await be.read(r, { offset: 5, length: 7 })).toEqual(Buffer.from('56789ab'));
-      expect(await be.read(r, { offset: 0, length: 20 })).toEqual(content);
-      expect(await be.read(r, { offset: 20, length: 0 })).toEqual(Buffer.alloc(0));
-      expect(await be.stat(r)).toEqual({ name: r.name, size: 20 });
-      expect(await be.list('data')).toEqual([{ name: r.name, size: 20 }]);
-      expect(await be.list('keys')).toEqual([]);
-
-      await be.remove(r);
-      await expect(be.stat(r)).rejects.toBeInstanceOf(NotFoundError);
-      expect(await be.list('data')).toEqual([]);
-      // Removing again is not an error.
-      await be.remove(r);
-    });
-
-    it('round-trips an empty file and a large one', async () => {
-      const empty = ref('index', 'empty');
-      await be.write(empty, Buffer.alloc(0));
-      expect(await be.read(empty)).toEqual(Buffer.alloc(0));
-      expect(await be.stat(empty)).toEqual({ name: empty.name, size: 0 });
-
-      const big = Buffer.alloc(3 * 1024 * 1024 + 17);
-      for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
-      const r = ref('data', big);
-      await be.write(r, big);
-      expect((await be.read(r)).equals(big)).toBe(true);
-      const slice = await be.read(r, { offset: 2_000_000, length: 1_000_000 });
-      expect(slice.equals(big.subarray(2_000_000, 3_000_000))).toBe(true);
-    });
-
-    it('config: read, stat, list, remove', async () => {
-      const c: FileRef = { type: 'config', name: 'config' };
-      expect(await be.list('config')).toEqual([]);
-      await expect(be.read(c)).rejects.toBeInstanceOf(NotFoundError);
-      await be.write(c, Buffer.from('hello'));
-      expect(await be.list('config')).toEqual([{ name: 'config', size: 5 }]);
-      expect(await be.read(c, { offset: 1, length: 3 })).toEqual(Buffer.from('ell'));
-      await be.remove(c);
-      expect(await be.list('config')).toEqual([]);
-    });
-
-    it('lists every type independently', async () => {
-      const written = new Map<FileType, string[]>();
-      for (const type of FILE_TYPES) {
-        if (type === 'config') continue;
-        const names: string[] = [];
-        for (let i = 0; i < 3; i++) {
-          const r = ref(type, `${type}-${i}`);
-          await be.write(r, Buffer.from(`${type}-${i}`));
-          names.push(r.name);
-        }
-        written.set(type, names.sort());
-      }
-      for (const [type, names] of written) {
-        const got = await be.list(type);
-        expect(got.map((f) => f.name).sort()).toEqual(names);
-        for (const f of got) expect(f.size).toBe(`${type}-0`.length);
-      }
-    });
-  });
-
   describe('LocalBackend errors', () => {
     // These tests only add files under distinct names: one repository serves them all
     // (creating 256 folders per test is the slow part of this file).
     beforeAll(freshRepo);
-
-    it('throws NotFoundError for missing files', async () => {
-      const r = ref('snapshots', 'missing');
-      await expect(be.read(r)).rejects.toBeInstanceOf(NotFoundError);
-      await expect(be.read(r, { offset: 0, length: 1 })).rejects.toBeInstanceOf(NotFoundError);
-      await expect(be.stat(r)).rejects.toBeInstanceOf(NotFoundError);
-      await expect(be.stat({ type: 'config', name: 'config' })).rejects.toBeInstanceOf(NotFoundError);
-      await expect(be.read(r)).rejects.toThrow(`snapshots/${r.name} does not exist`);
-    });
-
-    it('throws ShortReadError when a range runs past the end', async () => {
-      const r = ref('data', 'short');
-      await be.write(r, Buffer.from('12345'));
-      await expect(be.read(r, { offset: 3, length: 5 })).rejects.toBeInstanceOf(ShortReadError);
-      await expect(be.read(r, { offset: 10, length: 1 })).rejects.toBeInstanceOf(ShortReadError);
-      await expect(be.read(r, { offset: 3, length: 5 })).rejects.toThrow('wanted 5 bytes, got 2');
-    });
 
     it('rejects invalid ranges', async () => {
       const r = ref('data', 'x');
@@ -345,24 +259,13 @@ describe('LocalBackend', () => {
       expect(await fresh.list('config')).toEqual([]);
     });
 
-    it('50 concurrent writes all land', async () => {
-      const items = Array.from({ length: 50 }, (_, i) => {
-        const content = Buffer.from(`blob number ${i} `.repeat(i + 1));
-        return { r: ref('data', content), content };
-      });
-      await Promise.all(items.map(({ r, content }) => be.write(r, content)));
-      const listed = await be.list('data');
-      expect(listed).toHaveLength(50);
-      const byName = new Map(listed.map((f) => [f.name, f.size]));
-      for (const { r, content } of items) {
-        expect(byName.get(r.name)).toBe(content.length);
-        expect((await be.read(r)).equals(content)).toBe(true);
-      }
-      // Writing the same content under the same name again is fine (files are immutable).
-      await Promise.all(items.slice(0, 10).map(({ r, content }) => be.write(r, content)));
-      expect(await be.list('data')).toHaveLength(50);
-    });
   });
+});
+
+describeBackendContract('local', async () => {
+  const backend = new LocalBackend(fs.mkdtempSync(path.join(tmpRoot, 'contract-')));
+  await backend.create();
+  return backend;
 });
 
 describe('openBackend', () => {

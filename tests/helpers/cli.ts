@@ -61,12 +61,20 @@ export async function removeDir(path: string): Promise<void> {
 
 /** Creates (inits) a repository in `dir`/repo opened by `password`. */
 export async function initRepo(dir: string, password = 'correct horse battery staple'): Promise<TestRepo> {
-  const path = join(dir, 'repo');
-  const env = { BH_REPO: path, BH_PASSWORD: password };
+  return initRepoAt(join(dir, 'repo'), { BH_PASSWORD: password });
+}
+
+/**
+ * Creates (inits) a repository at any location (a path, `sftp:…`, `s3:…`); `env` holds the
+ * password and whatever the backend needs (BH_S3_ENDPOINT, AWS_*, …); `flags` go on every command
+ * (e.g. `--ssh-key K --known-hosts F`).
+ */
+export async function initRepoAt(location: string, env: Record<string, string>, flags: string[] = []): Promise<TestRepo> {
+  const repoEnv = { BH_REPO: location, ...env };
   const repo: TestRepo = {
-    path,
-    env,
-    run: (args, options = {}) => bh(args, { ...options, env: { ...env, ...options.env } }),
+    path: location,
+    env: repoEnv,
+    run: (args, options = {}) => bh([...args, ...flags], { ...options, env: { ...repoEnv, ...options.env } }),
   };
   const result = await repo.run(['init']);
   if (result.code !== 0) throw new Error(`bh init failed: ${result.stderr}`);

@@ -1,0 +1,129 @@
+/**
+ * What every Backend must do, as one suite that each backend's test file runs against its own
+ * real store (a local directory, sshd's SFTP, an S3-protocol server): round trips of every file
+ * type, ranged reads, stat and list, the errors callers rely on, and concurrent writes.
+ */
+import { createHash } from 'node:crypto';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { FILE_TYPES, NotFoundError, ShortReadError, type Backend, type FileRef, type FileType } from '../../src/backends/index.js';
+
+const sha = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
+const ref = (type: FileType, content: string | Buffer): FileRef => ({ type, name: sha(content) });
+
+/**
+ * Registers the contract suite. `fresh` returns a backend on a new, empty, created repository
+ * location each time it is called (the suite calls it once per describe block).
+ */
+export function describeBackendContract(label: string, fresh: () => Promise<Backend>): void {
+  describe(`${label}: Backend contract`, () => {
+    let be: Backend;
+    beforeAll(async () => {
+      be = await fresh();
+    });
+
+    it('write, read, range read, stat, list, remove', async () => {
+      const content = Buffer.from('0123456789abcdefghij');
+      const r = ref('data', content);
+      await be.write(r, content);
+      expect(await be.read(r)).toEqual(content);
+      expect(await be.read(r, { offset: 5, length: 7 })).toEqual(Buffer.from('56789ab'));
+      expect(await be.read(r, { offset: 0, length: 20 })).toEqual(content);
+      expect(await be.read(r, { offset: 20, length: 0 })).toEqual(Buffer.alloc(0));
+      expect(await be.stat(r)).toEqual({ name: r.name, size: 20 });
+      expect((await be.list('data')).filter((f) => f.name === r.name)).toEqual([{ name: r.name, size: 20 }]);
+      await be.remove(r);
+      await expect(be.stat(r)).rejects.toBeInstanceOf(NotFoundError);
+      expect((await be.list('data')).some((f) => f.name === r.name)).toBe(false);
+      // Removing again is not an error.
+      await be.remove(r);
+    });
+
+    it('round-trips an empty file, one written in parts, and a large one', async () => {
+      const empty = ref('index', 'empty');
+      await be.write(empty, Buffer.alloc(0));
+      expect(await be.read(empty)).toEqual(Buffer.alloc(0));
+      expect(await be.stat(empty)).toEqual({ name: empty.name, size: 0 });
+
+      const parts = [Buffer.from('head-'), Buffer.alloc(0), Buffer.from('middle-'), Buffer.from('tail')];
+      const joined = Buffer.concat(parts);
+      const partsRef = ref('data', joined);
+      await be.write(partsRef, parts);
+      expect(await be.read(partsRef)).toEqual(joined);
+
+      const big = Buffer.alloc(3 * 1024 * 1024 + 17);
+      for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
+      const r = ref('data', big);
+      await be.write(r, big);
+      expect((await be.read(r)).equals(big)).toBe(true);
+      const slice = await be.read(r, { offset: 2_000_000, length: 1_000_000 });
+      expect(slice.equals(big.subarray(2_000_000, 3_000_000))).toBe(true);
+    });
+
+    it('config: read, stat, list, remove', async () => {
+      const c: FileRef = { type: 'config', name: 'config' };
+      expect(await be.list('config')).toEqual([]);
+      await expect(be.read(c)).rejects.toBeInstanceOf(NotFoundError);
+      await be.write(c, Buffer.from('hello'));
+      expect(await be.list('config')).toEqual([{ name: 'config', size: 5 }]);
+      expect(await be.stat(c)).toEqual({ name: 'config', size: 5 });
+      expect(await be.read(c, { offset: 1, length: 3 })).toEqual(Buffer.from('ell'));
+      await be.remove(c);
+      expect(await be.list('config')).toEqual([]);
+    });
+
+    it('lists every type independently', async () => {
+      const written = new Map<FileType, string[]>();
+      for (const type of FILE_TYPES) {
+        if (type === 'config') continue;
+        const names: string[] = [];
+        for (let i = 0; i < 3; i++) {
+          const r = ref(type, `listed ${type}-${i}`);
+          await be.write(r, Buffer.from(`${type}-${i}`));
+          names.push(r.name);
+        }
+        written.set(type, names.sort());
+      }
+      for (const [type, names] of written) {
+        const got = (await be.list(type)).filter((f) => names.includes(f.name));
+        expect(got.map((f) => f.name).sort()).toEqual(names);
+        for (const f of got) expect(f.size).toBe(`${type}-0`.length);
+      }
+    });
+
+    it('throws NotFoundError for missing files, ShortReadError past the end', async () => {
+      const missing = ref('snapshots', 'missing');
+      await expect(be.read(missing)).rejects.toBeInstanceOf(NotFoundError);
+      await expect(be.read(missing, { offset: 0, length: 1 })).rejects.toBeInstanceOf(NotFoundError);
+      await expect(be.stat(missing)).rejects.toBeInstanceOf(NotFoundError);
+      await expect(be.read(missing)).rejects.toThrow(`snapshots/${missing.name} does not exist`);
+
+      const short = ref('data', 'short');
+      await be.write(short, Buffer.from('12345'));
+      await expect(be.read(short, { offset: 3, length: 5 })).rejects.toBeInstanceOf(ShortReadError);
+      await expect(be.read(short, { offset: 10, length: 1 })).rejects.toBeInstanceOf(ShortReadError);
+      await expect(be.read(short, { offset: -1, length: 1 })).rejects.toThrow(RangeError);
+    });
+
+    it('refuses names that are not 64 hex digits before touching the store', async () => {
+      for (const name of ['../x', 'ABC', sha('x').toUpperCase(), sha('x').slice(0, 63), '']) {
+        await expect(be.write({ type: 'data', name }, Buffer.from('x'))).rejects.toThrow(/invalid/);
+        await expect(be.read({ type: 'keys', name })).rejects.toThrow(/invalid/);
+      }
+    });
+
+    it('30 concurrent writes all land; rewriting the same content is harmless', async () => {
+      const items = Array.from({ length: 30 }, (_, i) => {
+        const content = Buffer.from(`concurrent blob ${i} `.repeat(i + 1));
+        return { r: ref('data', content), content };
+      });
+      await Promise.all(items.map(({ r, content }) => be.write(r, content)));
+      const byName = new Map((await be.list('data')).map((f) => [f.name, f.size]));
+      for (const { r, content } of items) {
+        expect(byName.get(r.name)).toBe(content.length);
+        expect((await be.read(r)).equals(content)).toBe(true);
+      }
+      await Promise.all(items.slice(0, 5).map(({ r, content }) => be.write(r, content)));
+      for (const { r, content } of items.slice(0, 5)) expect((await be.read(r)).equals(content)).toBe(true);
+    });
+  });
+}
