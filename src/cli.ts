@@ -9,6 +9,7 @@ import { CheckCommand } from './commands/check.js';
 import { ConfigCheckCommand, ConfigExampleCommand, ConfigInitKeyCommand } from './commands/config.js';
 import { DiffCommand } from './commands/diff.js';
 import { FindCommand } from './commands/find.js';
+import { ForgetCommand } from './commands/forget.js';
 import { InitCommand } from './commands/init.js';
 import { KeyAddCommand, KeyListCommand, KeyPasswdCommand, KeyRemoveCommand } from './commands/key.js';
 import { LsCommand } from './commands/ls.js';
@@ -26,6 +27,7 @@ export const COMMANDS = [
   InitCommand,
   BackupCommand,
   SnapshotsCommand,
+  ForgetCommand,
   RestoreCommand,
   CheckCommand,
   LsCommand,

@@ -83,13 +83,14 @@ export async function loadSnapshots(repo: Repository | IndexedRepository, onDama
 }
 
 export interface SnapshotFilter {
-  host?: string | undefined;
+  /** One host, or any of several (an empty list: any host). */
+  host?: string | readonly string[] | undefined;
   tags?: string[] | undefined;
   paths?: string[] | undefined;
 }
 
 export function matchesFilter(s: SnapshotRecord, filter: SnapshotFilter): boolean {
-  if (filter.host !== undefined && s.host !== filter.host) return false;
+  if (typeof filter.host === 'string' ? s.host !== filter.host : filter.host && filter.host.length > 0 && !filter.host.includes(s.host)) return false;
   if (filter.tags && filter.tags.length > 0 && !filter.tags.every((t) => s.tags.includes(t))) return false;
   // Filter paths may be relative or end in '/': compare them as the absolute paths backups record.
   if (filter.paths && filter.paths.length > 0 && !filter.paths.every((p) => s.paths.includes(resolve(p)))) return false;
