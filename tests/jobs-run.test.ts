@@ -222,6 +222,42 @@ describe('bh run', () => {
     expect((await snapshotsOf(repo)).length).toBe(2);
   });
 
+  it('[RETENTION] forgets only this job\'s own old snapshots after a complete backup, and deletes no data', async () => {
+    const repo = join(tmp, 'retention');
+    const job = makeJob([repo], '[RETENTION]\nmax_count = 2\nmax_age_days = 30\n');
+    const first = await job.run(['--json']);
+    expect(first.code, detail(first)).toBe(0);
+    const env = { BH_PASSWORD: PASS };
+    // An old job snapshot (to age out), and a manual one of the same path (never the job's to forget).
+    const old = await bh(['backup', '-r', repo, '--tag', 'bh-run', '--time', '2020-01-01 00:00:00', source, '--json'], { env });
+    expect(old.code, detail(old)).toBe(0);
+    const manual = await bh(['backup', '-r', repo, '--time', '2020-01-02 00:00:00', source, '--json'], { env });
+    expect(manual.code, detail(manual)).toBe(0);
+    const idOf = (r: RunResult): string => (r.stdout.split('\n').map((l) => (l ? (JSON.parse(l) as Json) : {})).find((l) => l['message_type'] === 'summary')!['snapshot_id'] as string);
+    const oldId = idOf(old);
+    const manualId = idOf(manual);
+
+    const packsBefore = readdirSync(join(repo, 'data'), { recursive: true }).filter((f) => String(f).length > 3);
+    const second = await job.run(['--json']);
+    expect(second.code, detail(second)).toBe(0);
+    expect(((runRecord(second)['destinations'] as Json[])[0]!['forgotten'] as string[])).toEqual([oldId]);
+    const third = await job.run(['--json']);
+    expect(third.code, detail(third)).toBe(0);
+    const firstId = (runRecord(first)['destinations'] as Json[])[0]!['snapshotId'];
+    expect(((runRecord(third)['destinations'] as Json[])[0]!['forgotten'] as string[])).toEqual([firstId]);
+
+    const left = (await snapshotsOf(repo)).map((s) => s['id']).sort();
+    const runIds = [second, third].map((r) => (runRecord(r)['destinations'] as Json[])[0]!['snapshotId']);
+    expect(left).toEqual([manualId, ...runIds].sort());
+    const packsAfter = readdirSync(join(repo, 'data'), { recursive: true }).filter((f) => String(f).length > 3);
+    for (const pack of packsBefore) expect(packsAfter).toContain(pack);
+    // The forgotten snapshots' data is still there for the manual snapshot: it restores whole.
+    const target = join(tmp, 'restore-manual');
+    const restore = await bh(['restore', manualId, '-r', repo, '--target', target], { env });
+    expect(restore.code, detail(restore)).toBe(0);
+    expect(await hashTree(join(target, source))).toEqual(await hashTree(source));
+  });
+
   it('SIGTERM stops a run (exit 130): the hook is killed, the lock released, the run recorded as interrupted', async () => {
     const marker = join(tmp, 'hook-survived');
     const job = makeJob([join(tmp, 'interrupted')], `[HOOKS]\npre_backup = sleep 3; touch ${marker}\n`);

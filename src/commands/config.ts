@@ -42,7 +42,6 @@ export class ConfigCheckCommand extends JobCommand {
       secret: job.secret.kind === 'keyFile' ? { kind: 'key_file', path: job.secret.path } : { kind: 'passphrase' },
       schedule: job.schedule.map(formatTimeOfDay),
       retention: job.retention ?? null,
-      retention_applied: false,
       hooks: { pre_backup: job.hooks.pre !== undefined, post_backup: job.hooks.post !== undefined, timeout_seconds: job.hooks.timeoutSeconds },
       heartbeat: job.heartbeat !== undefined,
       warnings: job.warnings,
@@ -52,7 +51,7 @@ export class ConfigCheckCommand extends JobCommand {
     report.line(`source:       ${job.source} (${job.mode})`);
     report.line(`unlocked by:  ${job.secret.kind === 'keyFile' ? `key file ${job.secret.path}` : 'passphrase (masked)'}; every repository is encrypted`);
     report.line(`schedule:     ${job.schedule.length > 0 ? job.schedule.map(formatTimeOfDay).join(', ') : '(none)'}`);
-    report.line(`retention:    ${job.retention ? `max_age_days ${job.retention.maxAgeDays}, max_count ${job.retention.maxCount}: NOT applied by bh run yet` : 'keep everything'}`);
+    report.line(`retention:    ${job.retention ? `after each complete backup, forget this job's snapshots beyond max_count ${job.retention.maxCount} / max_age_days ${job.retention.maxAgeDays} (0: off; the newest is always kept)` : 'keep every snapshot'}`);
     report.line('destinations (one repository each, created on first use):');
     for (const d of job.destinations) report.line(`  ${d.kind.padEnd(5)}  ${d.location}`);
     report.line('');

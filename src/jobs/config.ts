@@ -235,7 +235,6 @@ export function validateJob(doc: IniDocument, env: Readonly<Record<string, strin
   const maxAgeDays = r.number('RETENTION', 'max_age_days', 0, 'integer', 0);
   const maxCount = r.number('RETENTION', 'max_count', 0, 'integer', 0);
   const retention = maxAgeDays > 0 || maxCount > 0 ? { maxAgeDays, maxCount } : undefined;
-  if (retention) r.warnings.push('[RETENTION] is not applied by bh run yet: snapshots are kept until you run bh forget');
 
   const schedule = readSchedule(r);
   r.number('SCHEDULE', 'interval_minutes', 60, 'integer', 1);

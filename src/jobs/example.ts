@@ -69,7 +69,8 @@ post_backup = logger -t bh "backup finished: $BH_RUN_STATUS"
 timeout_seconds = 3600
 
 [RETENTION]
-# 0 = keep.
+# After each complete backup, forget this job's snapshots older than max_age_days (the newest is
+# always kept) and beyond the max_count newest. 0 = off. Only snapshot records are removed.
 max_age_days = 30
 max_count = 0
 

@@ -1,8 +1,9 @@
 /**
  * One run of a job (`bh run`, and each slot of `bh schedule`):
  *
- *   run lock → status "started" → pre-hook → pre-flight → backup to every destination →
- *   post-hook → notifiers → heartbeat (only on full success) → status with the outcome.
+ *   run lock → status "started" → pre-hook → pre-flight → backup to every destination (each
+ *   followed by [RETENTION]) → post-hook → heartbeat (only on full success) → status with the
+ *   outcome → notifiers.
  *
  * A destination that fails is recorded and the others still run. The run never spawns bh: it
  * calls the archiver (runBackup) on each repository, initialising a repository on first use.
@@ -10,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { openBackend } from '../backends/index.js';
 import type { Backend } from '../backends/backend.js';
@@ -19,7 +21,9 @@ import { Repository } from '../repo/repository.js';
 import { AbortedError } from '../snapshot/archiver.js';
 import { runBackup } from '../snapshot/backup.js';
 import { compilePatterns } from '../snapshot/exclude.js';
-import type { Destination, Job, JobSecret } from './config.js';
+import { planForget } from '../snapshot/forget.js';
+import { loadSnapshots } from '../snapshot/snapshot.js';
+import type { Destination, Job, JobSecret, Retention } from './config.js';
 import { sendHeartbeat } from './heartbeat.js';
 import { describeHookFailure, hookSucceeded, runHook } from './hooks.js';
 import type { Notifier } from './notify.js';
@@ -208,14 +212,36 @@ async function backupInto(destination: Destination, secret: Secret, options: Run
       outcome.unreadable = result.errors.length;
       outcome.ok = result.errors.length === 0;
       if (!outcome.ok) outcome.error = `${result.errors.length} entries could not be read and are missing from the snapshot`;
+      // Only after a complete backup: older snapshots never make way for a failed or partial one.
+      if (outcome.ok && job.retention) {
+        outcome.forgotten = await applyRetention(repo, job, job.retention, dryRun, events);
+        if (outcome.forgotten.length > 0) events.step(`${dryRun ? 'dry run: would forget' : 'forgot'} ${outcome.forgotten.length} old snapshot(s) in ${destination.location} ([RETENTION])`);
+      }
     } finally {
       await repoLock?.release();
     }
   } catch (error) {
+    outcome.ok = false;
     outcome.error = error instanceof AbortedError ? 'interrupted' : error instanceof Error ? error.message : String(error);
     if (!(error instanceof AbortedError)) events.warn(`${destination.location}: backup failed: ${outcome.error}`);
   } finally {
     await backend?.close().catch(() => undefined);
   }
   return outcome;
+}
+
+/**
+ * [RETENTION] on one repository: forget (remove the snapshot records of) this job's own
+ * snapshots — tag bh-run, this host, this source path — beyond max_count / max_age_days, by the
+ * forget policy engine (which keeps the newest snapshot whatever its age). Snapshots of other
+ * hosts, other paths and manual backups are never touched; no data is deleted (that is prune's).
+ */
+async function applyRetention(repo: Repository, job: Job, retention: Retention, dryRun: boolean, events: RunEvents): Promise<string[]> {
+  const host = hostname();
+  const all = await loadSnapshots(repo, (id, error) => events.warn(`${repo.location}: snapshots/${id} cannot be read and is left out of retention: ${error.message}`));
+  const own = all.filter((s) => s.record.host === host && s.record.tags.includes(RUN_TAG) && s.record.paths.length === 1 && s.record.paths[0] === job.source);
+  const groups = planForget(own, { maxAgeDays: retention.maxAgeDays, maxCount: retention.maxCount }, { groupBy: ['host', 'paths'], now: new Date() });
+  const doomed = groups.flatMap((g) => g.remove.map((d) => d.snapshot.id));
+  if (!dryRun) for (const id of doomed) await repo.removeFile('snapshot', id);
+  return doomed;
 }

@@ -169,6 +169,8 @@ export interface DestinationOutcome {
   /** Entries that could not be read (the snapshot was saved without them). */
   unreadable?: number | undefined;
   bytesAdded?: number | undefined;
+  /** Snapshot ids [RETENTION] removed after the backup. */
+  forgotten?: string[] | undefined;
   error?: string | undefined;
 }
 
