@@ -197,18 +197,29 @@ describe('bh run', () => {
 
   it('a second run of the same job refuses while the first runs (exit 11); a lock of a dead process is taken over', async () => {
     const repo = join(tmp, 'overlap');
-    const job = makeJob([repo], '[HOOKS]\npre_backup = sleep 2\n');
+    // The first run's pre-hook waits for a gate the test opens only after the second run returned.
+    const gate = join(tmp, 'overlap-gate');
+    const job = makeJob([repo], `[HOOKS]\npre_backup = i=0; while [ ! -e ${gate} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n`);
     const lockFile = jobPaths(job.stateDir, job.config).lock;
     const first = startBh(['run', '--config', job.config, '--state-dir', job.stateDir], { env: { JOB_PASS: PASS } });
     const firstDone = new Promise<number | null>((resolve) => first.on('close', resolve));
-    for (let i = 0; i < 100 && !existsSync(lockFile); i++) await new Promise((resolve) => setTimeout(resolve, 50));
-    const owner = JSON.parse(readFileSync(lockFile, 'utf8')) as Json;
+    // The lock is created (O_EXCL) and then written: wait until it holds its record.
+    const readOwner = (): Json | undefined => {
+      try {
+        return JSON.parse(readFileSync(lockFile, 'utf8')) as Json;
+      } catch {
+        return undefined;
+      }
+    };
+    for (let i = 0; i < 200 && !readOwner(); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    const owner = readOwner()!;
     expect(owner['pid']).toBe(first.pid);
     expect(owner['host']).toBe(hostname());
 
     const second = await job.run();
     expect(second.code, detail(second)).toBe(11);
     expect(second.stderr).toContain(`another run of this job is in progress (pid ${first.pid} on ${hostname()}`);
+    writeFileSync(gate, '');
     expect(await firstDone).toBe(0);
     expect((await snapshotsOf(repo)).length).toBe(1);
     expect(existsSync(lockFile)).toBe(false);
