@@ -7,6 +7,7 @@ import { BackupCommand } from './commands/backup.js';
 import { CatCommand } from './commands/cat.js';
 import { CheckCommand } from './commands/check.js';
 import { ConfigCheckCommand, ConfigExampleCommand, ConfigInitKeyCommand } from './commands/config.js';
+import { CopyCommand } from './commands/copy.js';
 import { DiffCommand } from './commands/diff.js';
 import { FindCommand } from './commands/find.js';
 import { ForgetCommand } from './commands/forget.js';
@@ -40,6 +41,7 @@ export const COMMANDS = [
   KeyRemoveCommand,
   KeyPasswdCommand,
   UnlockCommand,
+  CopyCommand,
   RunCommand,
   ScheduleCommand,
   StatusCommand,

@@ -260,7 +260,7 @@ describe('§2 key files', () => {
   });
 
   it('writes a scrypt key file that noble opens', async () => {
-    const bytes = await createKeyFile(Buffer.from(MASTER), { kind: 'password', password: Buffer.from(PASSWORD) }, SMALL_SCRYPT);
+    const bytes = await createKeyFile(keys, { kind: 'password', password: Buffer.from(PASSWORD) }, SMALL_SCRYPT);
     const file = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
     expect(Object.keys(file)).toEqual(['version', 'created', 'host', 'username', 'salt', 'kdf', 'N', 'r', 'p', 'data']);
     expect(file).toMatchObject({ version: 1, kdf: 'scrypt', N: 1024, r: 8, p: 1 });
@@ -275,13 +275,29 @@ describe('§2 key files', () => {
 
   it('writes a raw-key key file that noble opens', async () => {
     const raw = seq(32, 0xc0);
-    const bytes = await createKeyFile(Buffer.from(MASTER), { kind: 'keyfile', key: Buffer.from(raw) });
+    const bytes = await createKeyFile(keys, { kind: 'keyfile', key: Buffer.from(raw) });
     const file = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
     expect(Object.keys(file)).toEqual(['version', 'created', 'host', 'username', 'salt', 'kdf', 'data']);
     expect(file['kdf']).toBe('raw');
     const salt = Buffer.from(file['salt'] as string, 'base64');
     const key = hmac(sha256, raw, salt);
     expect(hex(nobleOpen(key, Buffer.from(file['data'] as string, 'base64'), ascii('bh/v1/key')))).toBe(hex(MASTER));
+  });
+  it('seals master ‖ idKey ‖ chunkerSeed (96 bytes) in a repository that shares its chunking keys; the encryption key still derives from the master', async () => {
+    const chunking = { idKey: Buffer.from(seq(32, 0x50)), chunkerSeed: Buffer.from(seq(32, 0x70)) };
+    const shared = new MasterKeys(Buffer.from(MASTER), chunking);
+    const bytes = await createKeyFile(shared, { kind: 'password', password: Buffer.from(PASSWORD) }, SMALL_SCRYPT);
+    const file = JSON.parse(bytes.toString('utf8')) as Record<string, string>;
+    const key = scrypt(ascii(PASSWORD), Buffer.from(file['salt']!, 'base64'), { ...SMALL_SCRYPT, dkLen: 32 });
+    const material = nobleOpen(key, Buffer.from(file['data']!, 'base64'), ascii('bh/v1/key'));
+    expect(hex(material)).toBe(hex(cat(MASTER, seq(32, 0x50), seq(32, 0x70))));
+    const reopened = MasterKeys.deserialize((await unsealKeyFile(decodeKeyFile(bytes, 'k'), { kind: 'password', password: Buffer.from(PASSWORD) }, 'k'))!);
+    expect(reopened.idKey.toString('hex')).toBe(hex(seq(32, 0x50)));
+    expect(reopened.chunkerSeed.toString('hex')).toBe(hex(seq(32, 0x70)));
+    expect(reopened.encryptionKey.toString('hex')).toBe(VECTORS.encryptionKey);
+    expect(reopened.blobId(Buffer.from('hello')).toString('hex')).toBe(hex(mac(seq(32, 0x50), ascii('hello'))));
+    expect(reopened.sharesChunkingWith(keys)).toBe(false);
+    expect(MasterKeys.deserialize(keys.serialize()).sharesChunkingWith(keys)).toBe(true);
   });
 });
 

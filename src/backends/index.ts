@@ -3,7 +3,7 @@
 import type { Backend } from './backend.js';
 import { LocalBackend } from './local.js';
 import type { BackendOptions } from './options.js';
-import { withRetry } from './retry.js';
+import { retryOptionsFromEnv, withRetry } from './retry.js';
 import { openS3Backend } from './s3.js';
 import { openSftpBackend } from './sftp.js';
 import { withThrottle } from './throttle.js';
@@ -20,8 +20,9 @@ export type { BackendOptions } from './options.js';
 export async function openBackend(location: string, options: BackendOptions): Promise<Backend> {
   if (location === '') throw new Error('empty repository location');
   let backend: Backend;
-  if (location.startsWith('sftp:')) backend = withRetry(await openSftpBackend(location, options));
-  else if (location.startsWith('s3:')) backend = withRetry(await openS3Backend(location, options));
+  const retry = retryOptionsFromEnv(options.env);
+  if (location.startsWith('sftp:')) backend = withRetry(await openSftpBackend(location, options), retry);
+  else if (location.startsWith('s3:')) backend = withRetry(await openS3Backend(location, options), retry);
   else backend = new LocalBackend(location);
   if (options.limitUpload || options.limitDownload) backend = withThrottle(backend, { uploadKiBs: options.limitUpload ?? 0, downloadKiBs: options.limitDownload ?? 0 });
   return backend;

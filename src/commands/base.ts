@@ -95,13 +95,11 @@ export abstract class RepositoryCommand extends BhCommand {
     return location;
   }
 
-  protected async secret(): Promise<Secret> {
-    if (this.keyFile) return readKeyFileSecret(this.keyFile, 'key file');
-    const file = this.passwordFile ?? this.context.env['BH_PASSWORD_FILE'];
-    if (file) return readPasswordFileSecret(file, 'password file');
-    const password = this.context.env['BH_PASSWORD'];
-    if (password !== undefined && password !== '') return { kind: 'password', password: Buffer.from(password) };
-    throw new UserError('no password given: set BH_PASSWORD or BH_PASSWORD_FILE, or pass --password-file FILE or --key-file FILE');
+  protected secret(): Promise<Secret> {
+    return resolveSecret(
+      { keyFile: this.keyFile, passwordFile: this.passwordFile ?? this.context.env['BH_PASSWORD_FILE'], password: this.context.env['BH_PASSWORD'], what: '' },
+      'no password given: set BH_PASSWORD or BH_PASSWORD_FILE, or pass --password-file FILE or --key-file FILE',
+    );
   }
 
   /** Warns about a snapshot file that could not be read (it is left out; `check` reports it). */
@@ -136,6 +134,21 @@ export abstract class RepositoryCommand extends BhCommand {
     const backend = await this.openBackend();
     return Repository.open(backend, await this.secret());
   }
+}
+
+/** Where one repository's secret may come from, first match wins; `what` prefixes the file labels in messages ("source "). */
+export interface SecretSources {
+  keyFile: string | undefined;
+  passwordFile: string | undefined;
+  password: string | undefined;
+  what: string;
+}
+
+export async function resolveSecret(sources: SecretSources, missing: string): Promise<Secret> {
+  if (sources.keyFile) return readKeyFileSecret(sources.keyFile, `${sources.what}key file`);
+  if (sources.passwordFile) return readPasswordFileSecret(sources.passwordFile, `${sources.what}password file`);
+  if (sources.password !== undefined && sources.password !== '') return { kind: 'password', password: Buffer.from(sources.password) };
+  throw new UserError(missing);
 }
 
 async function readSecretFile(path: string, what: string): Promise<Buffer> {

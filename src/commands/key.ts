@@ -34,8 +34,8 @@ abstract class NewSecretCommand extends RepositoryCommand {
   protected async addVerifiedKey(repo: Repository, secret: Secret): Promise<string> {
     const id = await repo.addKey(secret);
     const file = decodeKeyFile(await repo.backend.read({ type: 'keys', name: id }), `keys/${id}`);
-    const master = await unsealKeyFile(file, secret, `keys/${id}`);
-    if (!master || !master.equals(repo.keys.master)) throw new Error(`the new key keys/${id} does not open the repository (it was written but reads back wrong); the old key is kept`);
+    const material = await unsealKeyFile(file, secret, `keys/${id}`);
+    if (!material || !material.equals(repo.keys.serialize())) throw new Error(`the new key keys/${id} does not open the repository (it was written but reads back wrong); the old key is kept`);
     return id;
   }
 }

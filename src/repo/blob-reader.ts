@@ -328,7 +328,8 @@ function writeAll(fd: number, parts: Buffer[], position: number): void {
 
 interface WorkerInit {
   bhBlobReader: true;
-  master: Uint8Array;
+  /** MasterKeys.serialize() of the repository. */
+  keys: Uint8Array;
   compression: CompressionSettings;
   dataDir: string | undefined;
   location: string;
@@ -343,7 +344,7 @@ interface Response {
 
 if (!isMainThread && (workerData as Partial<WorkerInit> | undefined)?.bhBlobReader === true) {
   const init = workerData as WorkerInit;
-  const processor = new RunProcessor(new MasterKeys(Buffer.from(init.master)), init.compression, init.dataDir, init.location);
+  const processor = new RunProcessor(MasterKeys.deserialize(init.keys), init.compression, init.dataDir, init.location);
   const port = parentPort!;
   port.on('message', (request: Request) => {
     if ('close' in request) {
@@ -466,7 +467,7 @@ export class BlobRunWriter {
     const backend = repo.repo.backend;
     // The local layout (src/backends/local.ts): <dir>/data/<first two hex digits>/<name>.
     const dataDir = backend instanceof LocalBackend ? join(backend.location, 'data') : undefined;
-    this.init = { bhBlobReader: true, master: new Uint8Array(repo.keys.master), compression: repo.repo.config.compression, dataDir, location: backend.location };
+    this.init = { bhBlobReader: true, keys: new Uint8Array(repo.keys.serialize()), compression: repo.repo.config.compression, dataDir, location: backend.location };
     this.processor = new RunProcessor(repo.keys, this.init.compression, dataDir, backend.location);
   }
 

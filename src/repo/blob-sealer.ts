@@ -42,7 +42,8 @@ export interface SealResponse {
 }
 
 export interface WorkerInit {
-  master: Uint8Array;
+  /** MasterKeys.serialize() of the repository. */
+  keys: Uint8Array;
   compression: CompressionSettings;
 }
 
@@ -75,7 +76,7 @@ export class WorkerSealer implements BlobSealer {
   private seq = 0;
 
   constructor(keys: MasterKeys, compression: CompressionSettings, count: number) {
-    const init: WorkerInit = { master: keys.master, compression };
+    const init: WorkerInit = { keys: keys.serialize(), compression };
     for (let i = 0; i < count; i++) {
       const worker = new Worker(WORKER_SCRIPT, { workerData: init });
       worker.on('message', (response: SealResponse) => {

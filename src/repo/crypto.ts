@@ -2,7 +2,8 @@
  * Keys and the encryption envelope (docs/FORMAT.md §2–§3).
  *
  * One random 32-byte master secret per repository; every working key is derived from it with
- * HMAC-SHA-256 under a fixed label, so a key file only ever has to seal 32 bytes.
+ * HMAC-SHA-256 under a fixed label, except in a repository that shares its source's chunking
+ * keys (`init --copy-chunker-params`), whose key files seal those two keys beside the master.
  */
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
@@ -37,7 +38,21 @@ export function hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Buffer {
 
 const label = (text: string): Buffer => Buffer.from(text, 'ascii');
 
-/** The keys derived from one master secret. Never written anywhere. */
+/**
+ * The blob-id key and chunker seed. Derived from the master secret by default; a repository
+ * made with `bh init --copy-chunker-params` takes them from its source instead, so both cut and
+ * name chunks alike (docs/FORMAT.md §2.2).
+ */
+export interface ChunkingKeys {
+  idKey: Buffer;
+  chunkerSeed: Buffer;
+}
+
+/** Sealed key material: the master secret alone, or master ‖ idKey ‖ chunkerSeed. */
+const KEY_SIZE = 32;
+const SEALED_SIZES: readonly number[] = [KEY_SIZE, 3 * KEY_SIZE];
+
+/** The working keys of one repository. Never written anywhere except sealed in key files. */
 export class MasterKeys {
   /** Keys blob ids: HMAC-SHA-256(idKey, plaintext). */
   readonly idKey: Buffer;
@@ -45,16 +60,41 @@ export class MasterKeys {
   readonly encryptionKey: Buffer;
   /** Seeds the chunker's gear table: secret, so chunk boundaries do not leak content across repositories. */
   readonly chunkerSeed: Buffer;
+  /** True when idKey and chunkerSeed were given (copied from another repository), not derived from `master`. */
+  readonly chunkingGiven: boolean;
 
-  constructor(readonly master: Buffer) {
-    if (master.length !== 32) throw new Error('master key must be 32 bytes');
-    this.idKey = hmacSha256(master, label('bh/v1/blob-id'));
+  constructor(readonly master: Buffer, chunking?: ChunkingKeys) {
+    if (master.length !== KEY_SIZE) throw new Error('master key must be 32 bytes');
+    if (chunking && (chunking.idKey.length !== KEY_SIZE || chunking.chunkerSeed.length !== KEY_SIZE)) throw new Error('id key and chunker seed must be 32 bytes each');
+    this.idKey = chunking ? Buffer.from(chunking.idKey) : hmacSha256(master, label('bh/v1/blob-id'));
     this.encryptionKey = hmacSha256(master, label('bh/v1/encryption'));
-    this.chunkerSeed = hmacSha256(master, label('bh/v1/chunker-seed'));
+    this.chunkerSeed = chunking ? Buffer.from(chunking.chunkerSeed) : hmacSha256(master, label('bh/v1/chunker-seed'));
+    this.chunkingGiven = chunking !== undefined;
   }
 
-  static generate(): MasterKeys {
-    return new MasterKeys(randomBytes(32));
+  /** A fresh random master secret; `chunking` shares another repository's blob ids and chunk boundaries. */
+  static generate(chunking?: ChunkingKeys): MasterKeys {
+    return new MasterKeys(randomBytes(KEY_SIZE), chunking);
+  }
+
+  /** What a key file seals (and worker threads receive): 32 bytes, or 96 when the chunking keys were given. */
+  serialize(): Buffer {
+    return this.chunkingGiven ? Buffer.concat([this.master, this.idKey, this.chunkerSeed]) : Buffer.from(this.master);
+  }
+
+  static deserialize(bytes: Uint8Array): MasterKeys {
+    if (!SEALED_SIZES.includes(bytes.length)) throw new Error(`sealed key material has ${bytes.length} bytes, expected 32 or 96`);
+    const b = Buffer.from(bytes);
+    return b.length === KEY_SIZE ? new MasterKeys(b) : new MasterKeys(b.subarray(0, KEY_SIZE), { idKey: b.subarray(KEY_SIZE, 2 * KEY_SIZE), chunkerSeed: b.subarray(2 * KEY_SIZE) });
+  }
+
+  static isSerializedSize(length: number): boolean {
+    return SEALED_SIZES.includes(length);
+  }
+
+  /** Whether two repositories cut and name chunks alike, so blobs and trees carry over unchanged. */
+  sharesChunkingWith(other: MasterKeys): boolean {
+    return constantTimeEqual(this.idKey, other.idKey) && constantTimeEqual(this.chunkerSeed, other.chunkerSeed);
   }
 
   blobId(plaintext: Uint8Array): Buffer {

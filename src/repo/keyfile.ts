@@ -1,11 +1,12 @@
 /**
- * Key files (`keys/<id>`, docs/FORMAT.md §2): plaintext JSON that seals the 32-byte master secret
+ * Key files (`keys/<id>`, docs/FORMAT.md §2): plaintext JSON that seals the repository's key
+ * material (the 32-byte master secret, or 96 bytes with copied chunking keys: MasterKeys.serialize)
  * under a key derived from one password (scrypt) or one 32-byte raw key file. A repository may
  * have several; any one opens it.
  */
 import { randomBytes, scrypt as scryptCallback } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
-import { AuthenticationError, hmacSha256, open, seal } from './crypto.js';
+import { AuthenticationError, MasterKeys, hmacSha256, open, seal } from './crypto.js';
 import { FormatError } from './errors.js';
 
 export type Secret = { kind: 'password'; password: Buffer } | { kind: 'keyfile'; key: Buffer };
@@ -25,7 +26,7 @@ interface KeyFileCommon {
   host: string;
   username: string;
   salt: string;
-  /** base64 of nonce ‖ AES-256-GCM(master) ‖ tag, associated data "bh/v1/key". */
+  /** base64 of nonce ‖ AES-256-GCM(key material) ‖ tag, associated data "bh/v1/key". */
   data: string;
 }
 export type KeyFile = KeyFileCommon & ({ kdf: 'scrypt'; N: number; r: number; p: number } | { kdf: 'raw' });
@@ -49,12 +50,12 @@ function scrypt(password: Buffer, salt: Buffer, params: ScryptParams): Promise<B
   });
 }
 
-export async function createKeyFile(master: Buffer, secret: Secret, scryptParams: ScryptParams = DEFAULT_SCRYPT): Promise<Buffer> {
+export async function createKeyFile(keys: MasterKeys, secret: Secret, scryptParams: ScryptParams = DEFAULT_SCRYPT): Promise<Buffer> {
   const common = { version: 1 as const, created: new Date().toISOString(), host: hostname(), username: userInfo().username, salt: randomBytes(32).toString('base64') };
   const kdfPart = secret.kind === 'password' ? { kdf: 'scrypt' as const, ...scryptParams } : { kdf: 'raw' as const };
   const key = await deriveKey(secret, { salt: common.salt, ...kdfPart });
   if (!key) throw new Error('internal: secret kind does not match its KDF');
-  const file: KeyFile = { ...common, ...kdfPart, data: seal(key, master, KEY_AAD).toString('base64') };
+  const file: KeyFile = { ...common, ...kdfPart, data: seal(key, keys.serialize(), KEY_AAD).toString('base64') };
   return Buffer.from(JSON.stringify(file, null, 2) + '\n');
 }
 
@@ -79,14 +80,14 @@ export function decodeKeyFile(bytes: Buffer, where: string): KeyFile {
   return file;
 }
 
-/** The master secret, or undefined when `secret` is not this file's password or key. */
+/** The sealed key material (MasterKeys.serialize()), or undefined when `secret` is not this file's password or key. */
 export async function unsealKeyFile(file: KeyFile, secret: Secret, where: string): Promise<Buffer | undefined> {
   const key = await deriveKey(secret, file);
   if (!key) return undefined;
   try {
-    const master = open(key, Buffer.from(file.data, 'base64'), KEY_AAD, where);
-    if (master.length !== 32) throw new FormatError(`${where}: sealed master key has ${master.length} bytes, expected 32`);
-    return master;
+    const material = open(key, Buffer.from(file.data, 'base64'), KEY_AAD, where);
+    if (!MasterKeys.isSerializedSize(material.length)) throw new FormatError(`${where}: sealed key material has ${material.length} bytes, expected 32 or 96`);
+    return material;
   } catch (error) {
     if (error instanceof AuthenticationError) return undefined;
     throw error;

@@ -31,6 +31,8 @@ export class DamagedFileError extends Error {
 
 export interface InitOptions {
   config?: Partial<Omit<RepoConfig, 'version' | 'id'>>;
+  /** Share this repository's chunker settings, chunker seed and blob-id key (`init --copy-chunker-params`). */
+  chunkingFrom?: Repository | undefined;
   scrypt?: ScryptParams;
 }
 
@@ -54,9 +56,10 @@ export class Repository {
   static async init(backend: Backend, secret: Secret, options: InitOptions = {}): Promise<Repository> {
     if (await exists(backend, { type: 'config', name: 'config' })) throw new RepositoryExistsError(backend.location);
     await backend.create();
-    const keys = MasterKeys.generate();
-    const config = newConfig(options.config);
-    const keyFile = await createKeyFile(keys.master, secret, options.scrypt);
+    const from = options.chunkingFrom;
+    const keys = MasterKeys.generate(from && { idKey: from.keys.idKey, chunkerSeed: from.keys.chunkerSeed });
+    const config = newConfig(from ? { ...options.config, chunker: from.config.chunker } : options.config);
+    const keyFile = await createKeyFile(keys, secret, options.scrypt);
     const keyId = sha256(keyFile).toString('hex');
     // The key goes first: a config without a key would be a repository nobody can open.
     await backend.write({ type: 'keys', name: keyId }, keyFile);
@@ -85,8 +88,8 @@ export class Repository {
         damaged.push(error.message);
         continue;
       }
-      const master = await unsealKeyFile(file, secret, `keys/${name}`);
-      if (master) return new Repository(backend, config, new MasterKeys(master), name);
+      const material = await unsealKeyFile(file, secret, `keys/${name}`);
+      if (material) return new Repository(backend, config, MasterKeys.deserialize(material), name);
     }
     if (damaged.length === keyFiles.length && damaged.length > 0) throw new FormatError(`${backend.location}: every key file is damaged: ${damaged.join('; ')}`);
     throw new WrongPasswordError(backend.location, keyFiles.length - damaged.length);
@@ -158,7 +161,7 @@ export class Repository {
 
   /** Adds a key file for `secret`; returns its id. */
   async addKey(secret: Secret, scrypt?: ScryptParams): Promise<string> {
-    const keyFile = await createKeyFile(this.keys.master, secret, scrypt);
+    const keyFile = await createKeyFile(this.keys, secret, scrypt);
     const id = sha256(keyFile).toString('hex');
     await this.backend.write({ type: 'keys', name: id }, keyFile);
     return id;

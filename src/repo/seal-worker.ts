@@ -7,7 +7,7 @@ import { MasterKeys } from './crypto.js';
 import { type SealRequest, type SealResponse, type WorkerInit, movable, sealBlobPayload } from './blob-sealer.js';
 
 const init = workerData as WorkerInit;
-const keys = new MasterKeys(Buffer.from(init.master));
+const keys = MasterKeys.deserialize(init.keys);
 const codec = new PayloadCodec(init.compression);
 const port = parentPort!;
 

@@ -12,7 +12,7 @@ import { gearTable } from '../chunker/index.js';
 import type { ChunkJob, ChunkMessage, ChunkWorkerInit } from './file-chunker.js';
 
 const init = workerData as ChunkWorkerInit;
-const keys = new MasterKeys(Buffer.from(init.master));
+const keys = MasterKeys.deserialize(init.keys);
 const codec = new PayloadCodec(init.compression);
 const gear = gearTable(keys.chunkerSeed);
 const credit = new Int32Array(init.credit);

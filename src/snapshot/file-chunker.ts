@@ -14,7 +14,8 @@ import type { ChunkedPiece } from './file-chunks.js';
 import { movable, workerCount } from '../repo/blob-sealer.js';
 
 export interface ChunkWorkerInit {
-  master: Uint8Array;
+  /** MasterKeys.serialize() of the repository. */
+  keys: Uint8Array;
   compression: CompressionSettings;
   params: ChunkerParams;
   credit: SharedArrayBuffer;
@@ -69,7 +70,7 @@ export class FileChunkerPool {
       const creditBuffer = new SharedArrayBuffer(4);
       const credit = new Int32Array(creditBuffer);
       credit[0] = CREDIT_BYTES;
-      const init: ChunkWorkerInit = { master: keys.master, compression, params, credit: creditBuffer };
+      const init: ChunkWorkerInit = { keys: keys.serialize(), compression, params, credit: creditBuffer };
       const worker = new Worker(WORKER_SCRIPT, { workerData: init });
       const slot = { worker, credit, jobs: 0 };
       worker.on('message', (message: ChunkMessage) => this.receive(slot, message));

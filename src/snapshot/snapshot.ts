@@ -43,6 +43,8 @@ export interface SnapshotRecord {
   excludes: string[];
   program_version: string;
   summary?: SnapshotSummary;
+  /** Set by `bh copy`: the id of the snapshot this one copies (the first one, if that was a copy too). */
+  original?: string;
 }
 
 export interface Snapshot {
@@ -55,9 +57,15 @@ export function validateSnapshot(value: unknown, what: string): SnapshotRecord {
   const ok =
     typeof s === 'object' && s !== null && s.version === 1 && typeof s.time === 'string' && !Number.isNaN(Date.parse(s.time)) &&
     typeof s.tree === 'string' && /^[0-9a-f]{64}$/.test(s.tree) && Array.isArray(s.paths) && typeof s.host === 'string' &&
-    Array.isArray(s.tags) && ['full', 'incremental', 'differential'].includes(s.mode);
+    Array.isArray(s.tags) && ['full', 'incremental', 'differential'].includes(s.mode) &&
+    (s.original === undefined || (typeof s.original === 'string' && /^[0-9a-f]{64}$/.test(s.original)));
   if (!ok) throw new FormatError(`${what}: snapshot record is malformed`);
   return s;
+}
+
+/** The snapshot a copy stands for: its `original`, or itself. Copies of one backup share it. */
+export function originOf(snapshot: Snapshot): string {
+  return snapshot.record.original ?? snapshot.id;
 }
 
 export type DamagedSnapshotHandler = (id: string, error: Error) => void;
