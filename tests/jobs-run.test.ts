@@ -128,6 +128,12 @@ describe('bh run', () => {
       expect(await hashTree(join(target, source))).toEqual(expected);
     }
 
+    // Backed up once, into the first destination; copied into the second.
+    expect(outcomes[0]!['copiedFrom']).toBeUndefined();
+    expect(outcomes[1]!['copiedFrom']).toBe(repos[0]);
+    const check = await bh(['check', '-r', repos[1]!, '--read-data'], { env: { BH_PASSWORD: PASS } });
+    expect(check.code, detail(check)).toBe(0);
+
     const env = readFileSync(envFile, 'utf8');
     expect(env).toContain('BH_RUN_STATUS=success');
     expect(env).toContain(`BH_DESTINATIONS_OK=${repos[0]}\n${repos[1]}`);
@@ -172,27 +178,30 @@ describe('bh run', () => {
   it('an unreachable destination fails alone: the others get their snapshot, exit 3, the status file names it', async () => {
     const blocker = join(tmp, 'a-regular-file');
     writeFileSync(blocker, 'not a directory');
-    const repos = [join(tmp, 'partial-1'), join(blocker, 'repo'), join(tmp, 'missing-disk/repo'), join(tmp, 'partial-2')];
+    // The first destination is the unreachable one: the next takes the backup, the last gets a copy.
+    const repos = [join(blocker, 'repo'), join(tmp, 'partial-1'), join(tmp, 'missing-disk/repo'), join(tmp, 'partial-2')];
     const envFile = join(tmp, 'partial-env.txt');
     const job = makeJob(repos, `[HOOKS]\npost_backup = env > ${envFile}\n`);
     const r = await job.run();
     expect(r.code, detail(r)).toBe(3);
-    expect((await snapshotsOf(repos[0]!)).length).toBe(1);
+    expect((await snapshotsOf(repos[1]!)).length).toBe(1);
     expect((await snapshotsOf(repos[3]!)).length).toBe(1);
     expect(existsSync(join(tmp, 'missing-disk'))).toBe(false);
     expect(pingsFor(job)).toBe(0);
     expect(readFileSync(envFile, 'utf8')).toContain(`BH_RUN_STATUS=partial`);
-    expect(readFileSync(envFile, 'utf8')).toContain(`BH_DESTINATIONS_FAILED=${repos[1]}\n${repos[2]}`);
+    expect(readFileSync(envFile, 'utf8')).toContain(`BH_DESTINATIONS_FAILED=${repos[0]}\n${repos[2]}`);
 
     const status = job.status();
     const run = (status['runs'] as Json[])[0]!;
     expect(run['state']).toBe('partial');
     const byLocation = new Map((run['destinations'] as Json[]).map((d) => [d['location'], d]));
-    expect(byLocation.get(repos[0])!['ok']).toBe(true);
-    expect(byLocation.get(repos[1])!['ok']).toBe(false);
-    expect(byLocation.get(repos[1])!['error']).toMatch(/ENOTDIR/);
+    expect(byLocation.get(repos[1])!['ok']).toBe(true);
+    expect(byLocation.get(repos[1])!['copiedFrom']).toBeUndefined();
+    expect(byLocation.get(repos[3])!['copiedFrom']).toBe(repos[1]);
+    expect(byLocation.get(repos[0])!['ok']).toBe(false);
+    expect(byLocation.get(repos[0])!['error']).toMatch(/ENOTDIR/);
     expect(byLocation.get(repos[2])!['error']).toContain('does not exist (is the disk mounted?)');
-    expect(Object.keys(status['lastSuccess'] as Json).sort()).toEqual([repos[0], repos[3]].sort());
+    expect(Object.keys(status['lastSuccess'] as Json).sort()).toEqual([repos[1], repos[3]].sort());
   });
 
   it('a second run of the same job refuses while the first runs (exit 11); a lock of a dead process is taken over', async () => {

@@ -25,9 +25,9 @@ export class RunCommand extends StatefulJobCommand {
     description: 'run the backup job of a config.ini once',
     details: `
       Reads the job (Backup Handler's config.ini, schema v3), then: pre-backup hook, a backup of
-      source_dir into every destination ([BACKUPS] dirs, [SSH] servers, [S3] bucket; each a
-      repository, created on first use) followed by [RETENTION] (forget), post-backup hook, and
-      the [HEARTBEAT] ping when every step succeeded. One run per job at a time: a second one refuses (exit 11).
+      source_dir into the first destination ([BACKUPS] dirs, [SSH] servers, [S3] bucket; each a
+      repository, created on first use), copied into the others, each followed by [RETENTION]
+      (forget), then the post-backup hook, and the [HEARTBEAT] ping when every step succeeded. One run per job at a time: a second one refuses (exit 11).
 
       Exit codes: 0 every destination succeeded; 1 configuration errors (all listed); 2 the
       pre-backup hook or a pre-flight check failed (nothing was backed up); 3 a destination (or
@@ -65,7 +65,7 @@ export class RunCommand extends StatefulJobCommand {
     }
     report.table(
       ['destination', 'result', 'snapshot', 'added'],
-      run.destinations.map((d) => [d.location, d.ok ? ['ok', d.initialized ? 'new repository' : '', d.forgotten?.length ? `forgot ${d.forgotten.length} old` : ''].filter((x) => x !== '').join(', ') : `FAILED: ${d.error ?? ''}`, d.snapshotId?.slice(0, 8) ?? '-', d.bytesAdded === undefined ? '-' : formatBytes(d.bytesAdded)]),
+      run.destinations.map((d) => [d.location, d.ok ? ['ok', d.copiedFrom ? 'copied' : '', d.initialized ? 'new repository' : '', d.forgotten?.length ? `forgot ${d.forgotten.length} old` : ''].filter((x) => x !== '').join(', ') : `FAILED: ${d.error ?? ''}`, d.snapshotId?.slice(0, 8) ?? '-', d.bytesAdded === undefined ? '-' : formatBytes(d.bytesAdded)]),
     );
     if (run.heartbeat) report.line(`heartbeat: ${run.heartbeat.ok ? 'sent' : 'FAILED'}`);
     if (run.error) report.warn(`bh: ${run.error}`);

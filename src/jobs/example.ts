@@ -17,7 +17,8 @@ mode = incremental
 exclude_patterns = *.tmp, *.log, cache/
 
 [MODES]
-# Each enabled destination is a bh repository, created on first use.
+# Each enabled destination is a bh repository, created on first use. The source is backed up
+# into the first one and the snapshot copied into the others.
 local = True
 ssh = False
 s3 = False

@@ -6,7 +6,8 @@
  *   outcome → notifiers.
  *
  * A destination that fails is recorded and the others still run. The run never spawns bh: it
- * calls the archiver (runBackup) on each repository, initialising a repository on first use.
+ * calls the archiver (runBackup) for the first destination and the copier (copySnapshots) for
+ * the others, initialising a repository on first use.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
@@ -20,6 +21,7 @@ import { parseRawKey, type Secret } from '../repo/keyfile.js';
 import { Repository } from '../repo/repository.js';
 import { AbortedError } from '../snapshot/archiver.js';
 import { runBackup } from '../snapshot/backup.js';
+import { copySnapshots } from '../snapshot/copy.js';
 import { compilePatterns } from '../snapshot/exclude.js';
 import { planForget } from '../snapshot/forget.js';
 import { loadSnapshots } from '../snapshot/snapshot.js';
@@ -99,7 +101,7 @@ async function stepsOfRun(options: RunOptions, run: RunRecord): Promise<void> {
   checkPreflight(job);
   const secret = await loadSecret(job.secret);
 
-  run.destinations = await fanOut(job.destinations, (destination) => backupInto(destination, secret, options));
+  run.destinations = await fanOut(job.destinations, secret, options);
   if (options.signal?.aborted) throw new AbortedError();
 
   const failed = run.destinations.filter((d) => !d.ok);
@@ -160,18 +162,42 @@ export async function loadSecret(secret: JobSecret): Promise<Secret> {
 }
 
 /**
- * How the source reaches every destination: the one place to change when `bh copy` lands
- * (back up into the first destination, copy that snapshot to the others). Until then each
- * destination gets its own backup of the source. Destinations run one after another; a failure
- * in one never stops the next.
+ * How the source reaches every destination: one backup, into the first destination that takes
+ * it (the primary), then `bh copy` of that snapshot into each later destination, while the
+ * primary stays open and locked. A destination that fails is recorded and the next one still
+ * runs; when the primary fails, the next destination becomes the primary and gets the backup.
+ * A repository that a copy creates shares the primary's chunking keys, so copies to it move
+ * chunks and trees as they are, without re-hashing.
  */
-async function fanOut(destinations: readonly Destination[], backup: (destination: Destination) => Promise<DestinationOutcome>): Promise<DestinationOutcome[]> {
-  const outcomes: DestinationOutcome[] = [];
-  for (const destination of destinations) outcomes.push(await backup(destination));
-  return outcomes;
+async function fanOut(destinations: readonly Destination[], secret: Secret, options: RunOptions): Promise<DestinationOutcome[]> {
+  const outcomes = new Map<string, DestinationOutcome>();
+  const waiting = [...destinations];
+  while (waiting.length > 0) {
+    const destination = waiting.shift()!;
+    const outcome = await inRepository(destination, secret, options, undefined, async (primary, primaryOutcome) => {
+      await backupStep(primary, primaryOutcome, options);
+      if (primaryOutcome.snapshotId === undefined && !options.dryRun) return;
+      for (const other of waiting.splice(0)) {
+        outcomes.set(other.location, await inRepository(other, secret, options, primary, (target, copyOutcome) => copyStep(primary, primaryOutcome, target, copyOutcome, options)));
+      }
+    });
+    outcomes.set(destination.location, outcome);
+  }
+  return destinations.map((d) => outcomes.get(d.location)!);
 }
 
-async function backupInto(destination: Destination, secret: Secret, options: RunOptions): Promise<DestinationOutcome> {
+/**
+ * Opens (or, on first use, creates) the repository of `destination`, holds a shared lock on it
+ * while `work` runs, then applies [RETENTION] if the work succeeded. Every error ends up in the
+ * outcome (an interruption too), never in the caller.
+ */
+async function inRepository(
+  destination: Destination,
+  secret: Secret,
+  options: RunOptions,
+  chunkingFrom: Repository | undefined,
+  work: (repo: Repository, outcome: DestinationOutcome) => Promise<void>,
+): Promise<DestinationOutcome> {
   const { job, dryRun, events } = options;
   const outcome: DestinationOutcome = { location: destination.location, ok: false };
   if (options.signal?.aborted) return { ...outcome, error: 'interrupted before it started' };
@@ -184,35 +210,19 @@ async function backupInto(destination: Destination, secret: Secret, options: Run
     } catch (error) {
       if (!(error instanceof RepositoryNotFoundError)) throw error;
       if (dryRun) {
-        events.step(`dry run: ${destination.location} has no repository yet; the run would create one and back up every file`);
+        events.step(`dry run: ${destination.location} has no repository yet; the run would create one and ${chunkingFrom ? 'copy the new snapshot into it' : 'back up every file'}`);
         return { ...outcome, ok: true };
       }
       // A missing parent is an unmounted disk far more often than a new one: never create it.
       if (destination.kind === 'local' && !existsSync(dirname(destination.location))) throw new Error(`${dirname(destination.location)} does not exist (is the disk mounted?); bh creates only the repository folder itself`);
-      repo = await Repository.init(backend, secret);
+      repo = await Repository.init(backend, secret, { chunkingFrom });
       outcome.initialized = true;
       events.step(`created a new repository at ${destination.location}`);
     }
-    events.step(`${dryRun ? 'dry run: ' : ''}backing up ${job.source} into ${destination.location} (${job.mode})`);
     const repoLock = dryRun ? undefined : await repo.lock(false);
     try {
-      const result = await runBackup(repo, {
-        paths: [job.source],
-        mode: job.mode,
-        exclude: compilePatterns(job.excludes),
-        excludePatterns: job.excludes,
-        tags: [RUN_TAG],
-        dryRun,
-        signal: options.signal,
-        onDamagedSnapshot: (id, error) => events.warn(`${destination.location}: snapshots/${id} cannot be read and is left out: ${error.message}`),
-        onError: (e) => events.warn(`${destination.location}: cannot read ${e.path}: ${e.message}`),
-      });
-      outcome.snapshotId = result.snapshotId;
-      outcome.bytesAdded = result.counters.bytes_added;
-      outcome.unreadable = result.errors.length;
-      outcome.ok = result.errors.length === 0;
-      if (!outcome.ok) outcome.error = `${result.errors.length} entries could not be read and are missing from the snapshot`;
-      // Only after a complete backup: older snapshots never make way for a failed or partial one.
+      await work(repo, outcome);
+      // Only after a complete snapshot: older ones never make way for a failed or partial one.
       if (outcome.ok && job.retention) {
         outcome.forgotten = await applyRetention(repo, job, job.retention, dryRun, events);
         if (outcome.forgotten.length > 0) events.step(`${dryRun ? 'dry run: would forget' : 'forgot'} ${outcome.forgotten.length} old snapshot(s) in ${destination.location} ([RETENTION])`);
@@ -223,11 +233,55 @@ async function backupInto(destination: Destination, secret: Secret, options: Run
   } catch (error) {
     outcome.ok = false;
     outcome.error = error instanceof AbortedError ? 'interrupted' : error instanceof Error ? error.message : String(error);
-    if (!(error instanceof AbortedError)) events.warn(`${destination.location}: backup failed: ${outcome.error}`);
+    if (!(error instanceof AbortedError)) events.warn(`${destination.location}: ${outcome.error}`);
   } finally {
     await backend?.close().catch(() => undefined);
   }
   return outcome;
+}
+
+async function backupStep(repo: Repository, outcome: DestinationOutcome, options: RunOptions): Promise<void> {
+  const { job, dryRun, events } = options;
+  events.step(`${dryRun ? 'dry run: ' : ''}backing up ${job.source} into ${repo.location} (${job.mode})`);
+  const result = await runBackup(repo, {
+    paths: [job.source],
+    mode: job.mode,
+    exclude: compilePatterns(job.excludes),
+    excludePatterns: job.excludes,
+    tags: [RUN_TAG],
+    dryRun,
+    signal: options.signal,
+    onDamagedSnapshot: (id, error) => events.warn(`${repo.location}: snapshots/${id} cannot be read and is left out: ${error.message}`),
+    onError: (e) => events.warn(`${repo.location}: cannot read ${e.path}: ${e.message}`),
+  });
+  outcome.snapshotId = result.snapshotId;
+  outcome.bytesAdded = result.counters.bytes_added;
+  outcome.unreadable = result.errors.length;
+  outcome.ok = result.errors.length === 0;
+  if (!outcome.ok) outcome.error = `${result.errors.length} entries could not be read and are missing from the snapshot`;
+}
+
+/** Copies the primary's new snapshot into `target`; the copy is as complete as the backup was. */
+async function copyStep(primary: Repository, primaryOutcome: DestinationOutcome, target: Repository, outcome: DestinationOutcome, options: RunOptions): Promise<void> {
+  const { dryRun, events } = options;
+  if (dryRun) {
+    events.step(`dry run: would copy the new snapshot from ${primary.location} into ${target.location}`);
+    outcome.ok = true;
+    return;
+  }
+  events.step(`copying snapshot ${primaryOutcome.snapshotId!.slice(0, 8)} from ${primary.location} into ${target.location}`);
+  const result = await copySnapshots(primary, target, {
+    refs: [primaryOutcome.snapshotId!],
+    filter: {},
+    signal: options.signal,
+    onDamagedSnapshot: (id, error) => events.warn(`${target.location}: snapshots/${id} cannot be read and is left out: ${error.message}`),
+  });
+  outcome.snapshotId = result.copied[0]?.copy ?? result.skipped[0]?.existing;
+  outcome.copiedFrom = primary.location;
+  outcome.bytesAdded = result.bytesAdded;
+  outcome.unreadable = primaryOutcome.unreadable;
+  outcome.ok = outcome.snapshotId !== undefined && primaryOutcome.unreadable === 0;
+  if (!outcome.ok) outcome.error = primaryOutcome.error ?? 'the copy made no snapshot';
 }
 
 /**

@@ -164,6 +164,8 @@ export interface DestinationOutcome {
   location: string;
   ok: boolean;
   snapshotId?: string | undefined;
+  /** Set when the snapshot was copied from the run's primary destination instead of backed up. */
+  copiedFrom?: string | undefined;
   /** The repository was created by this run. */
   initialized?: boolean | undefined;
   /** Entries that could not be read (the snapshot was saved without them). */
