@@ -14,6 +14,8 @@ import { ForgetCommand } from './commands/forget.js';
 import { InitCommand } from './commands/init.js';
 import { KeyAddCommand, KeyListCommand, KeyPasswdCommand, KeyRemoveCommand } from './commands/key.js';
 import { LsCommand } from './commands/ls.js';
+import { PruneCommand } from './commands/prune.js';
+import { RepairIndexCommand, RepairSnapshotsCommand } from './commands/repair.js';
 import { RestoreCommand } from './commands/restore.js';
 import { RunCommand } from './commands/run.js';
 import { ScheduleCommand } from './commands/schedule.js';
@@ -42,6 +44,9 @@ export const COMMANDS = [
   KeyPasswdCommand,
   UnlockCommand,
   CopyCommand,
+  PruneCommand,
+  RepairIndexCommand,
+  RepairSnapshotsCommand,
   RunCommand,
   ScheduleCommand,
   StatusCommand,

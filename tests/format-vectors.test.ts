@@ -579,7 +579,7 @@ describe('a repository written by bh, read by hand with noble', () => {
     await indexed.flush();
     const snapshotRecord = { version: 1, time: '2024-01-01T00:00:00.000Z', tree: tree.id.toString('hex'), paths: ['/x'], host: 'h', tags: [], mode: 'full', parent: null };
     const snapshotName = await repo.saveJson('snapshot', snapshotRecord);
-    const lock = await repo.lock(true);
+    const lock = await repo.lock('exclusive');
 
     // §4 packs: data/<first two hex digits>/<sha256>, one pack per blob type here.
     const packs: { name: string; bytes: Buffer }[] = [];
@@ -628,8 +628,8 @@ describe('a repository written by bh, read by hand with noble', () => {
     const locks = filesIn('locks');
     expect(locks.map((l) => l.name)).toEqual([lock.id]);
     const lockRecord = JSON.parse(Buffer.from(unflag(nobleOpenFile(k, 'lock', locks[0]!.bytes))).toString('utf8')) as Record<string, unknown>;
-    expect(Object.keys(lockRecord)).toEqual(['version', 'time', 'host', 'pid', 'username', 'exclusive']);
-    expect(lockRecord).toMatchObject({ version: 1, pid: process.pid, exclusive: true });
+    expect(Object.keys(lockRecord)).toEqual(['version', 'time', 'host', 'pid', 'username', 'exclusive', 'kind', 'started']);
+    expect(lockRecord).toMatchObject({ version: 1, pid: process.pid, exclusive: true, kind: 'exclusive' });
     await lock.release();
     expect(filesIn('locks')).toEqual([]);
 

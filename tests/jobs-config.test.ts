@@ -135,7 +135,7 @@ describe('bh config check', () => {
     expect(r.stderr).toContain('config schema version mismatch: file has v2, bh reads v3');
     expect(r.stderr).toContain('[DEDUP] enabled = False is ignored: bh deduplicates every repository');
     expect(r.stderr).toMatch(/unknown section \[TYPO\] is ignored/);
-    expect(r.stdout).toContain("retention:    after each complete backup, forget this job's snapshots beyond max_count 5 / max_age_days 0");
+    expect(r.stdout).toContain("retention:    after each complete backup, forget this job's snapshots beyond max_count 5 / max_age_days 0 (0: off; the newest is always kept), then prune");
   });
 
   it('refuses --config naming a missing file, even when config/config.ini exists', async () => {

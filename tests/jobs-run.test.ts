@@ -265,6 +265,10 @@ describe('bh run', () => {
     expect(third.code, detail(third)).toBe(0);
     const firstId = (runRecord(first)['destinations'] as Json[])[0]!['snapshotId'];
     expect(((runRecord(third)['destinations'] as Json[])[0]!['forgotten'] as string[])).toEqual([firstId]);
+    // Then prune ran: two-phase, so nothing is deleted yet, and the repository checks clean.
+    expect((runRecord(third)['destinations'] as Json[])[0]!['prune']).toMatchObject({ packsDeleted: 0 });
+    const check = await bh(['check', '-r', repo, '--read-data'], { env });
+    expect(check.code, detail(check)).toBe(0);
 
     const left = (await snapshotsOf(repo)).map((s) => s['id']).sort();
     const runIds = [second, third].map((r) => (runRecord(r)['destinations'] as Json[])[0]!['snapshotId']);

@@ -8,13 +8,12 @@
  * backup's `--json` status lines show data being stored (or, for restore, once the first file
  * appears in the target), not after a fixed delay.
  */
-import { type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initRepo, makeTempDir, removeDir, startBh, type RunResult, type TestRepo, hashTree } from './helpers/cli.js';
+import { describeRun, initRepo, makeTempDir, removeDir, signal, startRunning, waitFor, type RunResult, type Running, type TestRepo, hashTree } from './helpers/cli.js';
 
 const MiB = 1024 * 1024;
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -34,30 +33,8 @@ function namesIn(dir: string): string[] {
   }
 }
 
-function describeRun(what: string, r: RunResult): string {
-  return `${what}: exit ${r.code} signal ${r.signal}\n--- stdout\n${r.stdout.slice(-3000)}\n--- stderr\n${r.stderr.slice(-3000)}`;
-}
-
-interface Running {
-  child: ChildProcess;
-  /** Resolves once the process is gone. */
-  done: Promise<RunResult>;
-  stdout(): string;
-  stderr(): string;
-}
-
 function start(args: string[], env: Record<string, string> = {}): Running {
-  const child = startBh(args, { env: { ...repo.env, ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdin!.end();
-  const done = new Promise<RunResult>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-  return { child, done, stdout: () => stdout, stderr: () => stderr };
+  return startRunning(args, { env: { ...repo.env, ...env } });
 }
 
 interface StatusLine {
@@ -71,29 +48,6 @@ function jsonLines(text: string): StatusLine[] {
     .split('\n')
     .filter((l) => l.startsWith('{') && l.endsWith('}'))
     .map((l) => JSON.parse(l) as StatusLine);
-}
-
-/**
- * Polls until `condition` holds, then freezes bh (SIGSTOP) so that it cannot run to its end
- * before the test's signal lands, however fast it is or however loaded the machine; `signal()`
- * sends the signal and lets bh go on. Fails if bh ends first or after `timeoutMs`.
- */
-async function waitFor(running: Running, condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  let ended = false;
-  void running.done.then(() => (ended = true));
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (ended) throw new Error(`bh ended before ${what}: ${describeRun('bh', await running.done)}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  running.child.kill('SIGSTOP');
-}
-
-/** Sends `name` to a bh frozen by waitFor, then lets it run to handle it. */
-function signal(running: Running, name: NodeJS.Signals): void {
-  running.child.kill(name);
-  running.child.kill('SIGCONT');
 }
 
 /** Waits for a `--json` status line showing data read (and so queued for storing), as a user watching progress would. */

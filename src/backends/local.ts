@@ -17,7 +17,6 @@
  * reader sees either no file or all of it and the file survives a crash once `write` returns.
  */
 
-import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 
@@ -31,9 +30,8 @@ import {
   type FileRef,
   type FileType,
 } from './backend.js';
+import { DATA_SUBFOLDERS, FOLDERS, checkRange, listConfig, checkedFolder, checkedName, folderSegments, isListedName, mapLimit, tempName } from './layout.js';
 
-const NAME_RE = /^[0-9a-f]{64}$/;
-const TEMP_PREFIX = '.tmp-';
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
 /** How many data subfolders `list('data')` reads at once. */
@@ -41,33 +39,8 @@ const LIST_CONCURRENCY = 16;
 /** How many files of one folder `list` stats at once. */
 const STAT_CONCURRENCY = 8;
 
-const FOLDERS: Record<Exclude<FileType, 'config'>, string> = {
-  keys: 'keys',
-  data: 'data',
-  index: 'index',
-  snapshots: 'snapshots',
-  locks: 'locks',
-};
-
-/** The 256 data subfolder names "00".."ff". */
-const DATA_SUBFOLDERS: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-
 function errno(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
-}
-
-/** Runs `fn` over `items` with at most `limit` calls in flight; results keep the input order. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 
 /** Creates one folder (mode 0700) whose parent exists; an existing one is left alone. */
@@ -108,30 +81,12 @@ export class LocalBackend implements Backend {
 
   /** Absolute path of the file `ref` names, after validating the name. */
   private pathOf(ref: FileRef): string {
-    return path.join(this.folderOf(ref), this.checkedName(ref));
+    return path.join(this.folderOf(ref), checkedName(ref));
   }
 
   /** The folder holding `ref` (the repository root for config). Validates the name. */
   private folderOf(ref: FileRef): string {
-    const name = this.checkedName(ref);
-    if (ref.type === 'config') return this.location;
-    if (ref.type === 'data') return path.join(this.location, FOLDERS.data, name.slice(0, 2));
-    return path.join(this.location, FOLDERS[ref.type]);
-  }
-
-  private checkedName(ref: FileRef): string {
-    const { type, name } = ref;
-    if (type === 'config') {
-      if (name !== 'config') throw new Error(`invalid config file name ${JSON.stringify(name)}: must be "config"`);
-      return name;
-    }
-    if (!Object.prototype.hasOwnProperty.call(FOLDERS, type)) {
-      throw new Error(`invalid file type ${JSON.stringify(type)}`);
-    }
-    if (typeof name !== 'string' || !NAME_RE.test(name)) {
-      throw new Error(`invalid ${type} file name ${JSON.stringify(name)}: must be 64 lowercase hex digits`);
-    }
-    return name;
+    return path.join(this.location, ...folderSegments(ref));
   }
 
   async create(): Promise<void> {
@@ -146,7 +101,7 @@ export class LocalBackend implements Backend {
   async write(ref: FileRef, data: Buffer | readonly Buffer[]): Promise<void> {
     const dir = this.folderOf(ref);
     const finalPath = path.join(dir, ref.name);
-    const tempPath = path.join(dir, TEMP_PREFIX + randomBytes(12).toString('hex'));
+    const tempPath = path.join(dir, tempName());
 
     let fh: FileHandle;
     try {
@@ -186,12 +141,7 @@ export class LocalBackend implements Backend {
 
   async read(ref: FileRef, range?: ByteRange): Promise<Buffer> {
     const file = this.pathOf(ref);
-    if (range !== undefined) {
-      const { offset, length } = range;
-      if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
-        throw new RangeError(`invalid byte range offset=${offset} length=${length} for ${describeRef(ref)}`);
-      }
-    }
+    if (range !== undefined) checkRange(ref, range);
     const fh = await this.openForRead(ref, file);
     try {
       if (range === undefined) return await fh.readFile();
@@ -229,16 +179,8 @@ export class LocalBackend implements Backend {
   }
 
   async list(type: FileType): Promise<FileInfo[]> {
-    if (type === 'config') {
-      try {
-        return [await this.stat({ type: 'config', name: 'config' })];
-      } catch (err) {
-        if (err instanceof NotFoundError) return [];
-        throw err;
-      }
-    }
-    if (!Object.prototype.hasOwnProperty.call(FOLDERS, type)) throw new Error(`invalid file type ${JSON.stringify(type)}`);
-    const folder = path.join(this.location, FOLDERS[type]);
+    if (type === 'config') return listConfig(this);
+    const folder = path.join(this.location, checkedFolder(type));
     if (type !== 'data') return this.listFolder(folder);
     const perSub = await mapLimit(DATA_SUBFOLDERS, LIST_CONCURRENCY, (sub) =>
       this.listFolder(path.join(folder, sub), sub),
@@ -258,7 +200,7 @@ export class LocalBackend implements Backend {
       if (errno(err) === 'ENOENT') return [];
       throw err;
     }
-    const valid = names.filter((n) => NAME_RE.test(n) && (prefix === undefined || n.startsWith(prefix)));
+    const valid = names.filter((n) => isListedName(n, prefix));
     const infos = await mapLimit(valid, STAT_CONCURRENCY, async (name): Promise<FileInfo | undefined> => {
       try {
         const st = await stat(path.join(folder, name));

@@ -64,37 +64,31 @@ export class BackupCommand extends RepositoryCommand {
     }
 
     const repo = await this.openRepository();
-    const lock = this.dryRun ? undefined : await repo.lock(false);
     const signal = this.interruptSignal();
     const started = Date.now();
     const report = this.report;
-    let result;
-    try {
-      result = await runBackup(repo, {
-        paths,
-        mode: this.mode as BackupMode,
-        exclude: compilePatterns(patterns),
-        excludePatterns: patterns,
-        tags: this.tags,
-        host: this.host,
-        time,
-        dryRun: this.dryRun,
-        stdin: this.stdin ? { input: this.context.stdin, filename: this.stdinFilename } : undefined,
-        signal,
-        onDamagedSnapshot: this.warnDamagedSnapshot,
-        onParent: (parent, mode) => report.line(parent ? `using parent snapshot ${parent.id.slice(0, 8)} (${mode})` : `no parent snapshot: reading every file (${mode})`),
-        onProgress: (p) => {
-          report.progress(`${formatDuration(Date.now() - started)} ${p.files} files, ${formatBytes(p.bytesRead)} read, ${formatBytes(p.bytesAdded)} added  ${p.current}`);
-          report.jsonLine({ message_type: 'status', seconds_elapsed: (Date.now() - started) / 1000, files_done: p.files, dirs_done: p.dirs, bytes_read: p.bytesRead, bytes_added: p.bytesAdded, current_file: p.current });
-        },
-        onError: (e) => {
-          report.warn(`error: ${e.path}: ${e.message}`);
-          report.jsonLine({ message_type: 'error', path: e.path, error: e.message });
-        },
-      });
-    } finally {
-      await lock?.release();
-    }
+    const result = await runBackup(repo, {
+      paths,
+      mode: this.mode as BackupMode,
+      exclude: compilePatterns(patterns),
+      excludePatterns: patterns,
+      tags: this.tags,
+      host: this.host,
+      time,
+      dryRun: this.dryRun,
+      stdin: this.stdin ? { input: this.context.stdin, filename: this.stdinFilename } : undefined,
+      signal,
+      onDamagedSnapshot: this.warnDamagedSnapshot,
+      onParent: (parent, mode) => report.line(parent ? `using parent snapshot ${parent.id.slice(0, 8)} (${mode})` : `no parent snapshot: reading every file (${mode})`),
+      onProgress: (p) => {
+        report.progress(`${formatDuration(Date.now() - started)} ${p.files} files, ${formatBytes(p.bytesRead)} read, ${formatBytes(p.bytesAdded)} added  ${p.current}`);
+        report.jsonLine({ message_type: 'status', seconds_elapsed: (Date.now() - started) / 1000, files_done: p.files, dirs_done: p.dirs, bytes_read: p.bytesRead, bytes_added: p.bytesAdded, current_file: p.current });
+      },
+      onError: (e) => {
+        report.warn(`error: ${e.path}: ${e.message}`);
+        report.jsonLine({ message_type: 'error', path: e.path, error: e.message });
+      },
+    });
     const c = result.counters;
     const elapsed = (Date.now() - started) / 1000;
     report.jsonLine({ message_type: 'summary', snapshot_id: result.snapshotId ?? null, dry_run: this.dryRun, mode: result.record.mode, parent: result.record.parent, ...c, total_duration: elapsed });

@@ -8,7 +8,8 @@ import * as t from 'typanion';
 import { type Backend, type BackendOptions, openBackend } from '../backends/index.js';
 import { LockConflictError, RepositoryNotFoundError, WrongPasswordError } from '../repo/errors.js';
 import { parseRawKey, type Secret } from '../repo/keyfile.js';
-import { Repository } from '../repo/repository.js';
+import type { LockKind } from '../repo/lock.js';
+import { Repository, type RepositoryLock } from '../repo/repository.js';
 import { AbortedError } from '../snapshot/archiver.js';
 import { loadSnapshots, type Snapshot } from '../snapshot/snapshot.js';
 import { Report } from './report.js';
@@ -88,6 +89,18 @@ export abstract class RepositoryCommand extends BhCommand {
   s3PathStyle = Option.Boolean('--s3-path-style', false, { description: 'S3: path-style bucket addressing (or BH_S3_PATH_STYLE=1)' });
   limitUpload = Option.String('--limit-upload', { description: 'Limit uploads to this many KiB/s', validator: t.isNumber() });
   limitDownload = Option.String('--limit-download', { description: 'Limit downloads to this many KiB/s', validator: t.isNumber() });
+  retryLock = Option.String('--retry-lock', { description: 'If the repository is locked, keep trying this long (e.g. 30s, 5m, 1h)' });
+
+  /** The lock openRepository() took; released when the command ends, however it ends. */
+  protected heldLock: RepositoryLock | undefined;
+
+  override async execute(): Promise<number> {
+    try {
+      return await super.execute();
+    } finally {
+      await this.heldLock?.release().catch((error: unknown) => this.report.warn(`warning: could not remove our lock: ${(error as Error).message}`));
+    }
+  }
 
   protected repoLocation(): string {
     const location = this.repo ?? this.context.env['BH_REPO'];
@@ -130,9 +143,21 @@ export abstract class RepositoryCommand extends BhCommand {
     return openBackend(this.repoLocation(), this.backendOptions());
   }
 
-  protected async openRepository(): Promise<Repository> {
+  /**
+   * Opens the repository and takes a lock of `lock` kind for the rest of the command: shared
+   * for everything that only adds or reads, exclusive where files are rewritten or removed.
+   */
+  protected async openRepository(lock: LockKind | 'none' = 'shared'): Promise<Repository> {
+    const retryMs = this.retryLockMs();
     const backend = await this.openBackend();
-    return Repository.open(backend, await this.secret());
+    const repo = await Repository.open(backend, await this.secret());
+    if (lock !== 'none') this.heldLock = await repo.lock(lock, { retryMs });
+    return repo;
+  }
+
+  protected retryLockMs(): number {
+    if (this.retryLock === undefined) return 0;
+    return parseElapsed(this.retryLock, '--retry-lock');
   }
 }
 
@@ -180,6 +205,26 @@ export async function readKeyFileSecret(path: string, what: string): Promise<Sec
   } catch (error) {
     throw new UserError((error as Error).message);
   }
+}
+
+/**
+ * Parses an elapsed time such as `30s`, `5m` (minutes), `1h`, `2h30m`, `1d` or a plain number of
+ * seconds; returns ms. (Retention's calendar durations, where m means months, are forget's
+ * parseDuration.)
+ */
+export function parseElapsed(text: string, option: string): number {
+  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
+  const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text) throw new UserError(`${option}: '${text}' is not a duration (examples: 30s, 5m, 1h, 2h30m, 1d)`);
+  return parts.reduce((ms, p) => ms + Number(p[1]) * unitMs[p[2]!]!, 0);
+}
+
+/** Parses a size such as `500M`, `2G`, `1.5TiB` or a plain number of bytes (K, M, G, T are powers of 1024). */
+export function parseSize(text: string, option: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(text);
+  if (!match) throw new UserError(`${option}: '${text}' is not a size (examples: 500M, 2G, 1T, 1048576)`);
+  return Math.floor(Number(match[1]) * 1024 ** 'bkmgt'.indexOf((match[2] || 'b').toLowerCase()));
 }
 
 export function exitCodeOf(error: unknown): number {

@@ -1,7 +1,7 @@
 import { Command, Option } from 'clipanion';
 import type { FileType } from '../backends/backend.js';
 import type { BlobType } from '../repo/crypto.js';
-import { decodeIndexFile } from '../repo/index-file.js';
+import { decodeIndexFile, type IndexedPack } from '../repo/index-file.js';
 import type { MasterIndex } from '../repo/master-index.js';
 import type { Repository } from '../repo/repository.js';
 import { findSnapshot } from '../snapshot/snapshot.js';
@@ -63,7 +63,8 @@ export class CatCommand extends RepositoryCommand {
         printJson({
           id: name,
           supersedes: index.supersedes.map((id) => id.toString('hex')),
-          packs: index.packs.map((p) => ({ id: p.packId.toString('hex'), blobs: p.blobs.map((b) => ({ type: b.type, id: b.id.toString('hex'), offset: b.offset, length: b.length, raw_length: b.rawLength })) })),
+          packs: index.packs.map(packJson),
+          ...(index.condemned ? { condemned: index.condemned.map((p) => ({ ...packJson(p), condemned_since: new Date(p.since).toISOString() })) } : {}),
         });
         return 0;
       }
@@ -135,4 +136,8 @@ function resolveBlobId(index: MasterIndex, types: BlobType[], ref: string): { ty
     if (hits.length === 1) return { type, id: hits[0]! };
   }
   throw new UserError(`there is no ${types.join(' or ')} blob with an id starting with '${hex}' in the index`);
+}
+
+function packJson(pack: IndexedPack): { id: string; blobs: { type: string; id: string; offset: number; length: number; raw_length: number }[] } {
+  return { id: pack.packId.toString('hex'), blobs: pack.blobs.map((b) => ({ type: b.type, id: b.id.toString('hex'), offset: b.offset, length: b.length, raw_length: b.rawLength })) };
 }

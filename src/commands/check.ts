@@ -29,7 +29,6 @@ export class CheckCommand extends RepositoryCommand {
   async run(): Promise<number> {
     const selection = this.selection();
     const repo = await this.openRepository();
-    const lock = await repo.lock(false);
     const findings: CheckFinding[] = [];
     const report = this.report;
     const onFinding = (finding: CheckFinding): void => {
@@ -37,18 +36,14 @@ export class CheckCommand extends RepositoryCommand {
       report.jsonLine({ message_type: 'finding', ...finding });
       report.line(`${finding.level}: ${finding.subject}: ${finding.message}`);
     };
-    try {
-      report.line('checking snapshots, index and packs');
-      const structure = await checkStructure(repo, selection, onFinding, (p) => report.progress(`${p.phase}: ${p.done}/${p.total}`));
-      const reached = await checkSnapshots(structure.indexed, onFinding);
-      const errors = findings.filter((f) => f.level === 'error').length;
-      report.jsonLine({ message_type: 'summary', errors, notes: findings.length - errors, snapshots: reached.snapshots, trees: reached.trees, packs_read: structure.packsRead });
-      report.line(`${reached.snapshots} snapshots, ${reached.trees} trees checked; ${structure.packsRead} packs read`);
-      report.line(errors === 0 ? 'no errors were found' : `${errors} errors found`);
-      return errors === 0 ? ExitCode.ok : ExitCode.fatal;
-    } finally {
-      await lock.release();
-    }
+    report.line('checking snapshots, index and packs');
+    const structure = await checkStructure(repo, selection, onFinding, (p) => report.progress(`${p.phase}: ${p.done}/${p.total}`));
+    const reached = await checkSnapshots(structure.indexed, onFinding);
+    const errors = findings.filter((f) => f.level === 'error').length;
+    report.jsonLine({ message_type: 'summary', errors, notes: findings.length - errors, snapshots: reached.snapshots, trees: reached.trees, packs_read: structure.packsRead });
+    report.line(`${reached.snapshots} snapshots, ${reached.trees} trees checked; ${structure.packsRead} packs read`);
+    report.line(errors === 0 ? 'no errors were found' : `${errors} errors found`);
+    return errors === 0 ? ExitCode.ok : ExitCode.fatal;
   }
 
   private selection(): ReadDataSelection {

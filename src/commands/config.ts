@@ -51,7 +51,7 @@ export class ConfigCheckCommand extends JobCommand {
     report.line(`source:       ${job.source} (${job.mode})`);
     report.line(`unlocked by:  ${job.secret.kind === 'keyFile' ? `key file ${job.secret.path}` : 'passphrase (masked)'}; every repository is encrypted`);
     report.line(`schedule:     ${job.schedule.length > 0 ? job.schedule.map(formatTimeOfDay).join(', ') : '(none)'}`);
-    report.line(`retention:    ${job.retention ? `after each complete backup, forget this job's snapshots beyond max_count ${job.retention.maxCount} / max_age_days ${job.retention.maxAgeDays} (0: off; the newest is always kept)` : 'keep every snapshot'}`);
+    report.line(`retention:    ${job.retention ? `after each complete backup, forget this job's snapshots beyond max_count ${job.retention.maxCount} / max_age_days ${job.retention.maxAgeDays} (0: off; the newest is always kept)${job.retention.prune ? ', then prune' : ', no prune'}` : 'keep every snapshot'}`);
     report.line('destinations (one repository each, created on first use; backed up into the first, copied to the others):');
     for (const d of job.destinations) report.line(`  ${d.kind.padEnd(5)}  ${d.location}`);
     report.line('');

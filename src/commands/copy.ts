@@ -42,23 +42,18 @@ export class CopyCommand extends FromRepositoryCommand {
     if (!from) throw new UserError('no source repository given: pass --from-repo LOCATION or set BH_FROM_REPO');
     const source = await this.openSourceRepository(from);
     const destination = await this.openRepository();
-    const sourceLock = await source.lock(false);
+    const sourceLock = await source.lock('shared', { retryMs: this.retryLockMs() });
     const report = this.report;
     let result;
     try {
-      const destinationLock = await destination.lock(false);
-      try {
-        result = await copySnapshots(source, destination, {
-          refs: this.snapshotRefs,
-          filter: { host: this.host, tags: this.tags, paths: this.filterPaths },
-          onDamagedSnapshot: this.warnDamagedSnapshot,
-          signal: this.interruptSignal(),
-          onSnapshot: (snapshot, existing) =>
-            report.line(existing ? `snapshot ${snapshot.id.slice(0, 8)} is already in the destination as ${existing.id.slice(0, 8)}: skipped` : `copying snapshot ${snapshot.id.slice(0, 8)} of ${snapshot.record.paths.join(', ')} at ${snapshot.record.time}`),
-        });
-      } finally {
-        await destinationLock.release();
-      }
+      result = await copySnapshots(source, destination, {
+        refs: this.snapshotRefs,
+        filter: { host: this.host, tags: this.tags, paths: this.filterPaths },
+        onDamagedSnapshot: this.warnDamagedSnapshot,
+        signal: this.interruptSignal(),
+        onSnapshot: (snapshot, existing) =>
+          report.line(existing ? `snapshot ${snapshot.id.slice(0, 8)} is already in the destination as ${existing.id.slice(0, 8)}: skipped` : `copying snapshot ${snapshot.id.slice(0, 8)} of ${snapshot.record.paths.join(', ')} at ${snapshot.record.time}`),
+      });
     } finally {
       await sourceLock.release();
     }

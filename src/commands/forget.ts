@@ -13,7 +13,9 @@ import {
   planForgetNamed,
 } from '../snapshot/forget.js';
 import { matchesFilter, selectSnapshots } from '../snapshot/snapshot.js';
+import { DEFAULT_DELETE_AFTER_MS, DEFAULT_MAX_UNUSED } from '../snapshot/prune.js';
 import { RepositoryCommand, UserError } from './base.js';
+import { runPrune } from './prune.js';
 
 export class ForgetCommand extends RepositoryCommand {
   static override paths = [['forget']];
@@ -43,6 +45,8 @@ export class ForgetCommand extends RepositoryCommand {
       forget takes a shared lock, like backup: it only deletes snapshot files, which no other
       command rewrites, so backups of other hosts go on while it runs (a running backup whose
       parent is forgotten still finds the parent's data, which only prune removes).
+      With --prune, \`bh prune\` runs afterwards with its defaults (then forget takes a prune
+      lock, which still lets backups run).
     `,
     examples: [
       ['What a policy would do', 'bh forget -r /srv/backup --keep-daily 7 --keep-weekly 5 --keep-monthly 12 --dry-run'],
@@ -69,6 +73,7 @@ export class ForgetCommand extends RepositoryCommand {
   filterPaths = Option.Array('--path', [], { description: 'Only snapshots of this path (repeatable: all must match)' });
   dryRun = Option.Boolean('--dry-run', false, { description: 'Print what would be removed, remove nothing' });
   allowEmptyGroup = Option.Boolean('--allow-empty-group', false, { description: 'Allow removing every snapshot of a group' });
+  prune = Option.Boolean('--prune', false, { description: 'Run bh prune (default settings) after removing the snapshots' });
 
   async run(): Promise<number> {
     const policy = this.policy();
@@ -81,39 +86,36 @@ export class ForgetCommand extends RepositoryCommand {
       return 0;
     }
 
-    const repo = await this.openRepository();
-    const lock = this.dryRun ? undefined : await repo.lock(false);
+    const repo = await this.openRepository(this.prune && !this.dryRun ? 'prune' : 'shared');
+    const all = await this.loadSnapshots(repo);
+    const filter = { host: this.hosts, tags: this.tags, paths: this.filterPaths };
+    const options = { groupBy, now: new Date(), allowEmptyGroup: this.allowEmptyGroup };
+    let groups: ForgetGroup[];
     try {
-      const all = await this.loadSnapshots(repo);
-      const filter = { host: this.hosts, tags: this.tags, paths: this.filterPaths };
-      const options = { groupBy, now: new Date(), allowEmptyGroup: this.allowEmptyGroup };
-      let groups: ForgetGroup[];
-      try {
-        groups = named ? planForgetNamed(all, selectSnapshots(all, this.snapshotRefs, filter), options) : planForget(all.filter((s) => matchesFilter(s.record, filter)), policy, options);
-      } catch (error) {
-        if (!(error instanceof EmptyGroupError)) throw error;
-        throw new UserError(`${error.message}; nothing was removed. Keep something (e.g. --keep-last 1), or pass --allow-empty-group if that is what you want`);
-      }
-      for (const group of groups) this.printGroup(group, !named);
-
-      const doomed = groups.flatMap((g) => g.remove.map((d) => d.snapshot.id));
-      const removed: string[] = [];
-      if (!this.dryRun) {
-        for (const id of doomed) {
-          try {
-            await repo.removeFile('snapshot', id);
-          } catch (error) {
-            throw new Error(`removed ${removed.length} of ${doomed.length} snapshots, then snapshots/${id}: ${(error as Error).message}`);
-          }
-          removed.push(id);
-        }
-      }
-      this.report.jsonLine({ dry_run: this.dryRun, groups: groups.map(groupJson), removed });
-      this.report.line(this.dryRun ? `dry run: would remove ${doomed.length} snapshots; nothing changed` : `removed ${removed.length} snapshots`);
-      return 0;
-    } finally {
-      await lock?.release();
+      groups = named ? planForgetNamed(all, selectSnapshots(all, this.snapshotRefs, filter), options) : planForget(all.filter((s) => matchesFilter(s.record, filter)), policy, options);
+    } catch (error) {
+      if (!(error instanceof EmptyGroupError)) throw error;
+      throw new UserError(`${error.message}; nothing was removed. Keep something (e.g. --keep-last 1), or pass --allow-empty-group if that is what you want`);
     }
+    for (const group of groups) this.printGroup(group, !named);
+
+    const doomed = groups.flatMap((g) => g.remove.map((d) => d.snapshot.id));
+    const removed: string[] = [];
+    if (!this.dryRun) {
+      for (const id of doomed) {
+        try {
+          await repo.removeFile('snapshot', id);
+        } catch (error) {
+          throw new Error(`removed ${removed.length} of ${doomed.length} snapshots, then snapshots/${id}: ${(error as Error).message}`);
+        }
+        removed.push(id);
+      }
+    }
+    this.report.jsonLine({ dry_run: this.dryRun, groups: groups.map(groupJson), removed });
+    this.report.line(this.dryRun ? `dry run: would remove ${doomed.length} snapshots; nothing changed` : `removed ${removed.length} snapshots`);
+    if (this.prune && this.dryRun) this.report.line('dry run: prune skipped (its plan depends on the removal); run bh prune --dry-run after forget');
+    if (this.prune && !this.dryRun) await runPrune(this.report, repo, { maxUnused: DEFAULT_MAX_UNUSED, maxRepackBytes: Infinity, deleteAfterMs: DEFAULT_DELETE_AFTER_MS, ownLock: this.heldLock }, false);
+    return 0;
   }
 
   private policy(): ForgetPolicy {

@@ -96,15 +96,10 @@ export class KeyAddCommand extends NewSecretCommand {
 
   async run(): Promise<number> {
     const secret = await this.newSecret();
-    const repo = await this.openRepository();
-    const lock = await repo.lock(false);
-    try {
-      const id = await this.addVerifiedKey(repo, secret);
-      this.report.jsonLine({ message_type: 'key_added', id });
-      this.report.line(`saved new key ${id.slice(0, 8)}`);
-    } finally {
-      await lock.release();
-    }
+    const repo = await this.openRepository('shared');
+    const id = await this.addVerifiedKey(repo, secret);
+    this.report.jsonLine({ message_type: 'key_added', id });
+    this.report.line(`saved new key ${id.slice(0, 8)}`);
     return 0;
   }
 }
@@ -126,21 +121,16 @@ export class KeyRemoveCommand extends RepositoryCommand {
   id = Option.String({ name: 'id' });
 
   async run(): Promise<number> {
-    const repo = await this.openRepository();
-    const lock = await repo.lock(true);
-    try {
-      const { name } = await resolveFileId(repo, 'keys', this.id, 'key');
-      const count = (await repo.list('keys')).length;
-      if (count <= 1) throw new UserError(`refusing to remove key ${name.slice(0, 8)}: it is the only key, and without it the repository could never be opened again`);
-      if (name === repo.keyId) {
-        throw new UserError(`refusing to remove key ${name.slice(0, 8)}: it is the key in use (the one that opened the repository now); open the repository with another key to remove it, or use 'bh key passwd' to replace it`);
-      }
-      await repo.removeKey(name);
-      this.report.jsonLine({ message_type: 'key_removed', id: name });
-      this.report.line(`removed key ${name.slice(0, 8)}`);
-    } finally {
-      await lock.release();
+    const repo = await this.openRepository('exclusive');
+    const { name } = await resolveFileId(repo, 'keys', this.id, 'key');
+    const count = (await repo.list('keys')).length;
+    if (count <= 1) throw new UserError(`refusing to remove key ${name.slice(0, 8)}: it is the only key, and without it the repository could never be opened again`);
+    if (name === repo.keyId) {
+      throw new UserError(`refusing to remove key ${name.slice(0, 8)}: it is the key in use (the one that opened the repository now); open the repository with another key to remove it, or use 'bh key passwd' to replace it`);
     }
+    await repo.removeKey(name);
+    this.report.jsonLine({ message_type: 'key_removed', id: name });
+    this.report.line(`removed key ${name.slice(0, 8)}`);
     return 0;
   }
 }
@@ -161,16 +151,11 @@ export class KeyPasswdCommand extends NewSecretCommand {
 
   async run(): Promise<number> {
     const secret = await this.newSecret();
-    const repo = await this.openRepository();
-    const lock = await repo.lock(true);
-    try {
-      const id = await this.addVerifiedKey(repo, secret);
-      await repo.removeKey(repo.keyId);
-      this.report.jsonLine({ message_type: 'key_changed', id, removed: repo.keyId });
-      this.report.line(`saved new key ${id.slice(0, 8)}, removed the old key ${repo.keyId.slice(0, 8)}`);
-    } finally {
-      await lock.release();
-    }
+    const repo = await this.openRepository('exclusive');
+    const id = await this.addVerifiedKey(repo, secret);
+    await repo.removeKey(repo.keyId);
+    this.report.jsonLine({ message_type: 'key_changed', id, removed: repo.keyId });
+    this.report.line(`saved new key ${id.slice(0, 8)}, removed the old key ${repo.keyId.slice(0, 8)}`);
     return 0;
   }
 }

@@ -1,5 +1,5 @@
 import { Command, Option } from 'clipanion';
-import { isStale } from '../repo/lock.js';
+import { describeLock, isStale } from '../repo/lock.js';
 import { RepositoryCommand } from './base.js';
 
 export class UnlockCommand extends RepositoryCommand {
@@ -24,7 +24,7 @@ export class UnlockCommand extends RepositoryCommand {
   removeAll = Option.Boolean('--remove-all', false, { description: 'Remove every lock, not only stale ones' });
 
   async run(): Promise<number> {
-    const repo = await this.openRepository();
+    const repo = await this.openRepository('none');
     let removed = 0;
     let kept = 0;
     if (this.removeAll) {
@@ -40,7 +40,7 @@ export class UnlockCommand extends RepositoryCommand {
         }
         await repo.removeFile('lock', id);
         removed++;
-        this.report.line(`removed stale lock ${id.slice(0, 8)} of ${lock.username}@${lock.host} (pid ${lock.pid}, ${lock.exclusive ? 'exclusive' : 'shared'}, since ${lock.time})`);
+        this.report.line(`removed stale lock of ${describeLock(id, lock)}`);
       }
     }
     this.report.jsonLine({ message_type: 'summary', removed, kept });

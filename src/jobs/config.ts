@@ -53,6 +53,8 @@ export type JobSecret = { kind: 'passphrase'; passphrase: string } | { kind: 'ke
 export interface Retention {
   maxAgeDays: number;
   maxCount: number;
+  /** Prune after forgetting (bh key [RETENTION] prune, default True: the old tool's retention freed the space). */
+  prune: boolean;
 }
 
 export interface Job {
@@ -95,7 +97,7 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   SCHEDULE: ['times', 'interval_minutes'],
   MODES: ['local', 'ssh', 's3', 'db'],
   HOOKS: ['pre_backup', 'post_backup', 'timeout_seconds'],
-  RETENTION: ['max_age_days', 'max_count'],
+  RETENTION: ['max_age_days', 'max_count', 'prune'],
   NOTIFICATIONS: ['bot', 'receiver_emails'],
   PREFLIGHT: ['enabled', 'expected_mount', 'expected_label', 'expected_uuid', 'expected_fs_type', 'expected_owner', 'auto_mount', 'auto_fix_ownership', 'ensure_fstab', 'staleness_factor', 'local_mail_to'],
 };
@@ -234,7 +236,8 @@ export function validateJob(doc: IniDocument, env: Readonly<Record<string, strin
 
   const maxAgeDays = r.number('RETENTION', 'max_age_days', 0, 'integer', 0);
   const maxCount = r.number('RETENTION', 'max_count', 0, 'integer', 0);
-  const retention = maxAgeDays > 0 || maxCount > 0 ? { maxAgeDays, maxCount } : undefined;
+  const prune = r.bool('RETENTION', 'prune', true);
+  const retention = maxAgeDays > 0 || maxCount > 0 ? { maxAgeDays, maxCount, prune } : undefined;
 
   const schedule = readSchedule(r);
   r.number('SCHEDULE', 'interval_minutes', 60, 'integer', 1);

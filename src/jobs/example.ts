@@ -71,9 +71,11 @@ timeout_seconds = 3600
 
 [RETENTION]
 # After each complete backup, forget this job's snapshots older than max_age_days (the newest is
-# always kept) and beyond the max_count newest. 0 = off. Only snapshot records are removed.
+# always kept) and beyond the max_count newest, 0 = off; then prune (bh key; False to skip),
+# which frees the space of data no snapshot needs any more.
 max_age_days = 30
 max_count = 0
+prune = True
 
 [SCHEDULE]
 # For 'bh schedule' (and for staleness in 'bh status'): daily times, HH:MM, local time.

@@ -24,6 +24,7 @@ import { runBackup } from '../snapshot/backup.js';
 import { copySnapshots } from '../snapshot/copy.js';
 import { compilePatterns } from '../snapshot/exclude.js';
 import { planForget } from '../snapshot/forget.js';
+import { DEFAULT_DELETE_AFTER_MS, DEFAULT_MAX_UNUSED, executePrune, planPrune } from '../snapshot/prune.js';
 import { loadSnapshots } from '../snapshot/snapshot.js';
 import type { Destination, Job, JobSecret, Retention } from './config.js';
 import { sendHeartbeat } from './heartbeat.js';
@@ -219,17 +220,14 @@ async function inRepository(
       outcome.initialized = true;
       events.step(`created a new repository at ${destination.location}`);
     }
-    const repoLock = dryRun ? undefined : await repo.lock(false);
+    const repoLock = dryRun ? undefined : await repo.lock('shared');
     try {
       await work(repo, outcome);
-      // Only after a complete snapshot: older ones never make way for a failed or partial one.
-      if (outcome.ok && job.retention) {
-        outcome.forgotten = await applyRetention(repo, job, job.retention, dryRun, events);
-        if (outcome.forgotten.length > 0) events.step(`${dryRun ? 'dry run: would forget' : 'forgot'} ${outcome.forgotten.length} old snapshot(s) in ${destination.location} ([RETENTION])`);
-      }
     } finally {
       await repoLock?.release();
     }
+    // Only after a complete snapshot: older ones never make way for a failed or partial one.
+    if (outcome.ok && job.retention) await applyRetention(repo, job.retention, outcome, options);
   } catch (error) {
     outcome.ok = false;
     outcome.error = error instanceof AbortedError ? 'interrupted' : error instanceof Error ? error.message : String(error);
@@ -285,17 +283,35 @@ async function copyStep(primary: Repository, primaryOutcome: DestinationOutcome,
 }
 
 /**
- * [RETENTION] on one repository: forget (remove the snapshot records of) this job's own
- * snapshots — tag bh-run, this host, this source path — beyond max_count / max_age_days, by the
- * forget policy engine (which keeps the newest snapshot whatever its age). Snapshots of other
- * hosts, other paths and manual backups are never touched; no data is deleted (that is prune's).
+ * [RETENTION] on one repository, under a prune lock (backups of other hosts go on): forget this
+ * job's own snapshots (tag bh-run, this host, this source path) beyond max_count / max_age_days,
+ * by the forget policy engine, which keeps the newest snapshot whatever its age; then, when
+ * something was forgotten and [RETENTION] prune is on, prune with its defaults (two-phase: packs
+ * it condemns are deleted by a later run, after the safety margin). Snapshots of other hosts,
+ * other paths and manual backups are never touched. A failure here fails the destination.
  */
-async function applyRetention(repo: Repository, job: Job, retention: Retention, dryRun: boolean, events: RunEvents): Promise<string[]> {
+async function applyRetention(repo: Repository, retention: Retention, outcome: DestinationOutcome, options: RunOptions): Promise<void> {
+  const { job, dryRun, events } = options;
   const host = hostname();
-  const all = await loadSnapshots(repo, (id, error) => events.warn(`${repo.location}: snapshots/${id} cannot be read and is left out of retention: ${error.message}`));
-  const own = all.filter((s) => s.record.host === host && s.record.tags.includes(RUN_TAG) && s.record.paths.length === 1 && s.record.paths[0] === job.source);
-  const groups = planForget(own, { maxAgeDays: retention.maxAgeDays, maxCount: retention.maxCount }, { groupBy: ['host', 'paths'], now: new Date() });
-  const doomed = groups.flatMap((g) => g.remove.map((d) => d.snapshot.id));
-  if (!dryRun) for (const id of doomed) await repo.removeFile('snapshot', id);
-  return doomed;
+  const lock = dryRun ? undefined : await repo.lock(retention.prune ? 'prune' : 'shared');
+  try {
+    const all = await loadSnapshots(repo, (id, error) => events.warn(`${repo.location}: snapshots/${id} cannot be read and is left out of retention: ${error.message}`));
+    const own = all.filter((s) => s.record.host === host && s.record.tags.includes(RUN_TAG) && s.record.paths.length === 1 && s.record.paths[0] === job.source);
+    const groups = planForget(own, { maxAgeDays: retention.maxAgeDays, maxCount: retention.maxCount }, { groupBy: ['host', 'paths'], now: new Date() });
+    outcome.forgotten = groups.flatMap((g) => g.remove.map((d) => d.snapshot.id));
+    if (outcome.forgotten.length === 0) return;
+    events.step(`${dryRun ? 'dry run: would forget' : 'forgetting'} ${outcome.forgotten.length} old snapshot(s) in ${repo.location} ([RETENTION])`);
+    if (dryRun) return;
+    for (const id of outcome.forgotten) await repo.removeFile('snapshot', id);
+    if (!retention.prune) return;
+    events.step(`pruning ${repo.location}`);
+    const plan = await planPrune(repo, { maxUnused: DEFAULT_MAX_UNUSED, maxRepackBytes: Infinity, deleteAfterMs: DEFAULT_DELETE_AFTER_MS, ownLock: lock, onWarning: (message) => events.warn(`${repo.location}: ${message}`) });
+    const summary = await executePrune(plan);
+    outcome.prune = { packsDeleted: summary.delete.length, packsCondemned: summary.condemn.length + summary.unindexed.length, bytesDeleted: summary.bytes_deleted };
+  } catch (error) {
+    outcome.ok = false;
+    throw new Error(`retention failed after the backup (the new snapshot is stored): ${(error as Error).message}`);
+  } finally {
+    await lock?.release();
+  }
 }

@@ -173,6 +173,8 @@ export interface DestinationOutcome {
   bytesAdded?: number | undefined;
   /** Snapshot ids [RETENTION] removed after the backup. */
   forgotten?: string[] | undefined;
+  /** What the prune after [RETENTION] did: packs deleted now, packs condemned for a later run. */
+  prune?: { packsDeleted: number; packsCondemned: number; bytesDeleted: number } | undefined;
   error?: string | undefined;
 }
 

@@ -51,7 +51,8 @@ export async function checkStructure(
     try {
       const file = decodeIndexFile(await repo.loadFile('index', name), `index/${name}`);
       indexNames.push(name);
-      for (const pack of file.packs) {
+      // Condemned packs (prune's first phase) are still indexed: they are checked like the others.
+      for (const pack of [...file.packs, ...(file.condemned ?? [])]) {
         index.addPack(pack.packId, pack.blobs);
         packBlobs.set(pack.packId.toString('hex'), pack.blobs);
       }

@@ -158,8 +158,11 @@ class BlobTable {
     if (this.pending.count >= this.slots.length / 2) this.merge();
   }
 
-  /** Row number of `id`, or -1. */
-  find(id: Uint8Array): number {
+  /**
+   * Row number of `id`, or -1. With `avoid` (a flag per pack number), a row in a pack not
+   * flagged is preferred over one in a flagged pack when the blob has several copies.
+   */
+  find(id: Uint8Array, avoid?: Uint8Array): number {
     const r = this.sorted;
     const key = readPrefix(id);
     const rest = restWords(id);
@@ -171,15 +174,20 @@ class BlobTable {
       if (r.prefix(mid) < key) lo = mid + 1;
       else hi = mid;
     }
-    for (let i = lo; i < r.count && r.prefix(i) === key; i++) if (r.restEquals(i, rest)) return i;
-    if (this.slots.length === 0) return -1;
+    let found = -1;
+    const better = (row: number): boolean => {
+      if (found < 0) found = row;
+      return !avoid || avoid[this.field(row, PACK)] !== 1;
+    };
+    for (let i = lo; i < r.count && r.prefix(i) === key; i++) if (r.restEquals(i, rest) && better(i)) return i;
+    if (this.slots.length === 0) return found;
     const p = this.pending;
     const mask = this.slots.length - 1;
     for (let slot = key & mask; this.slots[slot] !== 0; slot = (slot + 1) & mask) {
       const row = this.slots[slot]! - 1;
-      if (p.prefix(row) === key && p.restEquals(row, rest)) return r.count + row;
+      if (p.prefix(row) === key && p.restEquals(row, rest) && better(r.count + row)) return r.count + row;
     }
-    return -1;
+    return found;
   }
 
   field(row: number, field: number): number {
@@ -235,6 +243,10 @@ export class MasterIndex {
   private readonly tables: Record<BlobType, BlobTable> = { data: new BlobTable(), tree: new BlobTable() };
   private packIds: Buffer[] = [];
   private packNumbers = new Map<string, number>();
+  /** 1 for a condemned pack, by pack number (grown on demand); see condemn(). */
+  private condemnedFlags = new Uint8Array(0);
+  /** When each condemned pack was condemned (ms), by pack number. */
+  private readonly condemnedAt = new Map<number, number>();
 
   get blobCount(): number {
     return this.tables.data.size + this.tables.tree.size;
@@ -263,11 +275,79 @@ export class MasterIndex {
     return this.tables[type].find(id) >= 0;
   }
 
+  /** Whether a copy of the blob lives in a pack that is not condemned: only such copies may be deduplicated against. */
+  hasLive(type: BlobType, id: Uint8Array): boolean {
+    const row = this.findRow(type, id);
+    return row >= 0 && !this.isCondemnedNumber(this.tables[type].field(row, PACK));
+  }
+
+  /** Where the blob is, preferring a copy outside condemned packs. */
   lookup(type: BlobType, id: Uint8Array): BlobLocation | undefined {
-    const table = this.tables[type];
-    const row = table.find(id);
+    const row = this.findRow(type, id);
     if (row < 0) return undefined;
+    const table = this.tables[type];
     return { packId: this.packIds[table.field(row, PACK)]!, offset: table.field(row, OFFSET), length: table.field(row, LENGTH), rawLength: table.field(row, RAW_LENGTH) };
+  }
+
+  // ---- condemned packs (prune's first phase, docs/FORMAT.md §5) -------------------------------
+
+  /**
+   * Marks an indexed pack condemned since `since` (ms): its blobs stay readable but are found
+   * only when no other copy exists, and hasLive() ignores them.
+   */
+  condemn(packId: Buffer, since: number): void {
+    const pack = this.packNumbers.get(packId.toString('hex'));
+    if (pack === undefined) throw new Error(`cannot condemn pack ${packId.toString('hex')}: it is not in the index`);
+    if (this.condemnedFlags.length <= pack) {
+      const grown = new Uint8Array(Math.max(pack + 1, this.condemnedFlags.length * 2, 64));
+      grown.set(this.condemnedFlags);
+      this.condemnedFlags = grown;
+    }
+    this.condemnedFlags[pack] = 1;
+    this.condemnedAt.set(pack, since);
+  }
+
+  /** When the pack was condemned (ms), or undefined for a live pack. */
+  condemnedSince(packNumber: number): number | undefined {
+    return this.condemnedAt.get(packNumber);
+  }
+
+  get condemnedCount(): number {
+    return this.condemnedAt.size;
+  }
+
+  private isCondemnedNumber(pack: number): boolean {
+    return this.condemnedFlags[pack] === 1;
+  }
+
+  // ---- rows (prune walks the index by row number, with one bit per row) ------------------------
+
+  /** Row number of the blob in its type's table (preferring a copy outside condemned packs), or -1. Stable until blobs are added. */
+  findRow(type: BlobType, id: Uint8Array): number {
+    return this.tables[type].find(id, this.condemnedAt.size > 0 ? this.condemnedFlags : undefined);
+  }
+
+  rowCount(type: BlobType): number {
+    return this.tables[type].size;
+  }
+
+  /** Pack number (see packId()) of a row. */
+  rowPack(type: BlobType, row: number): number {
+    return this.tables[type].field(row, PACK);
+  }
+
+  /** Stored length (bytes of the envelope in its pack) of a row. */
+  rowLength(type: BlobType, row: number): number {
+    return this.tables[type].field(row, LENGTH);
+  }
+
+  rowEntry(type: BlobType, row: number): IndexEntry {
+    const table = this.tables[type];
+    return { type, id: table.id(row), packId: this.packIds[table.field(row, PACK)]!, offset: table.field(row, OFFSET), length: table.field(row, LENGTH), rawLength: table.field(row, RAW_LENGTH) };
+  }
+
+  packId(packNumber: number): Buffer {
+    return this.packIds[packNumber]!;
   }
 
   /**
@@ -290,9 +370,7 @@ export class MasterIndex {
   *entries(type?: BlobType): Generator<IndexEntry> {
     for (const t of type ? [type] : (['data', 'tree'] as const)) {
       const table = this.tables[t];
-      for (let i = 0; i < table.size; i++) {
-        yield { type: t, id: table.id(i), packId: this.packIds[table.field(i, PACK)]!, offset: table.field(i, OFFSET), length: table.field(i, LENGTH), rawLength: table.field(i, RAW_LENGTH) };
-      }
+      for (let i = 0; i < table.size; i++) yield this.rowEntry(t, i);
     }
   }
 

@@ -6,16 +6,17 @@
  * cannot look a blob up before the index is there. Order of work (docs/FORMAT.md, invariants):
  * writes go packs → index → snapshot; reads go snapshots → index.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type Backend, type FileInfo, type FileType, NotFoundError } from '../backends/backend.js';
 import { AuthenticationError, type BlobType, type FileKind, MasterKeys, sha256, constantTimeEqual } from './crypto.js';
 import { PayloadCodec } from './compression.js';
 import { type RepoConfig, decodeConfig, encodeConfig, newConfig } from './config.js';
 import { openBlob, openFile, sealFile } from './envelope.js';
 import { type BlobSealer, InlineSealer, createSealer } from './blob-sealer.js';
-import { FormatError, RepositoryExistsError, RepositoryNotFoundError, WrongPasswordError } from './errors.js';
+import { FormatError, LockConflictError, RepositoryExistsError, RepositoryNotFoundError, WrongPasswordError } from './errors.js';
 import { type IndexFile, type IndexedPack, decodeIndexFile, encodeIndexFile } from './index-file.js';
 import { type KeyFile, type ScryptParams, type Secret, createKeyFile, decodeKeyFile, unsealKeyFile } from './keyfile.js';
-import { type LockRecord, REFRESH_MS, assertCompatible, newLockRecord } from './lock.js';
+import { type LockKind, type LockOptions, type LockRecord, REFRESH_MS, assertCompatible, lockRetryPause, lockSettleMs, newLockRecord } from './lock.js';
 import { MasterIndex } from './master-index.js';
 import { PackBuilder, type PackedBlob, HEADER_READ_GUESS, parsePackTail } from './pack.js';
 
@@ -190,14 +191,36 @@ export class Repository {
     return out;
   }
 
-  /** Takes a lock and keeps it fresh until `release()`. */
-  async lock(exclusive: boolean): Promise<RepositoryLock> {
-    assertCompatible(exclusive, await this.listLocks(), this.location);
-    const held = new RepositoryLock(this, exclusive, await this.saveJson('lock', newLockRecord(exclusive)));
-    // Re-check after writing: two exclusive lockers that raced both see each other and both back off.
+  /**
+   * Takes a lock of `kind` and keeps it fresh until `release()`: list, write ours, wait the
+   * settle time, list again; on a conflict ours goes and, within `retryMs`, the whole dance is
+   * tried again after a pause (docs/FORMAT.md §8).
+   */
+  async lock(kind: LockKind, options: LockOptions = {}): Promise<RepositoryLock> {
+    const retryMs = options.retryMs ?? 0;
+    const settleMs = options.settleMs ?? lockSettleMs(this.location);
+    const deadline = Date.now() + retryMs;
+    const started = new Date().toISOString();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.tryLock(kind, settleMs, started);
+      } catch (error) {
+        const remaining = deadline - Date.now();
+        if (!(error instanceof LockConflictError) || remaining <= 0) throw error;
+        await lockRetryPause(attempt, remaining);
+      }
+    }
+  }
+
+  private async tryLock(kind: LockKind, settleMs: number, started: string): Promise<RepositoryLock> {
+    assertCompatible(kind, await this.listLocks(), this.location);
+    const held = new RepositoryLock(this, kind, started, await this.saveJson('lock', newLockRecord(kind, started)));
+    // Re-check after writing (and letting slow listings catch up): of two conflicting lockers
+    // that raced, the later writer always sees the earlier one; both may back off, never both win.
+    if (settleMs > 0) await sleep(settleMs);
     const others = (await this.listLocks()).filter((l) => l.id !== held.id);
     try {
-      assertCompatible(exclusive, others, this.location);
+      assertCompatible(kind, others, this.location);
     } catch (error) {
       await held.release();
       throw error;
@@ -207,17 +230,46 @@ export class Repository {
 
   // ---- index ---------------------------------------------------------------------------------
 
-  /** Loads every index file (after the caller listed snapshots, per the read order). */
+  /**
+   * Loads the index (after the caller listed snapshots, per the read order): every index file
+   * but those another one supersedes (docs/FORMAT.md §5). Packs condemned by prune are loaded
+   * too but marked, unless some index file lists them as live (a newer index revives them).
+   */
   async loadIndex(): Promise<IndexedRepository> {
-    const index = new MasterIndex();
-    index.beginBulkLoad();
     const names = (await this.backend.list('index')).map((f) => f.name);
+    let view = await this.readIndexFiles(names, new Set());
+    // Superseded files exist only briefly (prune and repair remove them right after writing
+    // their successor) or after those were killed: read again without them only then.
+    if (names.some((name) => view.superseded.has(name))) view = await this.readIndexFiles(names, view.superseded);
+    return new IndexedRepository(this, view.index, view.loaded, names.filter((name) => view.superseded.has(name)));
+  }
+
+  private async readIndexFiles(names: string[], skip: ReadonlySet<string>): Promise<{ index: MasterIndex; loaded: string[]; superseded: Set<string> }> {
+    const index = new MasterIndex();
+    const superseded = new Set<string>();
+    const live = new Set<string>();
+    const condemned = new Map<string, { packId: Buffer; since: number }>();
+    const loaded: string[] = [];
+    index.beginBulkLoad();
     for (const name of names) {
+      if (skip.has(name)) continue;
       const file = decodeIndexFile(await this.loadFile('index', name), `index/${name}`);
-      for (const pack of file.packs) index.addPack(pack.packId, pack.blobs);
+      loaded.push(name);
+      for (const id of file.supersedes) superseded.add(id.toString('hex'));
+      for (const pack of file.packs) {
+        index.addPack(pack.packId, pack.blobs);
+        live.add(pack.packId.toString('hex'));
+      }
+      for (const pack of file.condemned ?? []) {
+        index.addPack(pack.packId, pack.blobs);
+        const key = pack.packId.toString('hex');
+        // Two records (a prune killed before removing the file it superseded): the later time is the cautious one.
+        condemned.set(key, { packId: pack.packId, since: Math.max(pack.since, condemned.get(key)?.since ?? 0) });
+      }
     }
     index.endBulkLoad();
-    return new IndexedRepository(this, index, names);
+    for (const [key, { packId, since }] of condemned) if (!live.has(key)) index.condemn(packId, since);
+    return { index, loaded, superseded };
   }
 }
 
@@ -225,7 +277,13 @@ export class RepositoryLock {
   private readonly timer: NodeJS.Timeout;
   private refreshing: Promise<void> = Promise.resolve();
 
-  constructor(private readonly repo: Repository, private readonly exclusive: boolean, public id: string) {
+  constructor(
+    private readonly repo: Repository,
+    readonly kind: LockKind,
+    /** When the first lock of this holder was written (kept across refreshes). */
+    readonly started: string,
+    public id: string,
+  ) {
     this.timer = setInterval(() => {
       this.refreshing = this.refresh();
     }, REFRESH_MS);
@@ -236,7 +294,7 @@ export class RepositoryLock {
   private async refresh(): Promise<void> {
     try {
       const old = this.id;
-      this.id = await this.repo.saveJson('lock', newLockRecord(this.exclusive));
+      this.id = await this.repo.saveJson('lock', newLockRecord(this.kind, this.started));
       await this.repo.removeFile('lock', old);
     } catch {
       // Nothing to do now: the lock only goes stale after STALE_MS, several refreshes away.
@@ -292,6 +350,8 @@ export class IndexedRepository {
     readonly index: MasterIndex,
     /** Index files loaded. */
     readonly indexFiles: string[],
+    /** Index files that exist but were skipped because a loaded one supersedes them. */
+    readonly supersededFiles: string[] = [],
   ) {
     const fromEnv = Number(process.env['BH_CHECKPOINT_SECONDS']);
     this.checkpointMs = (Number.isFinite(fromEnv) && fromEnv > 0 ? fromEnv : CHECKPOINT_SECONDS) * 1000;
@@ -301,13 +361,26 @@ export class IndexedRepository {
     return this.repo.keys;
   }
 
+  /**
+   * The index files a rewrite of this view replaces: those loaded and those they supersede
+   * (left by a rewrite killed before removing them). Leaving the latter behind would bring
+   * them back into force once their superseder is removed.
+   */
+  get replacedIndexFiles(): string[] {
+    return [...this.indexFiles, ...this.supersededFiles];
+  }
+
   /** Bytes of sealed blobs this instance added to the repository (after dedup, compression, encryption). */
   get bytesAdded(): number {
     return this.added;
   }
 
+  /**
+   * Whether saving the blob may be skipped: a copy is indexed outside condemned packs, or is on
+   * its way. Never a copy in a condemned pack: a later prune may delete that pack (§5).
+   */
   hasBlob(type: BlobType, id: Uint8Array): boolean {
-    return this.index.has(type, id) || this.unindexed.has(pendingKey(type, id));
+    return this.index.hasLive(type, id) || this.unindexed.has(pendingKey(type, id));
   }
 
   /** A blob's plaintext, authenticated and re-hashed against its id. */

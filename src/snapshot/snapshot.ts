@@ -45,6 +45,8 @@ export interface SnapshotRecord {
   summary?: SnapshotSummary;
   /** Set by `bh copy`: the id of the snapshot this one copies (the first one, if that was a copy too). */
   original?: string;
+  /** Set by `bh repair snapshots`: the id of the snapshot this one replaced. */
+  repaired_from?: string;
 }
 
 export interface Snapshot {

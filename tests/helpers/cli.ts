@@ -32,16 +32,57 @@ export function startBh(args: string[], options: RunOptions = {}): ChildProcess 
 }
 
 export function bh(args: string[], options: RunOptions = {}): Promise<RunResult> {
+  return startRunning(args, options).done;
+}
+
+/** A bh started in the background, whose output can be watched while it runs. */
+export interface Running {
+  child: ChildProcess;
+  /** Resolves once the process is gone. */
+  done: Promise<RunResult>;
+  stdout(): string;
+  stderr(): string;
+}
+
+export function startRunning(args: string[], options: RunOptions = {}): Running {
   const child = startBh(args, options);
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stdin!.end(options.input ?? '');
-  return new Promise((resolve, reject) => {
+  const done = new Promise<RunResult>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
+  return { child, done, stdout: () => stdout, stderr: () => stderr };
+}
+
+export function describeRun(what: string, r: RunResult): string {
+  return `${what}: exit ${r.code} signal ${r.signal}\n--- stdout\n${r.stdout.slice(-3000)}\n--- stderr\n${r.stderr.slice(-3000)}`;
+}
+
+/**
+ * Polls until `condition` holds, then freezes bh (SIGSTOP) so that it cannot run to its end
+ * before the test acts, however fast it is or however loaded the machine; `signal()` sends a
+ * signal and lets bh go on. Fails if bh ends first or after `timeoutMs`.
+ */
+export async function waitFor(running: Running, condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  let ended = false;
+  void running.done.then(() => (ended = true));
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (ended) throw new Error(`bh ended before ${what}: ${describeRun('bh', await running.done)}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  running.child.kill('SIGSTOP');
+}
+
+/** Sends `name` to a bh frozen by waitFor (SIGCONT alone just lets it go on), then lets it run. */
+export function signal(running: Running, name: NodeJS.Signals): void {
+  if (name !== 'SIGCONT') running.child.kill(name);
+  running.child.kill('SIGCONT');
 }
 
 /** A repository location plus the env that opens it. */
