@@ -5,11 +5,11 @@
  * the credentials never show; and an S3 endpoint nobody listens on fails alone (exit 3).
  */
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobPaths } from '../src/jobs/state.js';
 import { type RunResult, bh, hashTree, makeTempDir, removeDir } from './helpers/cli.js';
+import { unusedPort } from './helpers/ports.js';
 import { type S3TestServer, startS3Server } from './helpers/s3-server.js';
 
 type Json = Record<string, unknown>;
@@ -81,13 +81,7 @@ describe('bh run with an [S3] destination', () => {
   });
 
   it('an S3 endpoint nobody listens on fails alone: the local destination gets its snapshot, exit 3', async () => {
-    const closedPort = await new Promise<number>((resolve) => {
-      const probe = createServer();
-      probe.listen(0, '127.0.0.1', () => {
-        const address = probe.address();
-        probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-      });
-    });
+    const closedPort = await unusedPort();
     const config = writeJob('s3down', `http://127.0.0.1:${closedPort}`, 'down');
     const stateDir = join(tmp, 'state-down');
     const r = await bh(['run', '--config', config, '--state-dir', stateDir], { env: jobEnv });

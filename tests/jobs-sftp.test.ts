@@ -5,11 +5,11 @@
  * back from the server's disk; a second server on a port nobody listens on fails alone (exit 3).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobPaths } from '../src/jobs/state.js';
 import { type RunResult, bh, hashTree, makeTempDir, removeDir } from './helpers/cli.js';
+import { unusedPort } from './helpers/ports.js';
 import { type Sshd, startSshd } from './helpers/sshd.js';
 
 type Json = Record<string, unknown>;
@@ -32,16 +32,6 @@ function detail(r: RunResult): string {
   return `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 }
 
-async function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
 describe('bh run with [SSH] destinations', () => {
   it('copies the backup to the SFTP server; an unreachable second server fails alone (exit 3)', async () => {
     const source = join(tmp, 'source');
@@ -49,7 +39,7 @@ describe('bh run with [SSH] destinations', () => {
     writeFileSync(join(source, 'etc/app.conf'), 'key = value\n');
     writeFileSync(join(source, 'data.bin'), Buffer.alloc(150_000, 9));
     const remoteDir = join(sshd.dir, 'repos-job');
-    const down = await closedPort();
+    const down = await unusedPort();
     const config = join(tmp, 'sftp.ini');
     writeFileSync(
       config,
