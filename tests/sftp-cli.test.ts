@@ -58,6 +58,9 @@ afterAll(async () => {
   if (work) await removeDir(work);
 });
 
+/** The server stays down while bh runs: every retry is bound to fail, so keep them few and quick. */
+const SHORT_RETRIES = { BH_RETRY_ATTEMPTS: '2', BH_RETRY_DELAY_MS: '50' };
+
 describe('bh on an SFTP repository', () => {
   it('init, backup, snapshots, restore, check --read-data; the files are on the server under the repository path', async () => {
     const src = join(work, 'tree');
@@ -131,7 +134,7 @@ describe('sshd killed mid-operation', () => {
   });
 
   it('during a backup: bh fails naming sftp and the operation; after a restart check passes and a rerun succeeds', async () => {
-    const running = startRunning(['backup', '--json', src, '--ssh-key', sshd.userKey, '--known-hosts', sshd.knownHosts], { env: repo.env });
+    const running = startRunning(['backup', '--json', src, '--ssh-key', sshd.userKey, '--known-hosts', sshd.knownHosts], { env: { ...repo.env, ...SHORT_RETRIES } });
     await waitFor(running, () => packsIn(repoPath).length >= 1, 'the first pack on the server');
     sshd.kill();
     signal(running, 'SIGCONT');
@@ -153,7 +156,7 @@ describe('sshd killed mid-operation', () => {
 
   it('during a restore: bh fails naming sftp; after a restart the restore works', async () => {
     const target = join(work, 'killed-restore');
-    const running = startRunning(['restore', snapshotId, '--target', target, '--ssh-key', sshd.userKey, '--known-hosts', sshd.knownHosts], { env: repo.env });
+    const running = startRunning(['restore', snapshotId, '--target', target, '--ssh-key', sshd.userKey, '--known-hosts', sshd.knownHosts], { env: { ...repo.env, ...SHORT_RETRIES } });
     const anyFile = (): boolean => {
       try {
         return readdirSync(join(target, src)).length > 0;

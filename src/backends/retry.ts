@@ -44,7 +44,10 @@ export class BackendOperationError extends Error {
     readonly attempts: number,
   ) {
     const detail = cause instanceof Error ? cause.message : String(cause);
-    super(`${location}: ${operation}${target ? ' ' + target : ''}: ${detail}${attempts > 1 ? ` (gave up after ${attempts} attempts)` : ''}`, { cause });
+    // Backends that already name their location (and the operation) in their errors keep that
+    // message; only a bare cause (an errno, an SDK error) is given the location here.
+    const prefix = detail.startsWith(location) ? '' : `${location}: ${operation}${target ? ' ' + target : ''}: `;
+    super(`${prefix}${detail}${attempts > 1 ? ` (gave up after ${attempts} attempts)` : ''}`, { cause });
     this.name = 'BackendOperationError';
   }
 }
