@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { BackupCommand } from './commands/backup.js';
 import { CatCommand } from './commands/cat.js';
 import { CheckCommand } from './commands/check.js';
+import { ConfigCheckCommand, ConfigExampleCommand, ConfigInitKeyCommand } from './commands/config.js';
 import { CopyCommand } from './commands/copy.js';
 import { DiffCommand } from './commands/diff.js';
 import { FindCommand } from './commands/find.js';
@@ -16,8 +17,11 @@ import { LsCommand } from './commands/ls.js';
 import { PruneCommand } from './commands/prune.js';
 import { RepairIndexCommand, RepairSnapshotsCommand } from './commands/repair.js';
 import { RestoreCommand } from './commands/restore.js';
+import { RunCommand } from './commands/run.js';
+import { ScheduleCommand } from './commands/schedule.js';
 import { SnapshotsCommand } from './commands/snapshots.js';
 import { StatsCommand } from './commands/stats.js';
+import { StatusCommand } from './commands/status.js';
 import { UnlockCommand } from './commands/unlock.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
@@ -43,6 +47,12 @@ export const COMMANDS = [
   PruneCommand,
   RepairIndexCommand,
   RepairSnapshotsCommand,
+  RunCommand,
+  ScheduleCommand,
+  StatusCommand,
+  ConfigCheckCommand,
+  ConfigExampleCommand,
+  ConfigInitKeyCommand,
 ];
 
 /**

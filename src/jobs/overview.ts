@@ -1,0 +1,70 @@
+/**
+ * `bh status`: what the status file says about the last runs, and what each destination
+ * repository holds now (snapshot count and stored bytes, from the backend's listing), with
+ * staleness: a destination is stale when its last success is older than staleness_factor
+ * ([PREFLIGHT], default 2) times the longest gap of the schedule.
+ */
+import { FILE_TYPES } from '../backends/backend.js';
+import { openBackend } from '../backends/index.js';
+import { Repository } from '../repo/repository.js';
+import type { Job } from './config.js';
+import { loadSecret } from './runner.js';
+import { scheduleInterval } from './scheduler.js';
+import { type RunRecord, jobPaths, readStatus } from './state.js';
+
+export interface DestinationStatus {
+  location: string;
+  lastSuccess: string | null;
+  /** Milliseconds since the last success; null when there never was one. */
+  ageMs: number | null;
+  /** Null without a schedule (nothing to be late against). */
+  stale: boolean | null;
+  snapshots: number | null;
+  storedBytes: number | null;
+  error?: string | undefined;
+}
+
+export interface JobStatus {
+  config: string;
+  statusFile: string;
+  /** Longest gap between scheduled runs, ms; null without [SCHEDULE] times. */
+  intervalMs: number | null;
+  stalenessFactor: number;
+  runs: RunRecord[];
+  destinations: DestinationStatus[];
+}
+
+export async function jobStatus(job: Job, stateDir: string, now: number, lastRuns = 10): Promise<JobStatus> {
+  const paths = jobPaths(stateDir, job.file);
+  const status = readStatus(paths.status, job.file);
+  const interval = scheduleInterval(job.schedule) ?? null;
+  const secret = await loadSecret(job.secret);
+  const destinations: DestinationStatus[] = [];
+  for (const destination of job.destinations) {
+    const lastSuccess = status.lastSuccess[destination.location] ?? null;
+    const ageMs = lastSuccess === null ? null : now - Date.parse(lastSuccess);
+    const row: DestinationStatus = {
+      location: destination.location,
+      lastSuccess,
+      ageMs,
+      stale: interval === null ? null : ageMs === null || ageMs > job.preflight.stalenessFactor * interval,
+      snapshots: null,
+      storedBytes: null,
+    };
+    try {
+      const backend = await openBackend(destination.location, destination.backend);
+      try {
+        const repo = await Repository.open(backend, secret);
+        const listings = await Promise.all(FILE_TYPES.map((type) => repo.list(type)));
+        row.snapshots = listings[FILE_TYPES.indexOf('snapshots')]!.length;
+        row.storedBytes = listings.flat().reduce((sum, file) => sum + file.size, 0);
+      } finally {
+        await backend.close().catch(() => undefined);
+      }
+    } catch (error) {
+      row.error = (error as Error).message;
+    }
+    destinations.push(row);
+  }
+  return { config: job.file, statusFile: paths.status, intervalMs: interval, stalenessFactor: job.preflight.stalenessFactor, runs: status.runs.slice(-lastRuns), destinations };
+}

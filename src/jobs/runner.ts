@@ -1,0 +1,317 @@
+/**
+ * One run of a job (`bh run`, and each slot of `bh schedule`):
+ *
+ *   run lock → status "started" → pre-hook → pre-flight → backup to every destination (each
+ *   followed by [RETENTION]) → post-hook → heartbeat (only on full success) → status with the
+ *   outcome → notifiers.
+ *
+ * A destination that fails is recorded and the others still run. The run never spawns bh: it
+ * calls the archiver (runBackup) for the first destination and the copier (copySnapshots) for
+ * the others, initialising a repository on first use.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { dirname } from 'node:path';
+import { openBackend } from '../backends/index.js';
+import type { Backend } from '../backends/backend.js';
+import { RepositoryNotFoundError } from '../repo/errors.js';
+import { parseRawKey, type Secret } from '../repo/keyfile.js';
+import { Repository } from '../repo/repository.js';
+import { AbortedError } from '../snapshot/archiver.js';
+import { runBackup } from '../snapshot/backup.js';
+import { copySnapshots } from '../snapshot/copy.js';
+import { compilePatterns } from '../snapshot/exclude.js';
+import { planForget } from '../snapshot/forget.js';
+import { DEFAULT_DELETE_AFTER_MS, DEFAULT_MAX_UNUSED, executePrune, planPrune } from '../snapshot/prune.js';
+import { loadSnapshots } from '../snapshot/snapshot.js';
+import type { Destination, Job, JobSecret, Retention } from './config.js';
+import { sendHeartbeat } from './heartbeat.js';
+import { describeHookFailure, hookSucceeded, runHook } from './hooks.js';
+import type { Notifier } from './notify.js';
+import { type DestinationOutcome, type RunRecord, acquireRunLock, jobPaths, recordRun } from './state.js';
+
+/** Every bh run snapshot carries this tag, so `bh snapshots --tag bh-run` tells job runs from manual backups. */
+export const RUN_TAG = 'bh-run';
+
+export interface RunEvents {
+  /** A line of progress for people ("backing up into /srv/a"). */
+  step(message: string): void;
+  /** Something that went wrong but did not stop the run. */
+  warn(message: string): void;
+}
+
+export interface RunOptions {
+  job: Job;
+  stateDir: string;
+  dryRun: boolean;
+  /** The environment hooks inherit. */
+  env: Readonly<Record<string, string | undefined>>;
+  signal?: AbortSignal | undefined;
+  notifiers: readonly Notifier[];
+  events: RunEvents;
+}
+
+/** Thrown inside a run to stop it before any backup (pre-hook or pre-flight): the run is "aborted". */
+class PreflightFailure extends Error {}
+
+export async function runJob(options: RunOptions): Promise<RunRecord> {
+  const { job, dryRun, events } = options;
+  const paths = jobPaths(options.stateDir, job.file);
+  // A dry run changes nothing, the state directory included.
+  const lock = dryRun ? undefined : await acquireRunLock(paths.lock);
+  const run: RunRecord = { id: randomBytes(8).toString('hex'), state: 'started', dryRun, started: new Date().toISOString(), destinations: [] };
+  const save = async (): Promise<void> => {
+    if (!dryRun) await recordRun(paths.status, job.file, run);
+  };
+  try {
+    await save();
+    await stepsOfRun(options, run);
+  } catch (error) {
+    run.state = error instanceof AbortedError || options.signal?.aborted ? 'interrupted' : 'aborted';
+    run.error = error instanceof Error ? error.message : String(error);
+  } finally {
+    run.finished = new Date().toISOString();
+    try {
+      await save();
+    } finally {
+      await lock?.release();
+    }
+  }
+  for (const notifier of options.notifiers) {
+    await notifier.notify(run).catch((error: Error) => events.warn(`notification through ${notifier.name} failed: ${error.message}`));
+  }
+  return run;
+}
+
+async function stepsOfRun(options: RunOptions, run: RunRecord): Promise<void> {
+  const { job, dryRun, events } = options;
+  const hookOptions = { timeoutSeconds: job.hooks.timeoutSeconds, cwd: dirname(job.file), signal: options.signal };
+  const baseEnv: Record<string, string | undefined> = { ...options.env, BH_CONFIG_FILE: job.file, BH_RUN_ID: run.id };
+  for (const name of job.secretVariables) delete baseEnv[name];
+
+  if (job.hooks.pre !== undefined) {
+    if (dryRun) events.step(`dry run: would run the pre-backup hook: ${job.hooks.pre}`);
+    else {
+      events.step(`running the pre-backup hook: ${job.hooks.pre}`);
+      run.preHook = await runHook(job.hooks.pre, { ...hookOptions, env: baseEnv });
+      if (!hookSucceeded(run.preHook)) throw new PreflightFailure(`${describeHookFailure('the pre-backup', run.preHook)}: backup not started`);
+    }
+  }
+  checkPreflight(job);
+  const secret = await loadSecret(job.secret);
+
+  run.destinations = await fanOut(job.destinations, secret, options);
+  if (options.signal?.aborted) throw new AbortedError();
+
+  const failed = run.destinations.filter((d) => !d.ok);
+  run.state = failed.length === 0 ? 'success' : failed.length === run.destinations.length ? 'failure' : 'partial';
+
+  if (job.hooks.post !== undefined) {
+    if (dryRun) events.step(`dry run: would run the post-backup hook: ${job.hooks.post}`);
+    else {
+      events.step(`running the post-backup hook: ${job.hooks.post}`);
+      run.postHook = await runHook(job.hooks.post, { ...hookOptions, env: { ...baseEnv, ...resultEnv(run) } });
+      if (!hookSucceeded(run.postHook)) {
+        events.warn(describeHookFailure('the post-backup', run.postHook));
+        if (run.state === 'success') run.state = 'partial';
+      }
+    }
+  }
+
+  if (job.heartbeat && run.state === 'success' && !dryRun) {
+    run.heartbeat = await sendHeartbeat(job.heartbeat.url, job.heartbeat.timeoutSeconds);
+    if (!run.heartbeat.ok) events.warn(`heartbeat ping failed: ${run.heartbeat.error ?? `HTTP ${run.heartbeat.status}`}`);
+  }
+}
+
+/** What the post-backup hook learns about the run, in its environment. */
+function resultEnv(run: RunRecord): Record<string, string> {
+  return {
+    BH_RUN_STATUS: run.state,
+    BH_DESTINATIONS_OK: run.destinations.filter((d) => d.ok).map((d) => d.location).join('\n'),
+    BH_DESTINATIONS_FAILED: run.destinations.filter((d) => !d.ok).map((d) => d.location).join('\n'),
+    BH_SNAPSHOT_IDS: run.destinations.flatMap((d) => (d.snapshotId ? [d.snapshotId] : [])).join(' '),
+  };
+}
+
+function checkPreflight(job: Job): void {
+  if (!existsSync(job.source)) throw new PreflightFailure(`the source directory ${job.source} does not exist`);
+  const mount = job.preflight.expectedMount;
+  if (mount !== undefined && !isMountPoint(mount)) throw new PreflightFailure(`${mount} is not a mounted file system ([PREFLIGHT] expected_mount): mount it, then run again`);
+}
+
+/** A directory is a mount point when it sits on another device than its parent (or is the root). */
+function isMountPoint(path: string): boolean {
+  try {
+    const here = statSync(path);
+    const parent = statSync(dirname(path));
+    return here.isDirectory() && (here.dev !== parent.dev || here.ino === parent.ino);
+  } catch {
+    return false;
+  }
+}
+
+export async function loadSecret(secret: JobSecret): Promise<Secret> {
+  if (secret.kind === 'passphrase') return { kind: 'password', password: Buffer.from(secret.passphrase) };
+  try {
+    return parseRawKey(await readFile(secret.path), secret.path);
+  } catch (error) {
+    throw new PreflightFailure(`cannot use the key file: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * How the source reaches every destination: one backup, into the first destination that takes
+ * it (the primary), then `bh copy` of that snapshot into each later destination, while the
+ * primary stays open and locked. A destination that fails is recorded and the next one still
+ * runs; when the primary fails, the next destination becomes the primary and gets the backup.
+ * A repository that a copy creates shares the primary's chunking keys, so copies to it move
+ * chunks and trees as they are, without re-hashing.
+ */
+async function fanOut(destinations: readonly Destination[], secret: Secret, options: RunOptions): Promise<DestinationOutcome[]> {
+  const outcomes = new Map<string, DestinationOutcome>();
+  const waiting = [...destinations];
+  while (waiting.length > 0) {
+    const destination = waiting.shift()!;
+    const outcome = await inRepository(destination, secret, options, undefined, async (primary, primaryOutcome) => {
+      await backupStep(primary, primaryOutcome, options);
+      if (primaryOutcome.snapshotId === undefined && !options.dryRun) return;
+      for (const other of waiting.splice(0)) {
+        outcomes.set(other.location, await inRepository(other, secret, options, primary, (target, copyOutcome) => copyStep(primary, primaryOutcome, target, copyOutcome, options)));
+      }
+    });
+    outcomes.set(destination.location, outcome);
+  }
+  return destinations.map((d) => outcomes.get(d.location)!);
+}
+
+/**
+ * Opens (or, on first use, creates) the repository of `destination`, holds a shared lock on it
+ * while `work` runs, then applies [RETENTION] if the work succeeded. Every error ends up in the
+ * outcome (an interruption too), never in the caller.
+ */
+async function inRepository(
+  destination: Destination,
+  secret: Secret,
+  options: RunOptions,
+  chunkingFrom: Repository | undefined,
+  work: (repo: Repository, outcome: DestinationOutcome) => Promise<void>,
+): Promise<DestinationOutcome> {
+  const { job, dryRun, events } = options;
+  const outcome: DestinationOutcome = { location: destination.location, ok: false };
+  if (options.signal?.aborted) return { ...outcome, error: 'interrupted before it started' };
+  let backend: Backend | undefined;
+  try {
+    backend = await openBackend(destination.location, destination.backend);
+    let repo: Repository;
+    try {
+      repo = await Repository.open(backend, secret);
+    } catch (error) {
+      if (!(error instanceof RepositoryNotFoundError)) throw error;
+      if (dryRun) {
+        events.step(`dry run: ${destination.location} has no repository yet; the run would create one and ${chunkingFrom ? 'copy the new snapshot into it' : 'back up every file'}`);
+        return { ...outcome, ok: true };
+      }
+      // A missing parent is an unmounted disk far more often than a new one: never create it.
+      if (destination.kind === 'local' && !existsSync(dirname(destination.location))) throw new Error(`${dirname(destination.location)} does not exist (is the disk mounted?); bh creates only the repository folder itself`);
+      repo = await Repository.init(backend, secret, { chunkingFrom });
+      outcome.initialized = true;
+      events.step(`created a new repository at ${destination.location}`);
+    }
+    const repoLock = dryRun ? undefined : await repo.lock('shared');
+    try {
+      await work(repo, outcome);
+    } finally {
+      await repoLock?.release();
+    }
+    // Only after a complete snapshot: older ones never make way for a failed or partial one.
+    if (outcome.ok && job.retention) await applyRetention(repo, job.retention, outcome, options);
+  } catch (error) {
+    outcome.ok = false;
+    outcome.error = error instanceof AbortedError ? 'interrupted' : error instanceof Error ? error.message : String(error);
+    if (!(error instanceof AbortedError)) events.warn(`${destination.location}: ${outcome.error}`);
+  } finally {
+    await backend?.close().catch(() => undefined);
+  }
+  return outcome;
+}
+
+async function backupStep(repo: Repository, outcome: DestinationOutcome, options: RunOptions): Promise<void> {
+  const { job, dryRun, events } = options;
+  events.step(`${dryRun ? 'dry run: ' : ''}backing up ${job.source} into ${repo.location} (${job.mode})`);
+  const result = await runBackup(repo, {
+    paths: [job.source],
+    mode: job.mode,
+    exclude: compilePatterns(job.excludes),
+    excludePatterns: job.excludes,
+    tags: [RUN_TAG],
+    dryRun,
+    signal: options.signal,
+    onDamagedSnapshot: (id, error) => events.warn(`${repo.location}: snapshots/${id} cannot be read and is left out: ${error.message}`),
+    onError: (e) => events.warn(`${repo.location}: cannot read ${e.path}: ${e.message}`),
+  });
+  outcome.snapshotId = result.snapshotId;
+  outcome.bytesAdded = result.counters.bytes_added;
+  outcome.unreadable = result.errors.length;
+  outcome.ok = result.errors.length === 0;
+  if (!outcome.ok) outcome.error = `${result.errors.length} entries could not be read and are missing from the snapshot`;
+}
+
+/** Copies the primary's new snapshot into `target`; the copy is as complete as the backup was. */
+async function copyStep(primary: Repository, primaryOutcome: DestinationOutcome, target: Repository, outcome: DestinationOutcome, options: RunOptions): Promise<void> {
+  const { dryRun, events } = options;
+  if (dryRun) {
+    events.step(`dry run: would copy the new snapshot from ${primary.location} into ${target.location}`);
+    outcome.ok = true;
+    return;
+  }
+  events.step(`copying snapshot ${primaryOutcome.snapshotId!.slice(0, 8)} from ${primary.location} into ${target.location}`);
+  const result = await copySnapshots(primary, target, {
+    refs: [primaryOutcome.snapshotId!],
+    filter: {},
+    signal: options.signal,
+    onDamagedSnapshot: (id, error) => events.warn(`${target.location}: snapshots/${id} cannot be read and is left out: ${error.message}`),
+  });
+  outcome.snapshotId = result.copied[0]?.copy ?? result.skipped[0]?.existing;
+  outcome.copiedFrom = primary.location;
+  outcome.bytesAdded = result.bytesAdded;
+  outcome.unreadable = primaryOutcome.unreadable;
+  outcome.ok = outcome.snapshotId !== undefined && primaryOutcome.unreadable === 0;
+  if (!outcome.ok) outcome.error = primaryOutcome.error ?? 'the copy made no snapshot';
+}
+
+/**
+ * [RETENTION] on one repository, under a prune lock (backups of other hosts go on): forget this
+ * job's own snapshots (tag bh-run, this host, this source path) beyond max_count / max_age_days,
+ * by the forget policy engine, which keeps the newest snapshot whatever its age; then, when
+ * something was forgotten and [RETENTION] prune is on, prune with its defaults (two-phase: packs
+ * it condemns are deleted by a later run, after the safety margin). Snapshots of other hosts,
+ * other paths and manual backups are never touched. A failure here fails the destination.
+ */
+async function applyRetention(repo: Repository, retention: Retention, outcome: DestinationOutcome, options: RunOptions): Promise<void> {
+  const { job, dryRun, events } = options;
+  const host = hostname();
+  const lock = dryRun ? undefined : await repo.lock(retention.prune ? 'prune' : 'shared');
+  try {
+    const all = await loadSnapshots(repo, (id, error) => events.warn(`${repo.location}: snapshots/${id} cannot be read and is left out of retention: ${error.message}`));
+    const own = all.filter((s) => s.record.host === host && s.record.tags.includes(RUN_TAG) && s.record.paths.length === 1 && s.record.paths[0] === job.source);
+    const groups = planForget(own, { maxAgeDays: retention.maxAgeDays, maxCount: retention.maxCount }, { groupBy: ['host', 'paths'], now: new Date() });
+    outcome.forgotten = groups.flatMap((g) => g.remove.map((d) => d.snapshot.id));
+    if (outcome.forgotten.length === 0) return;
+    events.step(`${dryRun ? 'dry run: would forget' : 'forgetting'} ${outcome.forgotten.length} old snapshot(s) in ${repo.location} ([RETENTION])`);
+    if (dryRun) return;
+    for (const id of outcome.forgotten) await repo.removeFile('snapshot', id);
+    if (!retention.prune) return;
+    events.step(`pruning ${repo.location}`);
+    const plan = await planPrune(repo, { maxUnused: DEFAULT_MAX_UNUSED, maxRepackBytes: Infinity, deleteAfterMs: DEFAULT_DELETE_AFTER_MS, ownLock: lock, onWarning: (message) => events.warn(`${repo.location}: ${message}`) });
+    const summary = await executePrune(plan);
+    outcome.prune = { packsDeleted: summary.delete.length, packsCondemned: summary.condemn.length + summary.unindexed.length, bytesDeleted: summary.bytes_deleted };
+  } catch (error) {
+    outcome.ok = false;
+    throw new Error(`retention failed after the backup (the new snapshot is stored): ${(error as Error).message}`);
+  } finally {
+    await lock?.release();
+  }
+}
