@@ -81,8 +81,8 @@ export abstract class RepositoryCommand extends BhCommand {
   repo = Option.String('-r,--repo', { description: 'Repository location (or BH_REPO)' });
   passwordFile = Option.String('--password-file', { description: 'Read the password from this file (or BH_PASSWORD_FILE; BH_PASSWORD holds it directly)' });
   keyFile = Option.String('--key-file', { description: 'Use a 32-byte raw key file instead of a password' });
-  sshKey = Option.String('--ssh-key', { description: 'SFTP: private key file (else ssh-agent, else BH_SSH_PASSWORD)' });
-  knownHosts = Option.String('--known-hosts', { description: 'SFTP: known_hosts file (default ~/.ssh/known_hosts)' });
+  sshKey = Option.String('--ssh-key', { description: 'SFTP: private key file (or BH_SSH_KEY; else ssh-agent, else BH_SSH_PASSWORD)' });
+  knownHosts = Option.String('--known-hosts', { description: 'SFTP: known_hosts file (or BH_SSH_KNOWN_HOSTS; default ~/.ssh/known_hosts)' });
   sshAcceptNew = Option.Boolean('--ssh-accept-new', false, { description: 'SFTP: trust and record an unknown host key (a changed key is still refused)' });
   s3Endpoint = Option.String('--s3-endpoint', { description: 'S3: endpoint URL of an S3-compatible server (or BH_S3_ENDPOINT)' });
   s3Region = Option.String('--s3-region', { description: 'S3: region (or BH_S3_REGION)' });
@@ -128,8 +128,8 @@ export abstract class RepositoryCommand extends BhCommand {
   protected backendOptions(): BackendOptions {
     return {
       env: this.context.env,
-      sshKey: this.sshKey,
-      knownHosts: this.knownHosts,
+      sshKey: this.sshKey ?? this.context.env['BH_SSH_KEY'],
+      knownHosts: this.knownHosts ?? this.context.env['BH_SSH_KNOWN_HOSTS'],
       sshAcceptNew: this.sshAcceptNew,
       s3Endpoint: this.s3Endpoint,
       s3Region: this.s3Region,
