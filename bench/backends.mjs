@@ -9,7 +9,7 @@
  *   node bench/backends.mjs --only raw                   # raw pack transfers only
  *
  * Backends: local (a folder in /tmp) and sftp (a throwaway OpenSSH sshd on 127.0.0.1, started
- * from tests/helpers/sshd.ts). S3 goes in BACKENDS below once its backend and test server exist.
+ * from tests/helpers/sshd.ts). S3 has its own script, bench/backends-s3.mjs (s3rver on loopback).
  * Writes bench/results/backends-<time>.json and prints a table (MiB/s, median of the repetitions).
  */
 import { spawnSync } from 'node:child_process';
@@ -35,13 +35,20 @@ function log(msg) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** Loads the sshd test harness (TypeScript, node built-ins only) by transpiling it next to the work dir. */
+/**
+ * Loads the sshd test harness (TypeScript, node built-ins only) by transpiling it, and the
+ * helper it imports, next to the work dir.
+ */
 async function loadSshdHarness() {
-  const source = readFileSync(join(ROOT, 'tests/helpers/sshd.ts'), 'utf8');
-  const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
-  const file = join(WORK, 'sshd.mjs');
-  writeFileSync(file, outputText);
-  return import(pathToFileURL(file).href);
+  const dir = join(WORK, 'helpers');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'package.json'), '{"type":"module"}\n');
+  for (const name of ['sshd', 'ports']) {
+    const source = readFileSync(join(ROOT, `tests/helpers/${name}.ts`), 'utf8');
+    const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
+    writeFileSync(join(dir, `${name}.js`), outputText);
+  }
+  return import(pathToFileURL(join(dir, 'sshd.js')).href);
 }
 
 /** The data set: files of 1–8 MiB of incompressible bytes plus some compressible text, `dataMiB` in all. */
@@ -130,7 +137,6 @@ try {
   const BACKENDS = [
     { name: 'local', fresh: (rep) => ({ location: join(WORK, `local-repo-${rep}`), flags: [] }) },
     { name: 'sftp', fresh: (rep) => ({ location: sshd.url(join(sshd.dir, `sftp-repo-${rep}`)), flags: sftpFlags }) },
-    // { name: 's3', fresh: (rep) => ({ location: `s3:bench/repo-${rep}`, flags: ['--s3-endpoint', …] }) },
   ];
   const result = { when: new Date().toISOString(), data_mib: dataMiB, reps };
   if (only !== 'raw') result.cli = await cliBench(BACKENDS);

@@ -1,4 +1,7 @@
-/** A TCP port on 127.0.0.1 that nobody listens on (just released by the kernel): an unreachable server. */
+/**
+ * A TCP port on 127.0.0.1 that nobody listens on (just released by the kernel): where a test
+ * server is about to listen, or an unreachable server.
+ */
 import { createServer } from 'node:net';
 
 export function unusedPort(): Promise<number> {

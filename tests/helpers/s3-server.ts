@@ -16,10 +16,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './cli.js';
+import { unusedPort } from './ports.js';
 
 const S3RVER = join(ROOT, 'node_modules/s3rver/bin/s3rver.js');
 const UPLOADS = '._S3rver_uploads';
@@ -49,18 +49,6 @@ export interface S3TestServer {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createNetServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 async function waitForPort(port: number, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
@@ -88,7 +76,7 @@ const escapeXml = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, 
 
 export async function startS3Server(bucket = 'bh-test'): Promise<S3TestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'bh-s3rver-'));
-  const upstreamPort = await freePort();
+  const upstreamPort = await unusedPort();
   let child: ChildProcess | undefined;
 
   const startChild = async (): Promise<void> => {

@@ -14,6 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { unusedPort } from './ports.js';
 
 export interface Sshd {
   readonly port: number;
@@ -41,18 +42,6 @@ export interface Sshd {
   stop(): Promise<void>;
   /** sshd's own log (stderr), for failure messages. */
   log(): string;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function keygen(file: string): void {
@@ -94,7 +83,7 @@ export interface SshdOptions {
 export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
   const dir = await mkdtemp(join(tmpdir(), 'bh-sshd-'));
   mkdirSync('/run/sshd', { recursive: true });
-  const port = await freePort();
+  const port = await unusedPort();
   const userKey = join(dir, 'user_key');
   keygen(userKey);
   writeFileSync(join(dir, 'authorized_keys'), readFileSync(`${userKey}.pub`));
