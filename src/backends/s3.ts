@@ -330,7 +330,10 @@ export class S3Backend implements Backend {
     const ids = { Bucket: common.Bucket, Key: key, UploadId: uploadId };
     try {
       const bodies = splitIntoParts(parts, this.settings.partSize);
-      const completed = await Promise.all(
+      // Every part settles before the upload is completed or aborted: a part still uploading
+      // when the abort lands may be stored anyway (AWS says so) and trips servers that clean up
+      // the upload's folder under it.
+      const settled = await Promise.allSettled(
         bodies.map(async (body, i): Promise<CompletedPart> => {
           const PartNumber = i + 1;
           const res = await this.request(`UploadPart ${PartNumber}/${bodies.length}`, key, () =>
@@ -339,6 +342,9 @@ export class S3Backend implements Backend {
           return { PartNumber, ETag: res.ETag };
         }),
       );
+      const failed = settled.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+      if (failed) throw failed.reason;
+      const completed = settled.map((outcome) => (outcome as PromiseFulfilledResult<CompletedPart>).value);
       await this.request('CompleteMultipartUpload', key, () => this.client.send(new CompleteMultipartUploadCommand({ ...ids, MultipartUpload: { Parts: completed } })));
     } catch (error) {
       // Parts left behind cost storage; if this abort fails too, a later process's clean-up gets them.
