@@ -236,6 +236,18 @@ export class Repository {
    * too but marked, unless some index file lists them as live (a newer index revives them).
    */
   async loadIndex(): Promise<IndexedRepository> {
+    // A prune running beside us removes index files it superseded: one listed a moment ago may
+    // be gone when it is read. Its successor is already written, so list again and reread.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.loadListedIndex();
+      } catch (error) {
+        if (!(error instanceof NotFoundError) || attempt >= 5) throw error;
+      }
+    }
+  }
+
+  private async loadListedIndex(): Promise<IndexedRepository> {
     const names = (await this.backend.list('index')).map((f) => f.name);
     let view = await this.readIndexFiles(names, new Set());
     // Superseded files exist only briefly (prune and repair remove them right after writing
