@@ -17,10 +17,12 @@ import {
 
 /**
  * Fault injection: while `failWrites` is set, every FileHandle opened through node:fs/promises
- * writes part of its first chunk and then fails with ENOSPC, as a full disk would.
+ * writes part of its first chunk and then fails with ENOSPC, as a full disk would. While
+ * `shortWritev` is set, writev writes only the first half of its bytes and says so, as the
+ * kernel may; the caller must write the rest.
  * The test file itself uses node:fs (not mocked) to inspect the disk.
  */
-const fault = vi.hoisted(() => ({ failWrites: false }));
+const fault = vi.hoisted(() => ({ failWrites: false, shortWritev: false }));
 
 vi.mock('node:fs/promises', async (importOriginal) => {
   const orig = await importOriginal<typeof import('node:fs/promises')>();
@@ -32,6 +34,18 @@ vi.mock('node:fs/promises', async (importOriginal) => {
         const half = Math.max(1, Math.floor(length / 2));
         await realWrite(buf, offset, half, position);
         throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28 });
+      };
+      (fh as unknown as { writev: unknown }).writev = async (buffers: Buffer[], position: number) => {
+        const all = Buffer.concat(buffers);
+        await realWrite(all, 0, Math.max(1, Math.floor(all.length / 2)), position);
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28 });
+      };
+    }
+    if (fault.shortWritev) {
+      const realWrite = fh.write.bind(fh) as (...a: unknown[]) => Promise<{ bytesWritten: number }>;
+      (fh as unknown as { writev: unknown }).writev = async (buffers: Buffer[], position: number) => {
+        const all = Buffer.concat(buffers);
+        return realWrite(all, 0, Math.floor(all.length / 2), position);
       };
     }
     return fh;
@@ -58,6 +72,7 @@ afterAll(async () => {
 
 afterEach(() => {
   fault.failWrites = false;
+  fault.shortWritev = false;
 });
 
 /** Points `dir`/`be` at a freshly created repository in a new folder under the temp root. */
@@ -187,6 +202,18 @@ describe('LocalBackend', () => {
       // The backend still works afterwards.
       await be.write(r, content);
       expect((await be.read(r)).equals(content)).toBe(true);
+    });
+
+    it('a short writev is completed part by part: the stored file has every byte, in order', async () => {
+      // Parts of different sizes (a pack's blobs), more than one writev group of 1024.
+      const parts = Array.from({ length: 1500 }, (_, i) => Buffer.alloc(1 + (i % 97), i % 251));
+      const whole = Buffer.concat(parts);
+      const r = { type: 'data' as const, name: sha(whole) };
+      fault.shortWritev = true;
+      await be.write(r, parts);
+      fault.shortWritev = false;
+      expect(fs.readFileSync(path.join(be.location, 'data', r.name.slice(0, 2), r.name)).equals(whole)).toBe(true);
+      expect(tempFilesUnder(be.location)).toEqual([]);
     });
 
     it('a failing rename removes the written temp file', async () => {
