@@ -5,7 +5,7 @@
  * HMAC-SHA-256 under a fixed label, except in a repository that shares its source's chunking
  * keys (`init --copy-chunker-params`), whose key files seal those two keys beside the master.
  */
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
 
 export const NONCE_SIZE = 12;
 export const TAG_SIZE = 16;
@@ -111,11 +111,29 @@ export class MasterKeys {
 }
 
 /**
+ * Random nonces, drawn from the system's CSPRNG a few hundred at a time: one randomBytes call per
+ * blob cost more than encrypting a small blob. Each nonce is still used once and never reused.
+ */
+const noncePool = Buffer.allocUnsafe(NONCE_SIZE * 512);
+let noncePoolAt = noncePool.length;
+
+function freshNonce(): Buffer {
+  if (noncePoolAt === noncePool.length) {
+    randomFillSync(noncePool);
+    noncePoolAt = 0;
+  }
+  // A view into the pool: seal() copies it into the envelope before the pool can refill.
+  const nonce = noncePool.subarray(noncePoolAt, noncePoolAt + NONCE_SIZE);
+  noncePoolAt += NONCE_SIZE;
+  return nonce;
+}
+
+/**
  * AES-256-GCM: nonce(12) ‖ ciphertext ‖ tag(16). Plaintext is fed in slices of at most 64 KiB,
  * because one update() over a whole MiB is several times slower here (glibc serves each large
  * output buffer with fresh mmap pages).
  */
-export function seal(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array, nonce: Uint8Array = randomBytes(NONCE_SIZE)): Buffer {
+export function seal(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array, nonce: Uint8Array = freshNonce()): Buffer {
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   cipher.setAAD(aad);
   const out = Buffer.allocUnsafe(NONCE_SIZE + plaintext.length + TAG_SIZE);

@@ -67,7 +67,7 @@ export class AbortedError extends Error {
 /** Entries of one directory handled at once, so several files are with the workers together. */
 const ENTRY_CONCURRENCY = 8;
 /** Files with the workers at once across the whole walk (a few per worker keeps them busy). */
-const FILES_IN_FLIGHT = 64;
+const FILES_IN_FLIGHT = 128;
 const SLASH = Buffer.from('/');
 
 function newCounters(): Counters {
@@ -396,18 +396,29 @@ async function mapInOrder<T, R>(items: readonly T[], limit: number, fn: (item: T
 }
 
 class Semaphore {
-  private readonly waiting: (() => void)[] = [];
+  /** Waiters in order from `head` on: thousands may wait in a wide tree, where shift() would cost O(n) each. */
+  private waiting: (() => void)[] = [];
+  private head = 0;
 
   constructor(private free: number) {}
 
   async acquire(): Promise<() => void> {
     if (this.free > 0) this.free--;
     else await new Promise<void>((resolve) => this.waiting.push(resolve));
-    return () => {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.free++;
-    };
+    return () => this.release();
+  }
+
+  private release(): void {
+    if (this.head === this.waiting.length) {
+      this.free++;
+      return;
+    }
+    const next = this.waiting[this.head++]!;
+    if (this.head >= 1024 && this.head * 2 >= this.waiting.length) {
+      this.waiting = this.waiting.slice(this.head);
+      this.head = 0;
+    }
+    next();
   }
 }
 

@@ -1,15 +1,15 @@
 /**
  * Worker thread body for FileChunkerPool (src/snapshot/file-chunker.ts): chunks whole files
- * with chunkFile and posts each piece as soon as it is sealed, waiting for credit (bytes the
- * main thread has taken in) so that a slow repository bounds the memory a fast disk could fill.
+ * with chunkFile, waiting for credit (bytes the main thread has taken in) so that a slow
+ * repository bounds the memory a fast disk could fill. Finished pieces and files are posted in
+ * batches: when a batch is large, before waiting for credit, and when the jobs at hand are done.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { PayloadCodec } from '../repo/compression.js';
 import { MasterKeys } from '../repo/crypto.js';
 import { chunkFile } from './file-chunks.js';
-import { movable } from '../repo/blob-sealer.js';
 import { gearTable } from '../chunker/index.js';
-import type { ChunkJob, ChunkMessage, ChunkWorkerInit } from './file-chunker.js';
+import { type ChunkBatch, type ChunkJob, type ChunkMessage, type ChunkWorkerInit, ID_SIZE } from './file-chunker.js';
 
 const init = workerData as ChunkWorkerInit;
 const keys = MasterKeys.deserialize(init.keys);
@@ -18,6 +18,41 @@ const gear = gearTable(keys.chunkerSeed);
 const credit = new Int32Array(init.credit);
 const port = parentPort!;
 
+/**
+ * Messages, bytes and age past which a batch is posted at once. The age bound keeps the main
+ * thread fed while this worker works through a long list of jobs.
+ */
+const BATCH_MESSAGES = 64;
+const BATCH_BYTES = 4 * 1024 * 1024;
+const BATCH_MS = 2;
+
+let messages: ChunkMessage[] = [];
+let parts: Buffer[] = [];
+let batchBytes = 0;
+let batchStart = 0;
+
+function send(message: ChunkMessage): void {
+  if (messages.length === 0) batchStart = performance.now();
+  messages.push(message);
+  if (messages.length >= BATCH_MESSAGES || batchBytes >= BATCH_BYTES || performance.now() - batchStart >= BATCH_MS) flush();
+}
+
+/** Posts the batch; its pieces' bytes go in one buffer of their own, moved to the main thread. */
+function flush(): void {
+  if (messages.length === 0) return;
+  const bytes = Buffer.allocUnsafeSlow(batchBytes);
+  let at = 0;
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.length;
+  }
+  const batch: ChunkBatch = { messages, bytes: bytes.buffer as ArrayBuffer };
+  port.postMessage(batch, [batch.bytes]);
+  messages = [];
+  parts = [];
+  batchBytes = 0;
+}
+
 function take(bytes: number): void {
   for (;;) {
     const available = Atomics.load(credit, 0);
@@ -25,25 +60,31 @@ function take(bytes: number): void {
       Atomics.sub(credit, 0, bytes);
       return;
     }
+    // The main thread can only give credit back for pieces it has been sent.
+    flush();
     Atomics.wait(credit, 0, available, 1000);
   }
 }
 
-port.on('message', (job: ChunkJob) => {
-  let message: ChunkMessage;
+function run(job: ChunkJob): void {
   try {
-    const size = chunkFile(Buffer.from(job.path), { params: init.params, gear, keys, codec, seal: job.seal, noAtime: job.noAtime }, (piece) => {
-      const cost = piece.envelope?.length ?? 0;
-      take(cost);
-      const id = movable(piece.id);
-      const envelope = piece.envelope && movable(piece.envelope);
-      const out: ChunkMessage = { seq: job.seq, piece: { id: id as Buffer, rawLength: piece.rawLength, envelope: envelope as Buffer | undefined, cost } };
-      port.postMessage(out, envelope ? [id.buffer as ArrayBuffer, envelope.buffer as ArrayBuffer] : [id.buffer as ArrayBuffer]);
+    const size = chunkFile(Buffer.from(job.path, 'latin1'), { params: init.params, gear, keys, codec, seal: job.seal, noAtime: job.noAtime }, (piece) => {
+      const envelopeLength = piece.envelope?.length ?? -1;
+      take(Math.max(0, envelopeLength));
+      const at = batchBytes;
+      parts.push(piece.id);
+      if (piece.envelope) parts.push(piece.envelope);
+      batchBytes += ID_SIZE + Math.max(0, envelopeLength);
+      send({ seq: job.seq, piece: { at, envelopeLength, rawLength: piece.rawLength } });
     });
-    message = { seq: job.seq, size };
+    send({ seq: job.seq, size });
   } catch (error) {
     const e = error as NodeJS.ErrnoException;
-    message = { seq: job.seq, error: { message: e.message, code: e.code } };
+    send({ seq: job.seq, error: { message: e.message, code: e.code } });
   }
-  port.postMessage(message);
+}
+
+port.on('message', (jobs: ChunkJob[]) => {
+  for (const job of jobs) run(job);
+  flush();
 });

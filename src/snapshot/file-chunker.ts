@@ -3,6 +3,11 @@
  * for the archiver. Each worker takes one file at a time; pieces come back in order and are
  * handed to `onPiece` one after another, and the worker gets its credit back once `onPiece`
  * has taken them in.
+ *
+ * Messages go in batches both ways: the jobs asked for in one turn of the event loop go to a
+ * worker as one message, and a worker posts what it has finished in one message. A source tree
+ * is mostly small files of one chunk each, and a message per file and per piece cost more main
+ * thread time than walking the tree.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +16,7 @@ import type { ChunkerParams } from '../chunker/index.js';
 import type { CompressionSettings } from '../repo/compression.js';
 import type { MasterKeys } from '../repo/crypto.js';
 import type { ChunkedPiece } from './file-chunks.js';
-import { movable, workerCount } from '../repo/blob-sealer.js';
+import { workerCount } from '../repo/blob-sealer.js';
 
 export interface ChunkWorkerInit {
   /** MasterKeys.serialize() of the repository. */
@@ -23,18 +28,43 @@ export interface ChunkWorkerInit {
 
 export interface ChunkJob {
   seq: number;
-  path: Uint8Array;
+  /**
+   * The path's bytes as a latin1 string: one char per byte, so any name survives, and strings
+   * cross threads several times cheaper than a typed array each.
+   */
+  path: string;
   seal: boolean;
   noAtime: boolean;
 }
 
+/**
+ * A piece of a file: its id (32 bytes) at `at` in its batch's buffer, then its envelope of
+ * `envelopeLength` bytes (-1: not sealed, a dry run).
+ */
+export interface PieceRecord {
+  at: number;
+  envelopeLength: number;
+  rawLength: number;
+}
+
 export type ChunkMessage =
-  | { seq: number; piece: ChunkedPiece & { cost: number } }
+  | { seq: number; piece: PieceRecord }
   | { seq: number; size: number }
   | { seq: number; error: { message: string; code: string | undefined } };
 
+/**
+ * What a worker posts: messages in the order they happened, and one buffer (moved, not
+ * copied) holding the ids and envelopes of all their pieces.
+ */
+export interface ChunkBatch {
+  messages: ChunkMessage[];
+  bytes: ArrayBuffer;
+}
+
+export const ID_SIZE = 32;
+
 /** Envelope bytes a worker may have posted and the main thread not yet taken in. */
-const CREDIT_BYTES = 24 * 1024 * 1024;
+const CREDIT_BYTES = 8 * 1024 * 1024;
 
 /**
  * The compiled worker. From dist/snapshot/ this is the file beside this one; from the
@@ -59,8 +89,16 @@ class FileError extends Error {
   }
 }
 
+interface WorkerSlot {
+  worker: Worker;
+  credit: Int32Array;
+  jobs: number;
+  /** Jobs asked for in this turn of the event loop, posted together at its end. */
+  queued: ChunkJob[];
+}
+
 export class FileChunkerPool {
-  private readonly workers: { worker: Worker; credit: Int32Array; jobs: number }[] = [];
+  private readonly workers: WorkerSlot[] = [];
   private readonly jobs = new Map<number, Job>();
   private seq = 0;
 
@@ -72,8 +110,11 @@ export class FileChunkerPool {
       credit[0] = CREDIT_BYTES;
       const init: ChunkWorkerInit = { keys: keys.serialize(), compression, params, credit: creditBuffer };
       const worker = new Worker(WORKER_SCRIPT, { workerData: init });
-      const slot = { worker, credit, jobs: 0 };
-      worker.on('message', (message: ChunkMessage) => this.receive(slot, message));
+      const slot: WorkerSlot = { worker, credit, jobs: 0, queued: [] };
+      worker.on('message', (batch: ChunkBatch) => {
+        const bytes = Buffer.from(batch.bytes);
+        for (const message of batch.messages) this.receive(slot, message, bytes);
+      });
       worker.on('error', (error) => {
         for (const job of this.jobs.values()) job.reject(error);
         this.jobs.clear();
@@ -91,20 +132,29 @@ export class FileChunkerPool {
     if (slot.jobs++ === 0) slot.worker.ref();
     return new Promise<number>((resolve, reject) => {
       this.jobs.set(seq, { onPiece, chain: Promise.resolve(), resolve, reject });
-      const job: ChunkJob = { seq, path: movable(path), seal: options.seal, noAtime: options.noAtime };
-      slot.worker.postMessage(job);
+      if (slot.queued.length === 0) setImmediate(() => this.post(slot));
+      slot.queued.push({ seq, path: path.toString('latin1'), seal: options.seal, noAtime: options.noAtime });
     }).finally(() => {
       if (--slot.jobs === 0) slot.worker.unref();
     });
   }
 
-  private receive(slot: { credit: Int32Array }, message: ChunkMessage): void {
+  private post(slot: WorkerSlot): void {
+    const jobs = slot.queued;
+    slot.queued = [];
+    slot.worker.postMessage(jobs);
+  }
+
+  private receive(slot: WorkerSlot, message: ChunkMessage, bytes: Buffer): void {
     const job = this.jobs.get(message.seq);
     if (!job) return;
     if ('piece' in message) {
-      const { cost, ...piece } = message.piece;
-      if (piece.envelope) piece.envelope = Buffer.from(piece.envelope.buffer, piece.envelope.byteOffset, piece.envelope.byteLength);
-      piece.id = Buffer.from(piece.id.buffer, piece.id.byteOffset, piece.id.byteLength);
+      const { at, envelopeLength, rawLength } = message.piece;
+      const cost = Math.max(0, envelopeLength);
+      // The id is copied out: it lives on in the index and in trees, and a view would keep the
+      // whole batch buffer alive after its envelopes were written.
+      const piece: ChunkedPiece = { id: Buffer.from(bytes.subarray(at, at + ID_SIZE)), rawLength };
+      if (envelopeLength >= 0) piece.envelope = bytes.subarray(at + ID_SIZE, at + ID_SIZE + envelopeLength);
       job.chain = job.chain.then(async () => {
         if (job.failed === undefined) {
           try {
