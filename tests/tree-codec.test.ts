@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
 import { FormatError } from '../src/repo/errors.js';
-import { decodeTree, encodeTree, type NodeType, type TreeNode, type Xattr } from '../src/snapshot/tree.js';
+import { decodeTree, encodeTree, sameNode, type NodeType, type TreeNode, type Xattr } from '../src/snapshot/tree.js';
 
 // ---- arbitraries -----------------------------------------------------------------------------
 
@@ -112,6 +112,15 @@ function expectFormatError(bytes: Buffer, why: RegExp): void {
   expect((caught as Error).message).toMatch(why);
 }
 
+/** A one-node tree's bytes, or undefined for a node encodeTree refuses (a field swap can make one). */
+function encodeTreeOrUndefined(n: TreeNode): Buffer | undefined {
+  try {
+    return encodeTree([n]);
+  } catch {
+    return undefined;
+  }
+}
+
 // ---- properties --------------------------------------------------------------------------------
 
 describe('encodeTree / decodeTree', () => {
@@ -127,6 +136,21 @@ describe('encodeTree / decodeTree', () => {
         expect(encodeTree(decoded).equals(encoded)).toBe(true);
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it('sameNode holds exactly when two nodes encode to the same bytes (one field changed, or none)', () => {
+    // b is a copy of a (xattrs reversed) with at most one field replaced by another arbitrary node's.
+    const fields = ['name', 'type', 'mode', 'uid', 'gid', 'mtimeNs', 'ctimeNs', 'inode', 'device', 'links', 'size', 'content', 'subtree', 'linkTarget', 'rdev', 'xattrs'] as const;
+    fc.assert(
+      fc.property(node, node, fc.integer({ min: 0, max: fields.length }), (a, other, which) => {
+        const b: TreeNode = { ...a, xattrs: a.xattrs && [...a.xattrs].reverse() };
+        const field = fields[which];
+        if (field !== undefined) (b as unknown as Record<string, unknown>)[field] = other[field];
+        const bytesAlike = encodeTreeOrUndefined(a)?.equals(encodeTreeOrUndefined(b) ?? Buffer.alloc(0)) ?? false;
+        expect(sameNode(a, b)).toBe(bytesAlike);
+      }),
+      { numRuns: 2000 },
     );
   });
 

@@ -20,7 +20,7 @@ import type { IndexedRepository } from '../repo/repository.js';
 import { getXattr, listXattrs } from '../fsx/index.js';
 import type { PathMatcher } from './exclude.js';
 import { FileChunkerPool } from './file-chunker.js';
-import { type NodeType, type TreeNode, decodeTree, encodeTree } from './tree.js';
+import { type NodeType, type TreeNode, decodeTree, encodeTree, sameNode } from './tree.js';
 import type { SnapshotSummary } from './snapshot.js';
 
 export interface ArchiveProgress {
@@ -270,8 +270,10 @@ export class Archiver {
     const entries = names.map((name) => ({ name, path: joinPath(path, name) })).filter((e) => !this.options.exclude(e.path.toString(), e.name.toString()));
     // Several entries at once, so one file's I/O latency overlaps another's work; the tree
     // keeps the sorted order whatever order they finish in.
-    const children = await mapInOrder(entries, ENTRY_CONCURRENCY, (e) => this.saveEntry(e.path, e.name, parentNodes.get(e.name.toString('hex'))));
-    node.subtree = await this.saveTree(children.filter((child): child is TreeNode => child !== undefined));
+    const children = (await mapInOrder(entries, ENTRY_CONCURRENCY, (e) => this.saveEntry(e.path, e.name, parentNodes.get(e.name.toString('hex'))))).filter((child): child is TreeNode => child !== undefined);
+    const parentTree = parentNode?.type === 'dir' ? parentNode.subtree : undefined;
+    const asBefore = parentTree !== undefined && children.length === parentNodes.size && children.every((child) => { const before = parentNodes.get(child.name.toString('hex')); return before !== undefined && sameNode(child, before); }) && this.repo.hasBlob('tree', parentTree);
+    node.subtree = asBefore ? parentTree : await this.saveTree(children);
     if (!parentNode || parentNode.type !== 'dir') this.counters.dirs_new++;
     else if (parentNode.subtree?.equals(node.subtree)) this.counters.dirs_unmodified++;
     else this.counters.dirs_changed++;

@@ -88,6 +88,46 @@ function encodeNode(node: TreeNode): Record<string, unknown> {
   return out;
 }
 
+/**
+ * Whether two nodes encode to the same bytes (every field encodeNode writes, xattrs in any
+ * order): a directory whose entries all equal the parent's keeps the parent's tree id without
+ * encoding and hashing it again.
+ */
+export function sameNode(a: TreeNode, b: TreeNode): boolean {
+  return (
+    a.name.equals(b.name) &&
+    a.type === b.type &&
+    a.mode === b.mode &&
+    a.uid === b.uid &&
+    a.gid === b.gid &&
+    a.mtimeNs === b.mtimeNs &&
+    a.ctimeNs === b.ctimeNs &&
+    a.inode === b.inode &&
+    a.device === b.device &&
+    a.links === b.links &&
+    a.size === b.size &&
+    a.rdev === b.rdev &&
+    sameBytes(a.subtree, b.subtree) &&
+    sameBytes(a.linkTarget, b.linkTarget) &&
+    (a.content === b.content || (a.content !== undefined && b.content !== undefined && a.content.length === b.content.length && a.content.every((id, i) => id.equals(b.content![i]!)))) &&
+    sameXattrs(a.xattrs, b.xattrs)
+  );
+}
+
+function sameBytes(a: Buffer | undefined, b: Buffer | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && a.equals(b));
+}
+
+/** Absent and empty are alike (neither is written); order does not matter (they are sorted when written). */
+function sameXattrs(a: Xattr[] | undefined, b: Xattr[] | undefined): boolean {
+  const x = a ?? [];
+  const y = b ?? [];
+  if (x === y) return true;
+  if (x.length !== y.length) return false;
+  const byName = new Map(y.map((v) => [v.name, v.value]));
+  return x.every((v) => byName.get(v.name)?.equals(v.value) === true);
+}
+
 /** Canonical bytes of a tree; `nodes` are sorted here, and duplicate names are refused. */
 export function encodeTree(nodes: TreeNode[]): Buffer {
   for (const node of nodes) {
