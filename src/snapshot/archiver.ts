@@ -64,8 +64,13 @@ export class AbortedError extends Error {
   }
 }
 
-/** Entries of one directory handled at once, so several files are with the workers together. */
-const ENTRY_CONCURRENCY = 8;
+/**
+ * Entries of one directory handled at once: subdirectories (each walked with its own entries at
+ * once, so few) and the rest, mostly files, many, so that the workers always have files queued
+ * behind the one they read (a small file takes them less time than a message round trip).
+ */
+const DIR_CONCURRENCY = 2;
+const ENTRY_CONCURRENCY = 32;
 /** Files with the workers at once across the whole walk (a few per worker keeps them busy). */
 const FILES_IN_FLIGHT = 128;
 const SLASH = Buffer.from('/');
@@ -265,12 +270,23 @@ export class Archiver {
   }
 
   private async saveDir(path: Buffer, node: TreeNode, parentNode: TreeNode | undefined): Promise<void> {
-    const names = readdirSync(path, { encoding: 'buffer' }).sort(Buffer.compare);
+    const dirents = readdirSync(path, { encoding: 'buffer', withFileTypes: true }).sort((a, b) => Buffer.compare(a.name, b.name));
     const parentNodes = await this.loadParentNodes(parentNode?.type === 'dir' ? parentNode.subtree : undefined);
-    const entries = names.map((name) => ({ name, path: joinPath(path, name) })).filter((e) => !this.options.exclude(e.path.toString(), e.name.toString()));
+    // The entry type readdir reports only picks the pool; lstat decides what the entry is.
+    const entries = dirents.map((d) => ({ name: d.name, path: joinPath(path, d.name), dir: d.isDirectory() })).filter((e) => !this.options.exclude(e.path.toString(), e.name.toString()));
     // Several entries at once, so one file's I/O latency overlaps another's work; the tree
     // keeps the sorted order whatever order they finish in.
-    const children = (await mapInOrder(entries, ENTRY_CONCURRENCY, (e) => this.saveEntry(e.path, e.name, parentNodes.get(e.name.toString('hex'))))).filter((child): child is TreeNode => child !== undefined);
+    const slots = new Array<TreeNode | undefined>(entries.length);
+    const save = async (i: number): Promise<void> => {
+      const e = entries[i]!;
+      slots[i] = await this.saveEntry(e.path, e.name, parentNodes.get(e.name.toString('hex')));
+    };
+    const indices = entries.map((_, i) => i);
+    await Promise.all([
+      mapInOrder(indices.filter((i) => entries[i]!.dir), DIR_CONCURRENCY, save),
+      mapInOrder(indices.filter((i) => !entries[i]!.dir), ENTRY_CONCURRENCY, save),
+    ]);
+    const children = slots.filter((child): child is TreeNode => child !== undefined);
     const parentTree = parentNode?.type === 'dir' ? parentNode.subtree : undefined;
     const asBefore = parentTree !== undefined && children.length === parentNodes.size && children.every((child) => { const before = parentNodes.get(child.name.toString('hex')); return before !== undefined && sameNode(child, before); }) && this.repo.hasBlob('tree', parentTree);
     node.subtree = asBefore ? parentTree : await this.saveTree(children);
