@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashTree, initRepo, initRepoAt, makeTempDir, removeDir, startBh, type TestRepo } from './helpers/cli.js';
+import { backupSnapshot, hashTree, initRepo, initRepoAt, makeTempDir, randomFilesDir, removeDir, startBh, type TestRepo } from './helpers/cli.js';
 import { startS3Server } from './helpers/s3-server.js';
 import { openLibraryRepo } from './helpers/repo-lib.js';
 
@@ -24,19 +24,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await removeDir(work);
 });
-
-async function sourceDir(files: number, size: number): Promise<string> {
-  const dir = join(work, `src-${dirs++}`);
-  await mkdir(dir, { recursive: true });
-  for (let i = 0; i < files; i++) await writeFile(join(dir, `f${i}`), randomBytes(size));
-  return dir;
-}
-
-async function backup(repo: TestRepo, path: string, extra: string[] = []): Promise<string> {
-  const result = await repo.run(['backup', path, '--json', ...extra]);
-  expect(result.code, result.stderr).toBe(0);
-  return (JSON.parse(result.stdout.trim().split('\n').pop()!) as { snapshot_id: string }).snapshot_id;
-}
 
 async function removeSnapshot(repo: TestRepo, id: string): Promise<void> {
   await (await openLibraryRepo(repo)).removeFile('snapshot', id);
@@ -68,15 +55,15 @@ async function expectCheckPasses(repo: TestRepo): Promise<void> {
  */
 async function repositoryWithPruneWork(): Promise<{ repo: TestRepo; expected: Map<string, { source: string; hashes: Map<string, string> }> }> {
   const repo = await initRepo(await mkdtemp(join(work, 'r-')));
-  const keep = await sourceDir(3, 250_000);
-  const gone = await sourceDir(1, 300_000);
-  const first = await backup(repo, keep);
-  const doomed = await backup(repo, gone);
+  const keep = await randomFilesDir(work, 3, 250_000);
+  const gone = await randomFilesDir(work, 1, 300_000);
+  const first = await backupSnapshot(repo, keep);
+  const doomed = await backupSnapshot(repo, gone);
   await removeSnapshot(repo, doomed);
   const condemning = await repo.run(['prune', '--delete-after', '0s']);
   expect(condemning.code, condemning.stderr).toBe(0);
   await rm(join(keep, 'f1'));
-  const second = await backup(repo, keep);
+  const second = await backupSnapshot(repo, keep);
   await removeSnapshot(repo, first);
   return { repo, expected: new Map([[second, { source: keep, hashes: await hashTree(keep) }]]) };
 }
@@ -164,7 +151,7 @@ describe.each(SHARED_REPOSITORIES)('three hosts backing up into one $label repos
           await rm(join(dir, `round-${round - 1}`), { force: true });
           await writeFile(join(dir, `round-${round}`), randomBytes(300_000));
           const hashes = await hashTree(dir);
-          const id = await backup(repo, dir, ['--host', name]);
+          const id = await backupSnapshot(repo, dir, ['--host', name]);
           expected.set(id, { source: dir, hashes });
         }
         backupsRunning--;

@@ -7,14 +7,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashTree, initRepo, makeTempDir, removeDir, type TestRepo } from './helpers/cli.js';
+import { backupSnapshot, hashTree, initRepo, makeTempDir, randomFilesDir, removeDir, type TestRepo } from './helpers/cli.js';
 import { openLibraryRepo, packNames, sizeOnDisk } from './helpers/repo-lib.js';
 
 let work: string;
-let dirs = 0;
 
 beforeAll(async () => {
   work = await makeTempDir('bh-prune-');
@@ -25,21 +24,6 @@ afterAll(async () => {
 
 async function freshRepo(): Promise<TestRepo> {
   return initRepo(await mkdtemp(join(work, 'r-')));
-}
-
-/** A directory of `files` random files of `size` bytes. */
-async function sourceDir(files: number, size: number): Promise<string> {
-  const dir = join(work, `src-${dirs++}`);
-  await mkdir(dir, { recursive: true });
-  for (let i = 0; i < files; i++) await writeFile(join(dir, `f${i}`), randomBytes(size));
-  return dir;
-}
-
-async function backup(repo: TestRepo, path: string, extra: string[] = []): Promise<string> {
-  const result = await repo.run(['backup', path, '--json', ...extra]);
-  expect(result.code, result.stderr).toBe(0);
-  const summary = JSON.parse(result.stdout.trim().split('\n').pop()!) as { snapshot_id: string };
-  return summary.snapshot_id;
 }
 
 interface PruneJson {
@@ -80,10 +64,10 @@ async function expectCheckPasses(repo: TestRepo): Promise<void> {
 describe('bh prune', () => {
   it('frees the space of a removed snapshot, measured on disk, after the margin', async () => {
     const repo = await freshRepo();
-    const a = await sourceDir(3, 700_000);
-    const b = await sourceDir(3, 500_000);
-    const idA = await backup(repo, a);
-    const idB = await backup(repo, b);
+    const a = await randomFilesDir(work, 3, 700_000);
+    const b = await randomFilesDir(work, 3, 500_000);
+    const idA = await backupSnapshot(repo, a);
+    const idB = await backupSnapshot(repo, b);
     const hashesB = await hashTree(b);
     await removeSnapshot(repo, idA);
     const before = await sizeOnDisk(repo.path);
@@ -117,11 +101,11 @@ describe('bh prune', () => {
 
   it('repacks a partly used pack and keeps the used blobs', async () => {
     const repo = await freshRepo();
-    const dir = await sourceDir(4, 400_000);
-    const first = await backup(repo, dir);
+    const dir = await randomFilesDir(work, 4, 400_000);
+    const first = await backupSnapshot(repo, dir);
     await rm(join(dir, 'f1'));
     await rm(join(dir, 'f2'));
-    const second = await backup(repo, dir);
+    const second = await backupSnapshot(repo, dir);
     const hashes = await hashTree(dir);
     await removeSnapshot(repo, first);
     const before = await sizeOnDisk(repo.path);
@@ -136,10 +120,10 @@ describe('bh prune', () => {
 
   it('two-phase: keeps condemned packs for the margin, revives one a snapshot uses again, and waits for lock holders', async () => {
     const repo = await freshRepo();
-    const a = await sourceDir(2, 600_000);
+    const a = await randomFilesDir(work, 2, 600_000);
     const hashesA = await hashTree(a);
-    const idA = await backup(repo, a);
-    await backup(repo, await sourceDir(1, 300_000));
+    const idA = await backupSnapshot(repo, a);
+    await backupSnapshot(repo, await randomFilesDir(work, 1, 300_000));
     // The record of A, kept to play a backup that finishes after the prune (it had
     // deduplicated against A's packs before they were condemned).
     const recordA = await readFile(join(repo.path, 'snapshots', idA));
@@ -168,7 +152,7 @@ describe('bh prune', () => {
     await removeSnapshot(repo, idA);
     expect((await prune(repo)).condemn.sort()).toEqual([...first.condemn].sort());
     const sizeBefore = await sizeOnDisk(repo.path);
-    const again = await backup(repo, a);
+    const again = await backupSnapshot(repo, a);
     expect((await sizeOnDisk(repo.path)) - sizeBefore).toBeGreaterThan(1_000_000);
     await expectRestores(repo, again, a, hashesA);
 
@@ -194,10 +178,10 @@ describe('bh prune', () => {
 
   it('bh forget --prune removes the snapshot and condemns its data in one run', async () => {
     const repo = await freshRepo();
-    const a = await sourceDir(1, 300_000);
-    const first = await backup(repo, a);
+    const a = await randomFilesDir(work, 1, 300_000);
+    const first = await backupSnapshot(repo, a);
     await writeFile(join(a, 'f0'), randomBytes(300_000));
-    const second = await backup(repo, a);
+    const second = await backupSnapshot(repo, a);
     const result = await repo.run(['forget', '--keep-last', '1', '--prune', '--json']);
     expect(result.code, result.stderr).toBe(0);
     const lines = result.stdout.trim().split('\n').map((l) => JSON.parse(l) as { removed?: string[]; condemn?: string[] });
@@ -209,8 +193,8 @@ describe('bh prune', () => {
 
   it('refuses to prune when a snapshot reaches a blob no index lists', async () => {
     const repo = await freshRepo();
-    const a = await sourceDir(1, 200_000);
-    await backup(repo, a);
+    const a = await randomFilesDir(work, 1, 200_000);
+    await backupSnapshot(repo, a);
     for (const name of readdirSync(join(repo.path, 'index'))) await rm(join(repo.path, 'index', name));
     const packsBefore = await packNames(repo.path);
     const result = await repo.run(['prune', '--delete-after', '0s']);
@@ -224,9 +208,9 @@ describe('bh prune', () => {
 describe('bh repair', () => {
   it('repair index rebuilds a lost index from the pack headers', async () => {
     const repo = await freshRepo();
-    const dir = await sourceDir(3, 300_000);
+    const dir = await randomFilesDir(work, 3, 300_000);
     const hashes = await hashTree(dir);
-    const id = await backup(repo, dir);
+    const id = await backupSnapshot(repo, dir);
     for (const name of readdirSync(join(repo.path, 'index'))) await rm(join(repo.path, 'index', name));
     expect((await repo.run(['check'])).code).toBe(1);
     const repaired = await repo.run(['repair', 'index']);
@@ -238,11 +222,11 @@ describe('bh repair', () => {
 
   it('repair snapshots rewrites a snapshot without the files whose pack is gone, naming them', async () => {
     const repo = await freshRepo();
-    const dir = await sourceDir(2, 300_000);
-    await backup(repo, dir);
+    const dir = await randomFilesDir(work, 2, 300_000);
+    await backupSnapshot(repo, dir);
     const packsOfFirst = await packNames(repo.path);
     await writeFile(join(dir, 'late'), randomBytes(300_000));
-    const second = await backup(repo, dir);
+    const second = await backupSnapshot(repo, dir);
     const newPacks = [...(await packNames(repo.path))].filter((p) => !packsOfFirst.has(p));
     // The data pack of the second backup holds only the file 'late'; the other new pack holds trees.
     const dataPack = newPacks.find((p) => statSync(join(repo.path, 'data', p.slice(0, 2), p)).size > 200_000)!;

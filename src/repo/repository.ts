@@ -20,6 +20,9 @@ import { type LockKind, type LockOptions, type LockRecord, REFRESH_MS, assertCom
 import { MasterIndex } from './master-index.js';
 import { PackBuilder, type PackedBlob, HEADER_READ_GUESS, parsePackTail } from './pack.js';
 
+/** Bounded concurrency, for the layers above (they reach the backends' helpers only through repo/). */
+export { mapLimit } from '../backends/layout.js';
+
 const FOLDER_OF: Record<Exclude<FileKind, 'packHeader'>, FileType> = { index: 'index', snapshot: 'snapshots', lock: 'locks' };
 
 /** A stored file whose bytes no longer hash to its name. */

@@ -16,7 +16,7 @@ import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
 import { chunkStream, gearTable } from '../chunker/index.js';
 import type { BlobType } from '../repo/crypto.js';
-import type { IndexedRepository } from '../repo/repository.js';
+import { type IndexedRepository, mapLimit } from '../repo/repository.js';
 import { getXattr, listXattrs } from '../fsx/index.js';
 import type { PathMatcher } from './exclude.js';
 import { FileChunkerPool } from './file-chunker.js';
@@ -283,8 +283,8 @@ export class Archiver {
     };
     const indices = entries.map((_, i) => i);
     await Promise.all([
-      mapInOrder(indices.filter((i) => entries[i]!.dir), DIR_CONCURRENCY, save),
-      mapInOrder(indices.filter((i) => !entries[i]!.dir), ENTRY_CONCURRENCY, save),
+      mapLimit(indices.filter((i) => entries[i]!.dir), DIR_CONCURRENCY, save),
+      mapLimit(indices.filter((i) => !entries[i]!.dir), ENTRY_CONCURRENCY, save),
     ]);
     const children = slots.filter((child): child is TreeNode => child !== undefined);
     const parentTree = parentNode?.type === 'dir' ? parentNode.subtree : undefined;
@@ -397,20 +397,6 @@ export class Archiver {
   private throwIfAborted(): void {
     if (this.options.signal?.aborted) throw new AbortedError();
   }
-}
-
-/** `fn` over `items` with at most `limit` calls in flight; results in the order of `items`. */
-async function mapInOrder<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const run = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
-  return results;
 }
 
 class Semaphore {

@@ -18,8 +18,7 @@
  * Order per docs/FORMAT.md §10, for each snapshot: blobs (data, then the trees that name them),
  * then the index (flush), then the snapshot record.
  */
-import { mapLimit } from '../backends/layout.js';
-import type { IndexedRepository, Repository } from '../repo/repository.js';
+import { type IndexedRepository, type Repository, mapLimit } from '../repo/repository.js';
 import { AbortedError } from './archiver.js';
 import { type DamagedSnapshotHandler, type Snapshot, type SnapshotFilter, type SnapshotRecord, loadSnapshots, originOf, selectSnapshots } from './snapshot.js';
 import { type TreeNode, decodeTree, encodeTree } from './tree.js';

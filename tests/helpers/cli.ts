@@ -3,8 +3,8 @@
  * output. Secrets travel in the environment, never on the command line.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -98,6 +98,20 @@ export async function makeTempDir(prefix = 'bh-test-'): Promise<string> {
 
 export async function removeDir(path: string): Promise<void> {
   await rm(path, { recursive: true, force: true });
+}
+
+/** A new directory under `parent` holding `files` files (f0, f1, …) of `size` random bytes each. */
+export async function randomFilesDir(parent: string, files: number, size: number): Promise<string> {
+  const dir = await mkdtemp(join(parent, 'src-'));
+  for (let i = 0; i < files; i++) await writeFile(join(dir, `f${i}`), randomBytes(size));
+  return dir;
+}
+
+/** `bh backup PATH --json …extra` into `repo`; the new snapshot's id (throws on a non-zero exit). */
+export async function backupSnapshot(repo: TestRepo, path: string, extra: string[] = []): Promise<string> {
+  const result = await repo.run(['backup', path, '--json', ...extra]);
+  if (result.code !== 0) throw new Error(describeRun('bh backup', result));
+  return (JSON.parse(result.stdout.trim().split('\n').pop()!) as { snapshot_id: string }).snapshot_id;
 }
 
 /** Creates (inits) a repository in `dir`/repo opened by `password`. */
