@@ -22,17 +22,11 @@
  * - incremental: 1M more blobs through addPack() without bulk mode, on top of the 10M.
  * With --json the last line on stdout is the result as JSON (the human summary goes to stderr).
  */
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { distModule, ensureExposedGc, makeIds } from './synthetic.mjs';
 
-if (typeof globalThis.gc !== 'function') {
-  const r = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
-  process.exit(r.status ?? 1);
-}
+ensureExposedGc(import.meta.url);
 
-// BH_BENCH_DIST: another build's dist/ (run.mjs passes its snapshot of the build).
-const distUrl = process.env.BH_BENCH_DIST ? pathToFileURL(`${process.env.BH_BENCH_DIST}/`).href : new URL('../dist/', import.meta.url).href;
-const { MasterIndex } = await import(new URL('repo/master-index.js', distUrl).href);
+const { MasterIndex } = await distModule('repo/master-index.js');
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : dflt);
@@ -44,20 +38,6 @@ const PACK_BLOBS = 5000;
 const TARGET_BYTES = 48;
 const json = args.includes('--json');
 const say = (s) => (json ? process.stderr : process.stdout).write(s + '\n');
-
-/** count × 32 deterministic pseudo-random bytes (mulberry32 from `seed`). */
-function makeIds(count, seed) {
-  const buf = Buffer.alloc(count * 32);
-  const w = new Uint32Array(buf.buffer, buf.byteOffset, count * 8);
-  let s = seed >>> 0;
-  for (let i = 0; i < w.length; i++) {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    w[i] = (t ^ (t >>> 14)) >>> 0;
-  }
-  return buf;
-}
 
 /** count indices in [0, n), pseudo-random order. */
 function makeOrder(count, n, seed) {

@@ -15,37 +15,19 @@
  * phase, and the process's peak RSS (getrusage maxrss). The ids buffer is allocated before the
  * start measurement and so is not counted (a real prune never holds all ids in one buffer).
  */
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { distModule, ensureExposedGc, makeIds } from './synthetic.mjs';
 
-if (typeof globalThis.gc !== 'function') {
-  const r = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
-  process.exit(r.status ?? 1);
-}
+ensureExposedGc(import.meta.url);
 
-const distUrl = process.env.BH_BENCH_DIST ? pathToFileURL(`${process.env.BH_BENCH_DIST}/`).href : new URL('../dist/', import.meta.url).href;
-const { MasterIndex } = await import(new URL('repo/master-index.js', distUrl).href);
-const { UsedBlobs } = await import(new URL('repo/prune.js', distUrl).href);
-const { blobsByPack } = await import(new URL('repo/index-rewrite.js', distUrl).href);
+const { MasterIndex } = await distModule('repo/master-index.js');
+const { UsedBlobs } = await distModule('repo/prune.js');
+const { blobsByPack } = await distModule('repo/index-rewrite.js');
 
 const args = process.argv.slice(2);
 const N = args.includes('--entries') ? Number(args[args.indexOf('--entries') + 1]) : 5_000_000;
 const json = args.includes('--json');
 const say = (s) => (json ? process.stderr : process.stdout).write(s + '\n');
 const PACK_BLOBS = 4000;
-
-function makeIds(count, seed) {
-  const buf = Buffer.alloc(count * 32);
-  const w = new Uint32Array(buf.buffer, buf.byteOffset, count * 8);
-  let s = seed >>> 0;
-  for (let i = 0; i < w.length; i++) {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    w[i] = (t ^ (t >>> 14)) >>> 0;
-  }
-  return buf;
-}
 
 /** Live bytes after full collections (ArrayBuffer backing stores are freed on a later tick, hence the waits). */
 const mem = async () => {
