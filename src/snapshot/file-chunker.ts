@@ -16,7 +16,7 @@ import type { ChunkerParams } from '../chunker/index.js';
 import type { CompressionSettings } from '../repo/compression.js';
 import type { MasterKeys } from '../repo/crypto.js';
 import type { ChunkedPiece } from './file-chunks.js';
-import { workerCount } from '../repo/blob-sealer.js';
+import { WORKER_RESOURCE_LIMITS, workerCount } from '../repo/blob-sealer.js';
 
 export interface ChunkWorkerInit {
   /** MasterKeys.serialize() of the repository. */
@@ -109,7 +109,7 @@ export class FileChunkerPool {
       const credit = new Int32Array(creditBuffer);
       credit[0] = CREDIT_BYTES;
       const init: ChunkWorkerInit = { keys: keys.serialize(), compression, params, credit: creditBuffer };
-      const worker = new Worker(WORKER_SCRIPT, { workerData: init });
+      const worker = new Worker(WORKER_SCRIPT, { workerData: init, resourceLimits: WORKER_RESOURCE_LIMITS });
       const slot: WorkerSlot = { worker, credit, jobs: 0, queued: [] };
       worker.on('message', (batch: ChunkBatch) => {
         const bytes = Buffer.from(batch.bytes);
