@@ -218,6 +218,15 @@ describe('backup → restore round trip', () => {
     }
     expect(patternByte, 'premise: some repeated byte is cut only at MAX').toBeGreaterThan(0);
     writeFileSync(join(root, 'edges', 'max-plus-one'), Buffer.alloc(params.max + 1, patternByte));
+    // - exactly MAX of random bytes that the table never cuts: one chunk whose envelope is larger
+    //   than MAX (it does not compress), more than a chunk worker's credit. Random bytes, and
+    //   wherever the chunker would cut early, the byte before the cut is changed until it does not.
+    const noise = randomBytes(params.max);
+    for (let tries = 0, cut = chunkBuffer(noise, params, gear)[0]!; cut < params.max; cut = chunkBuffer(noise, params, gear)[0]!) {
+      expect(tries++, 'premise: early cuts can be edited away').toBeLessThan(10_000);
+      noise[cut - 1] = (noise[cut - 1]! + 1) & 0xff;
+    }
+    writeFileSync(join(root, 'edges', 'max-incompressible'), noise);
 
     // Sparse: 64 MiB with a few bytes in the middle.
     const fd = openSync(join(root, 'sparse'), 'w');

@@ -9,7 +9,7 @@ import { PayloadCodec } from '../repo/compression.js';
 import { MasterKeys } from '../repo/crypto.js';
 import { chunkFile } from './file-chunks.js';
 import { gearTable } from '../chunker/index.js';
-import { type ChunkBatch, type ChunkJob, type ChunkMessage, type ChunkWorkerInit, ID_SIZE } from './file-chunker.js';
+import { type ChunkBatch, type ChunkJob, type ChunkMessage, type ChunkWorkerInit, CREDIT_BYTES, ID_SIZE } from './file-chunker.js';
 
 const init = workerData as ChunkWorkerInit;
 const keys = MasterKeys.deserialize(init.keys);
@@ -56,7 +56,7 @@ function flush(): void {
 function take(bytes: number): void {
   for (;;) {
     const available = Atomics.load(credit, 0);
-    if (available >= bytes) {
+    if (available >= bytes || available === CREDIT_BYTES) {
       Atomics.sub(credit, 0, bytes);
       return;
     }

@@ -63,8 +63,12 @@ export interface ChunkBatch {
 
 export const ID_SIZE = 32;
 
-/** Envelope bytes a worker may have posted and the main thread not yet taken in. */
-const CREDIT_BYTES = 8 * 1024 * 1024;
+/**
+ * Envelope bytes a worker may have posted and the main thread not yet taken in. A single
+ * envelope larger than this (an incompressible chunk of the maximum size) goes once the credit
+ * is whole again, that is, alone.
+ */
+export const CREDIT_BYTES = 8 * 1024 * 1024;
 
 /**
  * The compiled worker. From dist/snapshot/ this is the file beside this one; from the
