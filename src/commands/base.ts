@@ -164,7 +164,7 @@ export abstract class RepositoryCommand extends BhCommand {
    */
   protected cacheOptions(): CacheOptions | undefined {
     if (!this.cache) return undefined;
-    return { dir: this.cacheDir ?? cacheDirFromEnv(this.context.env), onWarning: (message) => this.report.warn(message) };
+    return { dir: this.cacheDir ?? cacheDirFromEnv(this.context.env), onWarning: (message) => this.report.warn(`warning: ${message}`) };
   }
 
   protected retryLockMs(): number {

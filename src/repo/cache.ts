@@ -35,7 +35,7 @@ const FILE_MODE = 0o600;
 export interface CacheOptions {
   /** The cache root: one folder per repository id below it. */
   dir: string;
-  /** Told about cache trouble (the message is complete, starting with "warning:"). */
+  /** Told about cache trouble (a complete sentence, without a "warning:" prefix). */
   onWarning: (message: string) => void;
 }
 
@@ -80,7 +80,7 @@ export class RepositoryCache {
         });
       }
     } catch (error) {
-      options.onWarning(`warning: cannot use the cache folder ${dir} (${(error as Error).message}); going on without a cache (--no-cache silences this)`);
+      options.onWarning(`cannot use the cache folder ${dir} (${(error as Error).message}); going on without a cache (--no-cache silences this)`);
       return undefined;
     }
     return new RepositoryCache(new LocalBackend(dir), options.onWarning);
@@ -97,7 +97,7 @@ export class RepositoryCache {
       return undefined;
     }
     if (sha256(bytes).toString('hex') === name) return bytes;
-    this.onWarning(`warning: the cached copy of ${type}/${name} in ${this.dir} is damaged (it does not hash to its name); it is removed and fetched from the repository`);
+    this.onWarning(`the cached copy of ${type}/${name} in ${this.dir} is damaged (it does not hash to its name); it is removed and fetched from the repository`);
     await this.store.remove({ type, name }).catch(() => undefined);
     return undefined;
   }
@@ -109,7 +109,7 @@ export class RepositoryCache {
       await this.store.write({ type, name }, data);
     } catch (error) {
       this.writable = false;
-      this.onWarning(`warning: cannot write to the cache ${this.dir} (${(error as Error).message}); this command goes on without adding to it`);
+      this.onWarning(`cannot write to the cache ${this.dir} (${(error as Error).message}); this command goes on without adding to it`);
     }
   }
 
