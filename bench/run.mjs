@@ -58,7 +58,7 @@ function cleanEnv() {
 const TOOLS = {
   bh: {
     cmd: join(ROOT, 'bin/bh'), // replaced by the snapshot's bin/bh (snapshotBh)
-    env: (repo) => ({ BH_REPO: repo, BH_PASSWORD: PASSWORD }),
+    env: (repo, cache) => ({ BH_REPO: repo, BH_PASSWORD: PASSWORD, BH_CACHE_DIR: cache }),
     init: () => ['init'],
     backup: (path) => ['backup', path, '--host', 'bench'],
     restore: (target) => ['restore', 'latest', '--target', target],
@@ -174,7 +174,9 @@ class Session {
     this.tool = tool;
     this.dir = join(WORK, `${corpus}-rep${rep}-${tool}`);
     this.repo = join(this.dir, 'repo');
-    this.env = TOOLS[tool].env(this.repo, join(this.dir, 'restic-cache'));
+    // Each tool's local cache lives with its repository, so a repetition starts cold and
+    // nothing is left in the home folder.
+    this.env = TOOLS[tool].env(this.repo, join(this.dir, 'cache'));
     this.broken = false; // init or first backup failed: the rest is skipped
   }
 

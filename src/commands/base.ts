@@ -9,6 +9,7 @@ import { type Backend, type BackendOptions, openBackend } from '../backends/inde
 import { LockConflictError, RepositoryNotFoundError, WrongPasswordError } from '../repo/errors.js';
 import { parseRawKey, type Secret } from '../repo/keyfile.js';
 import type { LockKind } from '../repo/lock.js';
+import { type CacheOptions, cacheDirFromEnv } from '../repo/cache.js';
 import { Repository, type RepositoryLock } from '../repo/repository.js';
 import { AbortedError } from '../snapshot/archiver.js';
 import { loadSnapshots, type Snapshot } from '../snapshot/snapshot.js';
@@ -90,6 +91,8 @@ export abstract class RepositoryCommand extends BhCommand {
   limitUpload = Option.String('--limit-upload', { description: 'Limit uploads to this many KiB/s', validator: t.isNumber() });
   limitDownload = Option.String('--limit-download', { description: 'Limit downloads to this many KiB/s', validator: t.isNumber() });
   retryLock = Option.String('--retry-lock', { description: 'If the repository is locked, keep trying this long (e.g. 30s, 5m, 1h)' });
+  cacheDir = Option.String('--cache-dir', { description: 'Local cache folder (or BH_CACHE_DIR; default $XDG_CACHE_HOME/bh or ~/.cache/bh)' });
+  cache = Option.Boolean('--cache', true, { description: 'Keep snapshots, index and tree packs in the local cache (--no-cache: read everything from the repository)' });
 
   /** The lock openRepository() took; released when the command ends, however it ends. */
   protected heldLock: RepositoryLock | undefined;
@@ -150,9 +153,18 @@ export abstract class RepositoryCommand extends BhCommand {
   protected async openRepository(lock: LockKind | 'none' = 'shared'): Promise<Repository> {
     const retryMs = this.retryLockMs();
     const backend = await this.openBackend();
-    const repo = await Repository.open(backend, await this.secret());
+    const repo = await Repository.open(backend, await this.secret(), { cache: this.cacheOptions() });
     if (lock !== 'none') this.heldLock = await repo.lock(lock, { retryMs });
     return repo;
+  }
+
+  /**
+   * Where the local cache is, or undefined with --no-cache. Commands that must see the
+   * repository's own bytes (check) override this.
+   */
+  protected cacheOptions(): CacheOptions | undefined {
+    if (!this.cache) return undefined;
+    return { dir: this.cacheDir ?? cacheDirFromEnv(this.context.env), onWarning: (message) => this.report.warn(`warning: ${message}`) };
   }
 
   protected retryLockMs(): number {

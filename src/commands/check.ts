@@ -26,6 +26,11 @@ export class CheckCommand extends RepositoryCommand {
   readData = Option.Boolean('--read-data', false, { description: 'Read and verify all data' });
   readDataSubset = Option.String('--read-data-subset', { description: 'Read and verify a subset: N/M or P%' });
 
+  /** check reads the repository's own files, never cached copies that would hide their damage. */
+  protected override cacheOptions(): undefined {
+    return undefined;
+  }
+
   async run(): Promise<number> {
     const selection = this.selection();
     const repo = await this.openRepository();

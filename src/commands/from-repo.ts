@@ -25,7 +25,7 @@ export abstract class FromRepositoryCommand extends RepositoryCommand {
     );
     const backend = await openBackend(location, this.backendOptions());
     try {
-      return await Repository.open(backend, secret);
+      return await Repository.open(backend, secret, { cache: this.cacheOptions() });
     } catch (error) {
       if (error instanceof RepositoryNotFoundError) throw new UserError(`source repository: there is no bh repository at ${location} (no config file); check --from-repo/BH_FROM_REPO`, ExitCode.noRepository);
       throw error;

@@ -16,6 +16,7 @@ import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { openBackend } from '../backends/index.js';
 import type { Backend } from '../backends/backend.js';
+import { cacheDirFromEnv } from '../repo/cache.js';
 import { RepositoryNotFoundError } from '../repo/errors.js';
 import { parseRawKey, type Secret } from '../repo/keyfile.js';
 import { Repository } from '../repo/repository.js';
@@ -207,7 +208,8 @@ async function inRepository(
     backend = await openBackend(destination.location, destination.backend);
     let repo: Repository;
     try {
-      repo = await Repository.open(backend, secret);
+      // The nightly run is what the local cache is for (README.md, "Local cache").
+      repo = await Repository.open(backend, secret, { cache: { dir: cacheDirFromEnv(options.env), onWarning: (message) => events.warn(message) } });
     } catch (error) {
       if (!(error instanceof RepositoryNotFoundError)) throw error;
       if (dryRun) {

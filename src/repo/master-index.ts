@@ -341,6 +341,22 @@ export class MasterIndex {
     return this.tables[type].field(row, LENGTH);
   }
 
+  /**
+   * For every pack holding blobs of `type`: where its last such blob ends (pack id hex → bytes).
+   * Packs hold one blob type, so for them this is the pack's size less its header. One pass
+   * over the type's rows.
+   */
+  blobExtents(type: BlobType): Map<string, number> {
+    const table = this.tables[type];
+    const byNumber = new Map<number, number>();
+    for (let row = 0; row < table.size; row++) {
+      const pack = table.field(row, PACK);
+      const end = table.field(row, OFFSET) + table.field(row, LENGTH);
+      if (end > (byNumber.get(pack) ?? 0)) byNumber.set(pack, end);
+    }
+    return new Map([...byNumber].map(([pack, end]) => [this.packIds[pack]!.toString('hex'), end]));
+  }
+
   rowEntry(type: BlobType, row: number): IndexEntry {
     const table = this.tables[type];
     return { type, id: table.id(row), packId: this.packIds[table.field(row, PACK)]!, offset: table.field(row, OFFSET), length: table.field(row, LENGTH), rawLength: table.field(row, RAW_LENGTH) };

@@ -263,7 +263,10 @@ export async function executePrune(plan: PrunePlan, hooks: PruneHooks = {}): Pro
   const finish = async (type: BlobType): Promise<void> => {
     const pack = builders[type].finish(repo.keys);
     builders[type] = new PackBuilder();
-    await repo.backend.write({ type: 'data', name: pack.id.toString('hex') }, pack.parts);
+    const packHex = pack.id.toString('hex');
+    await repo.backend.write({ type: 'data', name: packHex }, pack.parts);
+    // Repacked trees are what the next backup's parent walk reads: keep them in the cache.
+    if (type === 'tree') await repo.cache?.write('data', packHex, pack.parts);
     written.push({ packId: pack.id, blobs: pack.blobs });
   };
   for (const [i, pack] of fate.repack.entries()) {
@@ -310,7 +313,9 @@ export async function executePrune(plan: PrunePlan, hooks: PruneHooks = {}): Pro
   summary.index_files_removed = replaced.length;
   await hooks.onStep?.('old-index-removed');
   for (const [i, pack] of fate.delete.entries()) {
-    await repo.backend.remove({ type: 'data', name: index.packId(pack).toString('hex') });
+    const packHex = index.packId(pack).toString('hex');
+    await repo.backend.remove({ type: 'data', name: packHex });
+    await repo.cache?.remove('data', packHex);
     if (i === 0) await hooks.onStep?.('deleting');
   }
   return summary;

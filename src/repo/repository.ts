@@ -13,12 +13,14 @@ import { PayloadCodec } from './compression.js';
 import { type RepoConfig, decodeConfig, encodeConfig, newConfig } from './config.js';
 import { openBlob, openFile, sealFile } from './envelope.js';
 import { type BlobSealer, InlineSealer, createSealer } from './blob-sealer.js';
+import { type CacheOptions, RepositoryCache } from './cache.js';
 import { FormatError, LockConflictError, RepositoryExistsError, RepositoryNotFoundError, WrongPasswordError } from './errors.js';
 import { type IndexFile, type IndexedPack, decodeIndexFile, encodeIndexFile } from './index-file.js';
 import { type KeyFile, type ScryptParams, type Secret, createKeyFile, decodeKeyFile, unsealKeyFile } from './keyfile.js';
 import { type LockKind, type LockOptions, type LockRecord, REFRESH_MS, assertCompatible, lockRetryPause, lockSettleMs, newLockRecord } from './lock.js';
 import { MasterIndex } from './master-index.js';
 import { PackBuilder, type PackedBlob, HEADER_READ_GUESS, parsePackTail } from './pack.js';
+import { TreePacks } from './tree-packs.js';
 
 /** Bounded concurrency, for the layers above (they reach the backends' helpers only through repo/). */
 export { mapLimit } from '../backends/layout.js';
@@ -40,6 +42,11 @@ export interface InitOptions {
   scrypt?: ScryptParams;
 }
 
+export interface OpenOptions {
+  /** Use the local cache below this folder (README.md, "Local cache"); none without it. */
+  cache?: CacheOptions | undefined;
+}
+
 export class Repository {
   readonly codec: PayloadCodec;
 
@@ -49,6 +56,8 @@ export class Repository {
     readonly keys: MasterKeys,
     /** Name of the key file that opened this repository. */
     readonly keyId: string,
+    /** The local cache of snapshots, index files and tree packs, if one is in use. */
+    readonly cache?: RepositoryCache,
   ) {
     this.codec = new PayloadCodec(config.compression);
   }
@@ -71,7 +80,7 @@ export class Repository {
     return new Repository(backend, config, keys, keyId);
   }
 
-  static async open(backend: Backend, secret: Secret): Promise<Repository> {
+  static async open(backend: Backend, secret: Secret, options: OpenOptions = {}): Promise<Repository> {
     let configBytes: Buffer;
     try {
       configBytes = await backend.read({ type: 'config', name: 'config' });
@@ -93,7 +102,10 @@ export class Repository {
         continue;
       }
       const material = await unsealKeyFile(file, secret, `keys/${name}`);
-      if (material) return new Repository(backend, config, MasterKeys.deserialize(material), name);
+      if (material) {
+        const cache = options.cache && (await RepositoryCache.open(options.cache, config.id));
+        return new Repository(backend, config, MasterKeys.deserialize(material), name, cache);
+      }
     }
     if (damaged.length === keyFiles.length && damaged.length > 0) throw new FormatError(`${backend.location}: every key file is damaged: ${damaged.join('; ')}`);
     throw new WrongPasswordError(backend.location, keyFiles.length - damaged.length);
@@ -101,29 +113,42 @@ export class Repository {
 
   // ---- whole files ---------------------------------------------------------------------------
 
-  list(type: FileType): Promise<FileInfo[]> {
-    return this.backend.list(type);
+  /** Every file of `type`; cached copies of files no longer listed are removed on the way. */
+  async list(type: FileType): Promise<FileInfo[]> {
+    const listedAt = Date.now();
+    const files = await this.backend.list(type);
+    await this.cache?.trim(type, files, listedAt);
+    return files;
   }
 
   /** Seals `body` as a file of `kind` and stores it under the SHA-256 of its bytes; returns that name. */
   async saveFile(kind: Exclude<FileKind, 'packHeader'>, body: Uint8Array): Promise<string> {
     const bytes = sealFile(this.keys, kind, this.codec.encode(body));
     const name = sha256(bytes).toString('hex');
-    await this.backend.write({ type: FOLDER_OF[kind], name }, bytes);
+    const type = FOLDER_OF[kind];
+    await this.backend.write({ type, name }, bytes);
+    // Write-through: the next command on this host finds it without a fetch.
+    await this.cache?.write(type, name, bytes);
     return name;
   }
 
   /** The body of a stored file, after checking its name against its hash and its tag. */
   async loadFile(kind: Exclude<FileKind, 'packHeader'>, name: string): Promise<Buffer> {
     const type = FOLDER_OF[kind];
-    const bytes = await this.backend.read({ type, name });
     const what = `${type}/${name}`;
-    if (sha256(bytes).toString('hex') !== name) throw new DamagedFileError(what, 'content does not match its name (SHA-256); the file is damaged');
+    let bytes = await this.cache?.read(type, name);
+    if (!bytes) {
+      bytes = await this.backend.read({ type, name });
+      if (sha256(bytes).toString('hex') !== name) throw new DamagedFileError(what, 'content does not match its name (SHA-256); the file is damaged');
+      await this.cache?.write(type, name, bytes);
+    }
     return this.codec.decode(openFile(this.keys, kind, bytes, what), what);
   }
 
   async removeFile(kind: Exclude<FileKind, 'packHeader'>, name: string): Promise<void> {
-    await this.backend.remove({ type: FOLDER_OF[kind], name });
+    const type = FOLDER_OF[kind];
+    await this.backend.remove({ type, name });
+    await this.cache?.remove(type, name);
   }
 
   async loadJson<T>(kind: 'snapshot' | 'lock', name: string): Promise<T> {
@@ -251,7 +276,7 @@ export class Repository {
   }
 
   private async loadListedIndex(): Promise<IndexedRepository> {
-    const names = (await this.backend.list('index')).map((f) => f.name);
+    const names = (await this.list('index')).map((f) => f.name);
     let view = await this.readIndexFiles(names, new Set());
     // Superseded files exist only briefly (prune and repair remove them right after writing
     // their successor) or after those were killed: read again without them only then.
@@ -359,6 +384,7 @@ export class IndexedRepository {
   private packsToIndex: IndexedPack[] = [];
   private lastCheckpoint = Date.now();
   private readonly checkpointMs: number;
+  private readonly treePacks: TreePacks;
 
   constructor(
     readonly repo: Repository,
@@ -370,6 +396,7 @@ export class IndexedRepository {
   ) {
     const fromEnv = Number(process.env['BH_CHECKPOINT_SECONDS']);
     this.checkpointMs = (Number.isFinite(fromEnv) && fromEnv > 0 ? fromEnv : CHECKPOINT_SECONDS) * 1000;
+    this.treePacks = new TreePacks(repo, index);
   }
 
   get keys(): MasterKeys {
@@ -405,7 +432,8 @@ export class IndexedRepository {
     if (!where) throw new Error(`${type} blob ${idHex} is not in the index (the repository is missing data; run 'bh check')`);
     const packHex = where.packId.toString('hex');
     const what = `${type} blob ${idHex} in data/${packHex}`;
-    const envelope = await this.repo.backend.read({ type: 'data', name: packHex }, { offset: where.offset, length: where.length });
+    // Trees are read by pack (src/repo/tree-packs.ts); data blobs with one ranged read each.
+    const envelope = type === 'tree' ? await this.treePacks.envelope(where) : await this.repo.backend.read({ type: 'data', name: packHex }, { offset: where.offset, length: where.length });
     const plaintext = this.repo.codec.decode(openBlob(this.keys, type, id, envelope, what), what);
     if (plaintext.length !== where.rawLength || !constantTimeEqual(this.keys.blobId(plaintext), id)) {
       throw new DamagedFileError(`data/${packHex}`, `${type} blob ${idHex} does not hash to its id`);
@@ -501,8 +529,11 @@ export class IndexedRepository {
       this.packsWaiting--;
     }
     this.throwFailure();
+    const packHex = pack.id.toString('hex');
     const upload: Promise<void> = this.repo.backend
-      .write({ type: 'data', name: pack.id.toString('hex') }, pack.parts)
+      .write({ type: 'data', name: packHex }, pack.parts)
+      // Write-through of tree packs: the next backup from this host reads its parent's trees locally.
+      .then(() => (type === 'tree' ? this.repo.cache?.write('data', packHex, pack.parts) : undefined))
       .then(() => {
         this.index.addPack(pack.id, pack.blobs);
         for (const blob of pack.blobs) this.unindexed.delete(pendingKey(blob.type, blob.id));

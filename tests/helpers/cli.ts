@@ -145,7 +145,7 @@ export function bhWithoutDacOverride(env: Record<string, string>, args: string[]
   const drop = '-dac_override,-dac_read_search';
   const child = spawn('setpriv', [`--bounding-set=${drop}`, `--inh-caps=${drop}`, process.execPath, BH, ...args], {
     cwd: ROOT,
-    env: { PATH: process.env['PATH'], HOME: process.env['HOME'], ...env },
+    env: { PATH: process.env['PATH'], HOME: process.env['HOME'], BH_CACHE_DIR: process.env['BH_CACHE_DIR'], ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
