@@ -6,7 +6,8 @@
  * has one byte flipped inside one data blob of the middle pack. Checked:
  * - with workers, check --read-data exits 1 and its findings name that pack and that blob, and
  *   nothing else;
- * - with BH_WORKERS=0 the findings are the same, in the same order;
+ * - with BH_WORKERS=0 the findings are the same, in the same order; also with two packs damaged
+ *   (findings are reported pack by pack in index order, whichever worker finishes first);
  * - --read-data-subset N/3 for N = 1..3 reads every pack once: exactly the slice holding the
  *   damaged pack fails.
  */
@@ -38,6 +39,8 @@ let damaged: TestRepo;
 let victimPack: string;
 let victimBlob: PackBlob;
 let dataPacks: string[];
+/** The first blob of each data pack, by pack id. */
+const firstBlobs = new Map<string, PackBlob>();
 
 function findingsOf(r: RunResult): Finding[] {
   return r.stdout
@@ -46,6 +49,18 @@ function findingsOf(r: RunResult): Finding[] {
     .map((line) => JSON.parse(line) as Finding & { message_type: string })
     .filter((m) => m.message_type === 'finding')
     .map(({ level, subject, message }) => ({ level, subject, message }));
+}
+
+/** Flips the middle byte of `blob` in `pack` of the repository at `repoPath`. */
+async function damageBlob(repoPath: string, pack: string, blob: PackBlob): Promise<void> {
+  const file = join(repoPath, 'data', pack.slice(0, 2), pack);
+  const bytes = await readFile(file);
+  bytes[blob.offset + Math.floor(blob.length / 2)]! ^= 0xff;
+  await writeFile(file, bytes);
+}
+
+function copyOf(source: TestRepo, path: string): TestRepo {
+  return { path, env: { ...source.env, BH_REPO: path }, run: (args, options = {}) => source.run(args, { ...options, env: { BH_REPO: path, ...options.env } }) };
 }
 
 async function packIds(repoPath: string): Promise<string[]> {
@@ -73,7 +88,10 @@ beforeAll(async () => {
     const cat = await clean.run(['cat', 'pack', id]);
     if (cat.code !== 0) throw new Error(describeRun(`cat pack ${id}`, cat));
     const { blobs } = JSON.parse(cat.stdout) as { blobs: PackBlob[] };
-    if (blobs.every((b) => b.type === 'data')) dataPacks.push(id);
+    if (blobs.every((b) => b.type === 'data')) {
+      dataPacks.push(id);
+      firstBlobs.set(id, blobs[0]!);
+    }
     if (dataPacks.length === 2 && victimPack === undefined) {
       victimPack = id;
       victimBlob = blobs.reduce((big, b) => (b.length > big.length ? b : big));
@@ -81,13 +99,9 @@ beforeAll(async () => {
   }
   if (dataPacks.length < 3) throw new Error(`expected three data packs, got ${dataPacks.length}`);
 
-  const path = join(work, 'damaged', 'repo');
-  await cp(clean.path, path, { recursive: true });
-  damaged = { path, env: { ...clean.env, BH_REPO: path }, run: (args, options = {}) => clean.run(args, { ...options, env: { BH_REPO: path, ...options.env } }) };
-  const file = join(path, 'data', victimPack.slice(0, 2), victimPack);
-  const bytes = await readFile(file);
-  bytes[victimBlob.offset + Math.floor(victimBlob.length / 2)]! ^= 0xff;
-  await writeFile(file, bytes);
+  damaged = copyOf(clean, join(work, 'damaged', 'repo'));
+  await cp(clean.path, damaged.path, { recursive: true });
+  await damageBlob(damaged.path, victimPack, victimBlob);
 });
 
 afterAll(async () => {
@@ -124,6 +138,23 @@ describe('check --read-data on several packs', () => {
     expect(inline.code, describeRun('check inline', inline)).toBe(1);
     expect(findingsOf(inline)).toEqual(findingsOf(withWorkers));
     expect(findingsOf(inline).length).toBe(2);
+  });
+
+  it('with two packs damaged: workers and inline report the same findings, pack by pack, in the same order', async () => {
+    const twice = copyOf(clean, join(work, 'twice', 'repo'));
+    await cp(damaged.path, twice.path, { recursive: true });
+    const other = dataPacks.find((id) => id !== victimPack)!;
+    await damageBlob(twice.path, other, firstBlobs.get(other)!);
+    const withWorkers = await twice.run(['check', '--read-data', '--json'], { env: { BH_WORKERS: '2' } });
+    const inline = await twice.run(['check', '--read-data', '--json'], { env: { BH_WORKERS: '0' } });
+    expect(withWorkers.code, describeRun('check', withWorkers)).toBe(1);
+    expect(inline.code, describeRun('check inline', inline)).toBe(1);
+    const findings = findingsOf(withWorkers);
+    expect(findings).toEqual(findingsOf(inline));
+    expect(findings.map((f) => f.subject).sort()).toEqual([`data/${victimPack}`, `data/${victimPack}`, `data/${other}`, `data/${other}`].sort());
+    // Pack by pack: the two findings about one pack are never split by the other's.
+    expect(findings[0]!.subject).toBe(findings[1]!.subject);
+    expect(findings.map((f) => f.message).join('\n')).toContain(`data blob ${firstBlobs.get(other)!.id} in data/${other}: authentication failed`);
   });
 
   it('--read-data-subset N/3 over N = 1..3 finds the damage in exactly one slice', async () => {

@@ -113,7 +113,7 @@ function selected(packId: string, selection: ReadDataSelection): boolean {
  * Reads the chosen packs on this thread, one after another, while the verifier checks the ones
  * read before (on its worker threads). At most one pack more than there are workers is read and
  * not yet verified, so memory holds a few packs, never the repository. Findings are reported
- * pack by pack, in the order of `chosen`.
+ * pack by pack, in the order of `chosen`, whichever pack is verified first.
  */
 async function readPacks(
   repo: Repository,
@@ -123,26 +123,41 @@ async function readPacks(
   progress: (p: CheckProgress) => void,
 ): Promise<void> {
   const verifier = createPackVerifier(repo.keys, repo.config.compression);
-  const inFlight: Promise<CheckFinding[]>[] = [];
-  let done = 0;
-  const reportNext = async (): Promise<void> => {
-    for (const finding of await inFlight.shift()!) report(finding);
-    progress({ phase: 'read-data', done: ++done, total: chosen.length });
-  };
-  try {
-    progress({ phase: 'read-data', done, total: chosen.length });
-    for (const packId of chosen) {
-      if (inFlight.length > verifier.threads) await reportNext();
-      let bytes: Buffer;
-      try {
-        bytes = await repo.backend.read({ type: 'data', name: packId });
-      } catch (error) {
-        inFlight.push(Promise.resolve([{ level: 'error', subject: `data/${packId}`, message: `cannot read pack: ${(error as Error).message}` }]));
-        continue;
-      }
-      inFlight.push(verifier.verify(packId, bytes, packBlobs.get(packId)!));
+  /** Findings by position in `chosen`, from the moment the pack is verified until reported. */
+  const verified: (CheckFinding[] | undefined)[] = [];
+  let reported = 0;
+  const reportInOrder = (): void => {
+    for (; verified[reported] !== undefined; reported++) {
+      for (const finding of verified[reported]!) report(finding);
+      verified[reported] = [];
+      progress({ phase: 'read-data', done: reported + 1, total: chosen.length });
     }
-    while (inFlight.length > 0) await reportNext();
+  };
+  const unverified = new Set<Promise<void>>();
+  let failure: unknown;
+  try {
+    progress({ phase: 'read-data', done: 0, total: chosen.length });
+    for (const [i, packId] of chosen.entries()) {
+      while (unverified.size > verifier.threads && failure === undefined) await Promise.race(unverified);
+      if (failure !== undefined) break;
+      let findings: Promise<CheckFinding[]>;
+      try {
+        findings = verifier.verify(packId, await repo.backend.read({ type: 'data', name: packId }), packBlobs.get(packId)!);
+      } catch (error) {
+        findings = Promise.resolve([{ level: 'error', subject: `data/${packId}`, message: `cannot read pack: ${(error as Error).message}` }]);
+      }
+      const settled: Promise<void> = findings
+        .then((list) => {
+          verified[i] = list;
+          reportInOrder();
+        })
+        // Nothing verified can be trusted once the verifier failed: stop and say so.
+        .catch((error: unknown) => void (failure ??= error))
+        .finally(() => unverified.delete(settled));
+      unverified.add(settled);
+    }
+    await Promise.all(unverified);
+    if (failure !== undefined) throw failure;
   } finally {
     await verifier.close();
   }

@@ -81,14 +81,12 @@ function fromWire({ fields, ids }: WireBlobs): PackedBlob[] {
 }
 
 export interface VerifyRequest {
-  seq: number;
   packHex: string;
   bytes: Uint8Array;
   blobs: WireBlobs;
 }
 
 export interface VerifyResponse {
-  seq: number;
   findings?: CheckFinding[];
   error?: string;
 }
@@ -102,7 +100,7 @@ export interface VerifyWorkerInit {
 /** The worker side of one request (src/repo/verify-worker.ts). */
 export function serveVerifyRequest(keys: MasterKeys, opener: BlobOpener, request: VerifyRequest): VerifyResponse {
   const bytes = Buffer.from(request.bytes.buffer, request.bytes.byteOffset, request.bytes.byteLength);
-  return { seq: request.seq, findings: verifyPack(keys, opener, request.packHex, bytes, fromWire(request.blobs)) };
+  return { findings: verifyPack(keys, opener, request.packHex, bytes, fromWire(request.blobs)) };
 }
 
 // ---- the caller's side -------------------------------------------------------------------------
@@ -135,30 +133,47 @@ class InlinePackVerifier implements PackVerifier {
  * sources (tests) it is the build that the test setup made, same path from the root.
  */
 const WORKER_SCRIPT = fileURLToPath(new URL('../../dist/repo/verify-worker.js', import.meta.url));
+/** Each worker's young generation: 2 MB instead of V8's default of up to 48 (measured: 65 MB less RSS, no more CPU). */
+const YOUNG_GENERATION_MB = 2;
 
+interface QueuedPack {
+  request: VerifyRequest;
+  resolve: (findings: CheckFinding[]) => void;
+  reject: (error: Error) => void;
+}
+
+/**
+ * Hands each pack to a worker only when that worker is idle (packs wait here, in order), so a
+ * pack never queues behind a slow one while another worker has nothing to do.
+ */
 class WorkerPackVerifier implements PackVerifier {
-  private readonly workers: { worker: Worker; busy: number }[] = [];
-  private readonly pending = new Map<number, { resolve: (f: CheckFinding[]) => void; reject: (e: Error) => void }>();
-  private seq = 0;
+  private readonly workers: Worker[] = [];
+  private readonly idle: Worker[] = [];
+  private readonly working = new Map<Worker, QueuedPack>();
+  private readonly queue: QueuedPack[] = [];
+  private failure: Error | undefined;
 
   constructor(keys: MasterKeys, compression: CompressionSettings, count: number) {
     const init: VerifyWorkerInit = { keys: keys.serialize(), compression };
     for (let i = 0; i < count; i++) {
-      const slot = { worker: new Worker(WORKER_SCRIPT, { workerData: init }), busy: 0 };
-      slot.worker.on('message', (response: VerifyResponse) => {
-        if (--slot.busy === 0) slot.worker.unref();
-        const waiter = this.pending.get(response.seq);
-        this.pending.delete(response.seq);
-        if (response.findings) waiter?.resolve(response.findings);
-        else waiter?.reject(new Error(response.error ?? 'pack verifier worker failed'));
+      // A small young generation: scavenges run often, so short-lived objects (and the packs
+      // they hold) are freed soon after each verification.
+      const worker = new Worker(WORKER_SCRIPT, { workerData: init, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } });
+      worker.on('message', (response: VerifyResponse) => {
+        const job = this.working.get(worker)!;
+        this.working.delete(worker);
+        // An idle worker must not keep a finished command alive; a busy one must.
+        worker.unref();
+        this.idle.push(worker);
+        if (response.findings) job.resolve(response.findings);
+        else job.reject(new Error(response.error ?? 'pack verifier worker failed'));
+        this.dispatch();
       });
-      slot.worker.on('error', (error) => {
-        for (const waiter of this.pending.values()) waiter.reject(error);
-        this.pending.clear();
-      });
-      // An idle worker must not keep a finished command alive; a busy one must.
-      slot.worker.unref();
-      this.workers.push(slot);
+      worker.on('error', (error) => this.fail(error));
+      worker.on('exit', () => this.fail(new Error('a pack verifier worker stopped')));
+      worker.unref();
+      this.workers.push(worker);
+      this.idle.push(worker);
     }
   }
 
@@ -167,18 +182,33 @@ class WorkerPackVerifier implements PackVerifier {
   }
 
   verify(packHex: string, bytes: Buffer, indexed: readonly PackedBlob[]): Promise<CheckFinding[]> {
-    const slot = this.workers.reduce((best, w) => (w.busy < best.busy ? w : best));
-    if (slot.busy++ === 0) slot.worker.ref();
-    const seq = this.seq++;
+    if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
-      this.pending.set(seq, { resolve, reject });
-      const request: VerifyRequest = { seq, packHex, bytes: movable(bytes), blobs: toWire(indexed) };
-      slot.worker.postMessage(request, [request.bytes.buffer as ArrayBuffer, request.blobs.fields.buffer as ArrayBuffer, request.blobs.ids.buffer as ArrayBuffer]);
+      this.queue.push({ request: { packHex, bytes: movable(bytes), blobs: toWire(indexed) }, resolve, reject });
+      this.dispatch();
     });
   }
 
+  private dispatch(): void {
+    while (this.queue.length > 0 && this.idle.length > 0) {
+      const job = this.queue.shift()!;
+      const worker = this.idle.pop()!;
+      this.working.set(worker, job);
+      worker.ref();
+      const { request } = job;
+      worker.postMessage(request, [request.bytes.buffer as ArrayBuffer, request.blobs.fields.buffer as ArrayBuffer, request.blobs.ids.buffer as ArrayBuffer]);
+    }
+  }
+
+  private fail(error: Error): void {
+    this.failure ??= error;
+    for (const job of [...this.working.values(), ...this.queue.splice(0)]) job.reject(this.failure);
+    this.working.clear();
+  }
+
   async close(): Promise<void> {
-    await Promise.all(this.workers.map(({ worker }) => worker.terminate()));
+    this.failure ??= new Error('the pack verifier is closed');
+    await Promise.all(this.workers.map((worker) => worker.terminate()));
   }
 }
 

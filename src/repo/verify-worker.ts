@@ -17,7 +17,7 @@ port.on('message', (request: VerifyRequest) => {
   try {
     response = serveVerifyRequest(keys, opener, request);
   } catch (error) {
-    response = { seq: request.seq, error: (error as Error).message };
+    response = { error: (error as Error).message };
   }
   port.postMessage(response);
 });
