@@ -27,9 +27,11 @@ export function verifyPack(keys: MasterKeys, opener: BlobOpener, packHex: string
   try {
     const header = parsePackTail(keys, bytes, bytes.length, subject);
     if (Array.isArray(header)) {
-      const inHeader = new Set(header.map((b) => `${b.type}:${b.id.toString('hex')}:${b.offset}:${b.length}`));
+      // Envelopes are never empty, so an offset names at most one blob of the header.
+      const inHeader = new Map(header.map((b) => [b.offset, b]));
       for (const b of indexed) {
-        if (!inHeader.has(`${b.type}:${b.id.toString('hex')}:${b.offset}:${b.length}`)) {
+        const h = inHeader.get(b.offset);
+        if (!h || h.type !== b.type || h.length !== b.length || !h.id.equals(b.id)) {
           error(`${b.type} blob ${b.id.toString('hex')} is in the index but not in the pack header at offset ${b.offset}`);
         }
       }
