@@ -137,7 +137,8 @@ export class LocalBackend implements Backend {
     const fh = await this.openForRead(ref, file);
     try {
       if (range === undefined) return await fh.readFile();
-      const buf = Buffer.alloc(range.length);
+      // Not zero-filled: every byte is read into, or the read fails with ShortReadError.
+      const buf = Buffer.allocUnsafe(range.length);
       let got = 0;
       while (got < range.length) {
         const { bytesRead } = await fh.read(buf, got, range.length - got, range.offset + got);

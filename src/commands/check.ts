@@ -1,5 +1,5 @@
 import { Command, Option } from 'clipanion';
-import { checkStructure, type CheckFinding, type ReadDataSelection } from '../repo/check.js';
+import { checkPackData, checkStructure, type CheckFinding, type CheckProgress, type ReadDataSelection } from '../repo/check.js';
 import { checkSnapshots } from '../snapshot/check-snapshots.js';
 import { ExitCode, RepositoryCommand, UserError } from './base.js';
 
@@ -42,11 +42,19 @@ export class CheckCommand extends RepositoryCommand {
       report.line(`${finding.level}: ${finding.subject}: ${finding.message}`);
     };
     report.line('checking snapshots, index and packs');
-    const structure = await checkStructure(repo, selection, onFinding, (p) => report.progress(`${p.phase}: ${p.done}/${p.total}`));
-    const reached = await checkSnapshots(structure.indexed, onFinding);
+    const progress = (p: CheckProgress): void => report.progress(`${p.phase}: ${p.done}/${p.total}`);
+    const structure = await checkStructure(repo, onFinding, progress);
+    // Packs are verified on worker threads, so this thread walks the snapshots' trees meanwhile;
+    // their findings are reported after the packs', as when one ran after the other.
+    const snapshotFindings: CheckFinding[] = [];
+    const [packsRead, reached] = await Promise.all([
+      checkPackData(repo, structure, selection, onFinding, progress),
+      checkSnapshots(structure.indexed, (finding) => snapshotFindings.push(finding)),
+    ]);
+    snapshotFindings.forEach(onFinding);
     const errors = findings.filter((f) => f.level === 'error').length;
-    report.jsonLine({ message_type: 'summary', errors, notes: findings.length - errors, snapshots: reached.snapshots, trees: reached.trees, packs_read: structure.packsRead });
-    report.line(`${reached.snapshots} snapshots, ${reached.trees} trees checked; ${structure.packsRead} packs read`);
+    report.jsonLine({ message_type: 'summary', errors, notes: findings.length - errors, snapshots: reached.snapshots, trees: reached.trees, packs_read: packsRead });
+    report.line(`${reached.snapshots} snapshots, ${reached.trees} trees checked; ${packsRead} packs read`);
     report.line(errors === 0 ? 'no errors were found' : `${errors} errors found`);
     return errors === 0 ? ExitCode.ok : ExitCode.fatal;
   }

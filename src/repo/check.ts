@@ -6,11 +6,10 @@
  * (a pack no index lists, as a killed backup leaves behind).
  */
 import { randomInt } from 'node:crypto';
-import { sha256, constantTimeEqual } from './crypto.js';
-import { openBlob } from './envelope.js';
 import { decodeIndexFile } from './index-file.js';
 import { MasterIndex } from './master-index.js';
-import { parsePackTail, type PackedBlob } from './pack.js';
+import { createPackVerifier } from './pack-verifier.js';
+import type { PackedBlob } from './pack.js';
 import { IndexedRepository, type Repository } from './repository.js';
 
 export interface CheckFinding {
@@ -31,12 +30,13 @@ export interface CheckProgress {
 export interface StructureCheckResult {
   /** The repository with every index file that could be read; blob lookups use it. */
   indexed: IndexedRepository;
-  packsRead: number;
+  /** The indexed blobs of each pack that is both indexed and stored, by pack id (hex). */
+  storedPacks: Map<string, PackedBlob[]>;
 }
 
+/** Index files and the packs they list (their presence and size), without reading the packs. */
 export async function checkStructure(
   repo: Repository,
-  readData: ReadDataSelection,
   report: (finding: CheckFinding) => void,
   progress: (p: CheckProgress) => void = () => undefined,
 ): Promise<StructureCheckResult> {
@@ -74,13 +74,24 @@ export async function checkStructure(
     if (!packBlobs.has(name)) report({ level: 'note', subject: `data/${name}`, message: 'pack is not referenced by any index (left by an interrupted backup; harmless, prune removes it)' });
   }
 
-  // --read-data: every byte of the chosen packs.
-  const chosen = [...packBlobs.keys()].filter((id) => stored.has(id) && selected(id, readData));
-  for (const [i, packId] of chosen.entries()) {
-    progress({ phase: 'read-data', done: i, total: chosen.length });
-    await readPack(repo, packId, packBlobs.get(packId)!, report);
-  }
-  return { indexed: new IndexedRepository(repo, index, indexNames), packsRead: chosen.length };
+  const storedPacks = new Map([...packBlobs].filter(([id]) => stored.has(id)));
+  return { indexed: new IndexedRepository(repo, index, indexNames), storedPacks };
+}
+
+/**
+ * --read-data: every byte of the chosen packs (see readPacks). Resolves to the number of packs
+ * read.
+ */
+export async function checkPackData(
+  repo: Repository,
+  structure: StructureCheckResult,
+  readData: ReadDataSelection,
+  report: (finding: CheckFinding) => void,
+  progress: (p: CheckProgress) => void = () => undefined,
+): Promise<number> {
+  const chosen = [...structure.storedPacks.keys()].filter((id) => selected(id, readData));
+  if (chosen.length > 0) await readPacks(repo, chosen, structure.storedPacks, report, progress);
+  return chosen.length;
 }
 
 function selected(packId: string, selection: ReadDataSelection): boolean {
@@ -98,42 +109,56 @@ function selected(packId: string, selection: ReadDataSelection): boolean {
   }
 }
 
-/** Reads one whole pack: its hash, its header against the index, every blob's tag and id. */
-async function readPack(repo: Repository, packId: string, indexed: PackedBlob[], report: (f: CheckFinding) => void): Promise<void> {
-  const subject = `data/${packId}`;
-  let bytes: Buffer;
-  try {
-    bytes = await repo.backend.read({ type: 'data', name: packId });
-  } catch (error) {
-    report({ level: 'error', subject, message: `cannot read pack: ${(error as Error).message}` });
-    return;
-  }
-  if (!constantTimeEqual(sha256(bytes), Buffer.from(packId, 'hex'))) {
-    report({ level: 'error', subject, message: 'pack content does not match its name (SHA-256): the file is damaged' });
-  }
-  try {
-    const header = parsePackTail(repo.keys, bytes, bytes.length, subject);
-    if (Array.isArray(header)) {
-      const inHeader = new Set(header.map((b) => `${b.type}:${b.id.toString('hex')}:${b.offset}:${b.length}`));
-      for (const b of indexed) {
-        if (!inHeader.has(`${b.type}:${b.id.toString('hex')}:${b.offset}:${b.length}`)) {
-          report({ level: 'error', subject, message: `${b.type} blob ${b.id.toString('hex')} is in the index but not in the pack header at offset ${b.offset}` });
-        }
-      }
+/**
+ * Reads the chosen packs on this thread, one after another, while the verifier checks the ones
+ * read before (on its worker threads). At most one pack more than there are workers is read and
+ * not yet verified, so memory holds a few packs, never the repository. Findings are reported
+ * pack by pack, in the order of `chosen`, whichever pack is verified first.
+ */
+async function readPacks(
+  repo: Repository,
+  chosen: readonly string[],
+  packBlobs: ReadonlyMap<string, PackedBlob[]>,
+  report: (finding: CheckFinding) => void,
+  progress: (p: CheckProgress) => void,
+): Promise<void> {
+  const verifier = createPackVerifier(repo.keys, repo.config.compression);
+  /** Findings by position in `chosen`, from the moment the pack is verified until reported. */
+  const verified: (CheckFinding[] | undefined)[] = [];
+  let reported = 0;
+  const reportInOrder = (): void => {
+    for (; verified[reported] !== undefined; reported++) {
+      for (const finding of verified[reported]!) report(finding);
+      verified[reported] = [];
+      progress({ phase: 'read-data', done: reported + 1, total: chosen.length });
     }
-  } catch (error) {
-    report({ level: 'error', subject, message: `pack header: ${(error as Error).message}` });
-  }
-  for (const blob of indexed) {
-    const what = `${blob.type} blob ${blob.id.toString('hex')} in ${subject}`;
-    try {
-      const envelope = bytes.subarray(blob.offset, blob.offset + blob.length);
-      const plaintext = repo.codec.decode(openBlob(repo.keys, blob.type, blob.id, envelope, what), what);
-      if (plaintext.length !== blob.rawLength || !constantTimeEqual(repo.keys.blobId(plaintext), blob.id)) {
-        report({ level: 'error', subject, message: `${blob.type} blob ${blob.id.toString('hex')} does not hash to its id` });
+  };
+  const unverified = new Set<Promise<void>>();
+  let failure: unknown;
+  try {
+    progress({ phase: 'read-data', done: 0, total: chosen.length });
+    for (const [i, packId] of chosen.entries()) {
+      while (unverified.size > verifier.threads && failure === undefined) await Promise.race(unverified);
+      if (failure !== undefined) break;
+      let findings: Promise<CheckFinding[]>;
+      try {
+        findings = verifier.verify(packId, await repo.backend.read({ type: 'data', name: packId }), packBlobs.get(packId)!);
+      } catch (error) {
+        findings = Promise.resolve([{ level: 'error', subject: `data/${packId}`, message: `cannot read pack: ${(error as Error).message}` }]);
       }
-    } catch (error) {
-      report({ level: 'error', subject, message: (error as Error).message });
+      const settled: Promise<void> = findings
+        .then((list) => {
+          verified[i] = list;
+          reportInOrder();
+        })
+        // Nothing verified can be trusted once the verifier failed: stop and say so.
+        .catch((error: unknown) => void (failure ??= error))
+        .finally(() => unverified.delete(settled));
+      unverified.add(settled);
     }
+    await Promise.all(unverified);
+    if (failure !== undefined) throw failure;
+  } finally {
+    await verifier.close();
   }
 }

@@ -4,7 +4,12 @@
  *   0x01 ‖ one zstd frame   — compressed
  * The flag sits inside the authenticated plaintext, so it cannot be flipped unnoticed.
  */
+import { createRequire } from 'node:module';
 import { Compressor, Decompressor } from 'zstd-napi';
+
+// zstd-napi's Decompressor allocates every result; its native context also decompresses into a
+// buffer the caller reuses (fresh memory costs page faults and GC on every blob).
+const zstdBinding = createRequire(import.meta.url)('zstd-napi/binding.js') as typeof import('zstd-napi/binding.js');
 
 export const PAYLOAD_RAW = 0;
 export const PAYLOAD_ZSTD = 1;
@@ -20,6 +25,7 @@ export interface CompressionSettings {
 export class PayloadCodec {
   private readonly compressor: Compressor | undefined;
   private readonly decompressor = new Decompressor();
+  private readonly dctx = new zstdBinding.DCtx();
 
   constructor(settings: CompressionSettings) {
     if (settings.algorithm === 'zstd') {
@@ -36,14 +42,19 @@ export class PayloadCodec {
     return withFlag(PAYLOAD_RAW, plaintext);
   }
 
-  /** `what` names the object in errors. */
-  decode(payload: Uint8Array, what: string): Buffer {
+  /**
+   * `what` names the object in errors. With `into` (as long as the plaintext is expected to
+   * be) a compressed body is decompressed into it, when its frame says it is of that length;
+   * the result is then a view of `into`.
+   */
+  decode(payload: Uint8Array, what: string, into?: Buffer): Buffer {
     if (payload.length === 0) throw new Error(`${what}: empty payload`);
     const flag = payload[0];
     const body = payload.subarray(1);
     if (flag === PAYLOAD_RAW) return Buffer.from(body.buffer, body.byteOffset, body.length);
     if (flag === PAYLOAD_ZSTD) {
       try {
+        if (into && zstdBinding.getFrameContentSize(body) === into.length) return into.subarray(0, this.dctx.decompress(into, body));
         return this.decompressor.decompress(body);
       } catch (error) {
         throw new Error(`${what}: zstd frame does not decompress (${(error as Error).message})`);
