@@ -357,6 +357,16 @@ export class MasterIndex {
     return new Map([...byNumber].map(([pack, end]) => [this.packIds[pack]!.toString('hex'), end]));
   }
 
+  /**
+   * The first 8 bytes of every indexed id of `type` (condemned packs too), as two words: bytes
+   * 0–3 big-endian, bytes 4–7 as a Uint32Array over them reads them (the platform's order). Ids
+   * are uniformly random, so these are enough for a filter over them.
+   */
+  forEachIdHead(type: BlobType, fn: (first: number, second: number) => void): void {
+    const table = this.tables[type];
+    for (let row = 0; row < table.size; row++) fn(table.field(row, 0), table.field(row, REST));
+  }
+
   rowEntry(type: BlobType, row: number): IndexEntry {
     const table = this.tables[type];
     return { type, id: table.id(row), packId: this.packIds[table.field(row, PACK)]!, offset: table.field(row, OFFSET), length: table.field(row, LENGTH), rawLength: table.field(row, RAW_LENGTH) };

@@ -20,6 +20,8 @@ import { type IndexedRepository, mapLimit } from '../repo/repository.js';
 import { getXattr, listXattrs } from '../fsx/index.js';
 import type { PathMatcher } from './exclude.js';
 import { FileChunkerPool } from './file-chunker.js';
+import { KnownBlobFilter } from './known-blobs.js';
+import { sealBlobPayload } from '../repo/blob-sealer.js';
 import { type NodeType, type TreeNode, decodeTree, encodeTree, sameNode } from './tree.js';
 import type { SnapshotSummary } from './snapshot.js';
 
@@ -116,7 +118,7 @@ export class Archiver {
   /** Worker threads that read and seal files; started with the first file. */
   private get chunker(): FileChunkerPool {
     const { min, avg, max } = this.repo.repo.config.chunker;
-    this.chunkerPool ??= new FileChunkerPool(this.repo.keys, this.repo.repo.config.compression, { min, avg, max });
+    this.chunkerPool ??= new FileChunkerPool(this.repo.keys, this.repo.repo.config.compression, { min, avg, max }, KnownBlobFilter.ofIndex(this.repo.index));
     return this.chunkerPool;
   }
 
@@ -310,6 +312,7 @@ export class Archiver {
         this.throwIfAborted();
         this.counters.bytes_read += piece.rawLength;
         if (piece.envelope) await this.repo.addSealedBlob('data', piece.id, piece.envelope, piece.rawLength);
+        else if (piece.plaintext) await this.addUnlessKnown(piece.id, piece.plaintext);
         else this.countDryRun('data', piece.id, piece.rawLength);
         content.push(piece.id);
         this.report(false);
@@ -320,6 +323,13 @@ export class Archiver {
     node.content = content;
     if (parentNode && parentNode.type === 'file') this.counters.files_changed++;
     else this.counters.files_new++;
+  }
+
+  /** A chunk the workers passed on unsealed because the repository probably has it: sealed here when it does not. */
+  private async addUnlessKnown(id: Buffer, plaintext: Buffer): Promise<void> {
+    if (this.repo.hasBlob('data', id)) return;
+    const envelope = sealBlobPayload(this.repo.keys, this.repo.repo.codec, 'data', id, plaintext);
+    await this.repo.addSealedBlob('data', id, envelope, plaintext.length);
   }
 
   private async saveContent(input: AsyncIterable<Uint8Array>): Promise<{ content: Buffer[]; size: number }> {

@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { PayloadCodec } from '../repo/compression.js';
 import { MasterKeys } from '../repo/crypto.js';
 import { chunkFile } from './file-chunks.js';
+import { KnownBlobFilter } from './known-blobs.js';
 import { gearTable } from '../chunker/index.js';
 import { type ChunkBatch, type ChunkJob, type ChunkMessage, type ChunkWorkerInit, CREDIT_BYTES, ID_SIZE } from './file-chunker.js';
 
@@ -16,6 +17,7 @@ const keys = MasterKeys.deserialize(init.keys);
 const codec = new PayloadCodec(init.compression);
 const gear = gearTable(keys.chunkerSeed);
 const credit = new Int32Array(init.credit);
+const known = init.known && new KnownBlobFilter(init.known);
 const port = parentPort!;
 
 /**
@@ -68,14 +70,15 @@ function take(bytes: number): void {
 
 function run(job: ChunkJob): void {
   try {
-    const size = chunkFile(Buffer.from(job.path, 'latin1'), { params: init.params, gear, keys, codec, seal: job.seal, noAtime: job.noAtime }, (piece) => {
-      const envelopeLength = piece.envelope?.length ?? -1;
-      take(Math.max(0, envelopeLength));
+    const size = chunkFile(Buffer.from(job.path, 'latin1'), { params: init.params, gear, keys, codec, seal: job.seal, known, noAtime: job.noAtime }, (piece) => {
+      const body = piece.envelope ?? piece.plaintext;
+      const length = body?.length ?? 0;
+      take(length);
       const at = batchBytes;
       parts.push(piece.id);
-      if (piece.envelope) parts.push(piece.envelope);
-      batchBytes += ID_SIZE + Math.max(0, envelopeLength);
-      send({ seq: job.seq, piece: { at, envelopeLength, rawLength: piece.rawLength } });
+      if (body) parts.push(body);
+      batchBytes += ID_SIZE + length;
+      send({ seq: job.seq, piece: { at, form: piece.envelope ? 'sealed' : piece.plaintext ? 'plain' : 'hashed', length, rawLength: piece.rawLength } });
     });
     send({ seq: job.seq, size });
   } catch (error) {

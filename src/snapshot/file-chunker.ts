@@ -16,6 +16,7 @@ import type { ChunkerParams } from '../chunker/index.js';
 import type { CompressionSettings } from '../repo/compression.js';
 import type { MasterKeys } from '../repo/crypto.js';
 import type { ChunkedPiece } from './file-chunks.js';
+import type { KnownBlobFilter } from './known-blobs.js';
 import { WORKER_RESOURCE_LIMITS, workerCount } from '../repo/blob-sealer.js';
 
 export interface ChunkWorkerInit {
@@ -24,6 +25,8 @@ export interface ChunkWorkerInit {
   compression: CompressionSettings;
   params: ChunkerParams;
   credit: SharedArrayBuffer;
+  /** KnownBlobFilter.shared, when the repository had data blobs. */
+  known: SharedArrayBuffer | undefined;
 }
 
 export interface ChunkJob {
@@ -38,12 +41,14 @@ export interface ChunkJob {
 }
 
 /**
- * A piece of a file: its id (32 bytes) at `at` in its batch's buffer, then its envelope of
- * `envelopeLength` bytes (-1: not sealed, a dry run).
+ * A piece of a file: its id (32 bytes) at `at` in its batch's buffer, then `length` bytes of
+ * its envelope (`sealed`) or of the chunk itself (`plain`: the repository probably has it), or
+ * nothing (`hashed`: a dry run).
  */
 export interface PieceRecord {
   at: number;
-  envelopeLength: number;
+  form: 'sealed' | 'plain' | 'hashed';
+  length: number;
   rawLength: number;
 }
 
@@ -64,9 +69,9 @@ export interface ChunkBatch {
 export const ID_SIZE = 32;
 
 /**
- * Envelope bytes a worker may have posted and the main thread not yet taken in. A single
- * envelope larger than this (an incompressible chunk of the maximum size) goes once the credit
- * is whole again, that is, alone.
+ * Piece bytes (envelopes, plaintexts) a worker may have posted and the main thread not yet
+ * taken in. A single piece larger than this (an incompressible chunk of the maximum size) goes
+ * once the credit is whole again, that is, alone.
  */
 export const CREDIT_BYTES = 8 * 1024 * 1024;
 
@@ -106,13 +111,13 @@ export class FileChunkerPool {
   private readonly jobs = new Map<number, Job>();
   private seq = 0;
 
-  constructor(keys: MasterKeys, compression: CompressionSettings, params: ChunkerParams, count = Math.max(1, workerCount())) {
+  constructor(keys: MasterKeys, compression: CompressionSettings, params: ChunkerParams, known: KnownBlobFilter | undefined, count = Math.max(1, workerCount())) {
     if (!existsSync(WORKER_SCRIPT)) throw new Error(`bh's worker script ${WORKER_SCRIPT} is missing: run 'npm run build'`);
     for (let i = 0; i < count; i++) {
       const creditBuffer = new SharedArrayBuffer(4);
       const credit = new Int32Array(creditBuffer);
       credit[0] = CREDIT_BYTES;
-      const init: ChunkWorkerInit = { keys: keys.serialize(), compression, params, credit: creditBuffer };
+      const init: ChunkWorkerInit = { keys: keys.serialize(), compression, params, credit: creditBuffer, known: known?.shared };
       const worker = new Worker(WORKER_SCRIPT, { workerData: init, resourceLimits: WORKER_RESOURCE_LIMITS });
       const slot: WorkerSlot = { worker, credit, jobs: 0, queued: [] };
       worker.on('message', (batch: ChunkBatch) => {
@@ -153,12 +158,14 @@ export class FileChunkerPool {
     const job = this.jobs.get(message.seq);
     if (!job) return;
     if ('piece' in message) {
-      const { at, envelopeLength, rawLength } = message.piece;
-      const cost = Math.max(0, envelopeLength);
+      const { at, form, length, rawLength } = message.piece;
+      const cost = length;
       // The id is copied out: it lives on in the index and in trees, and a view would keep the
       // whole batch buffer alive after its envelopes were written.
       const piece: ChunkedPiece = { id: Buffer.from(bytes.subarray(at, at + ID_SIZE)), rawLength };
-      if (envelopeLength >= 0) piece.envelope = bytes.subarray(at + ID_SIZE, at + ID_SIZE + envelopeLength);
+      const body = bytes.subarray(at + ID_SIZE, at + ID_SIZE + length);
+      if (form === 'sealed') piece.envelope = body;
+      else if (form === 'plain') piece.plaintext = body;
       job.chain = job.chain.then(async () => {
         if (job.failed === undefined) {
           try {

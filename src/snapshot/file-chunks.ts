@@ -5,8 +5,9 @@
  * time per worker, so both cores work while the main thread walks directories and fills packs;
  * without workers it runs inline, the same code.
  *
- * Sealing here is speculative: the main thread drops chunks the repository already has. That
- * costs compression work for duplicate chunks of changed files, and saves a round trip per chunk.
+ * Sealing here is speculative: the main thread drops chunks the repository already has. Chunks
+ * the repository had when the backup started are recognised by a shared filter and passed on
+ * unsealed; duplicates within one backup are still sealed, which saves a round trip per chunk.
  */
 import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs';
 import { findBoundary } from '../chunker/index.js';
@@ -14,12 +15,15 @@ import type { ChunkerParams } from '../chunker/index.js';
 import { sealBlobPayload } from '../repo/blob-sealer.js';
 import type { PayloadCodec } from '../repo/compression.js';
 import type { MasterKeys } from '../repo/crypto.js';
+import type { KnownBlobFilter } from './known-blobs.js';
 
 export interface ChunkedPiece {
   id: Buffer;
   rawLength: number;
-  /** The sealed blob; absent when only hashing (dry run). */
+  /** The sealed blob; absent when only hashing (dry run) or when `plaintext` is given. */
   envelope?: Buffer;
+  /** The chunk itself, not sealed, because the repository probably has it (see KnownBlobFilter). */
+  plaintext?: Buffer;
 }
 
 export interface ChunkFileOptions {
@@ -28,6 +32,8 @@ export interface ChunkFileOptions {
   keys: MasterKeys;
   codec: PayloadCodec;
   seal: boolean;
+  /** Chunks whose id this filter may hold are passed on as plaintext, not sealed. */
+  known?: KnownBlobFilter | undefined;
   /** Try O_NOATIME (the kernel refuses it for files of other users unless root). */
   noAtime: boolean;
 }
@@ -73,7 +79,10 @@ export function chunkFile(path: Buffer, options: ChunkFileOptions, emit: (piece:
       const length = cut < 0 ? end - start : cut;
       const chunk = buffer.subarray(start, start + length);
       const id = keys.blobId(chunk);
-      emit(options.seal ? { id, rawLength: length, envelope: sealBlobPayload(keys, codec, 'data', id, chunk) } : { id, rawLength: length });
+      if (!options.seal) emit({ id, rawLength: length });
+      // Copied: `chunk` is a view of the read buffer, which the next refill overwrites.
+      else if (options.known?.mayHave(id)) emit({ id, rawLength: length, plaintext: Buffer.from(chunk) });
+      else emit({ id, rawLength: length, envelope: sealBlobPayload(keys, codec, 'data', id, chunk) });
       size += length;
       start += length;
     }
