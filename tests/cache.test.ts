@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bhWithoutDacOverride, initRepo, initRepoAt, makeTempDir, removeDir, type RunResult, type TestRepo } from './helpers/cli.js';
+import { bhWithoutDacOverride, expectOk, initRepo, initRepoAt, makeTempDir, removeDir, summaryOf, type TestRepo } from './helpers/cli.js';
 import { startS3Server, type S3TestServer } from './helpers/s3-server.js';
 import { compareTrees } from './helpers/tree-compare.js';
 
@@ -40,17 +40,6 @@ afterAll(async () => {
   await server?.stop();
   if (tmp) await removeDir(tmp);
 });
-
-function expectOk(r: RunResult, what: string): RunResult {
-  expect(r.code, `${what}: exit ${r.code}\nstdout: ${r.stdout.slice(-2000)}\nstderr: ${r.stderr.slice(-2000)}`).toBe(0);
-  return r;
-}
-
-function summaryOf(r: RunResult): Record<string, number> {
-  const line = r.stdout.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['message_type'] === 'summary');
-  if (!line) throw new Error(`no summary line (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
-  return line as Record<string, number>;
-}
 
 /** GET requests the S3 server got for objects in `folder` of the repository at `prefix`. */
 function getsOf(prefix: string, folder: string): string[] {
@@ -97,7 +86,7 @@ async function repoCacheOf(cacheDir: string): Promise<string> {
 }
 
 async function backup(repo: TestRepo, flags: string[]): Promise<Record<string, number>> {
-  return summaryOf(expectOk(await repo.run(['backup', src, '--json', ...flags]), `backup ${flags.join(' ')}`));
+  return summaryOf<Record<string, number>>(expectOk(await repo.run(['backup', src, '--json', ...flags]), `backup ${flags.join(' ')}`));
 }
 
 describe('no-change backup to S3 fetches (almost) nothing', () => {
@@ -190,7 +179,7 @@ describe('local cache on a local repository', () => {
 
     // A backup reads all three: index, parent snapshot, parent trees (change detection).
     const run = expectOk(await repo.run(['backup', src, '--json', '--cache-dir', cacheDir]), 'backup over a damaged cache');
-    const summary = summaryOf(run);
+    const summary = summaryOf<Record<string, number>>(run);
     expect(summary['files_unmodified']).toBe(2 * DIRS);
     expect(summary['files_new'] + summary['files_changed']).toBe(0);
     for (const file of [pack, index, snapshot]) expect(run.stderr).toContain(`cached copy of ${refOf(file)} `);
@@ -249,7 +238,7 @@ describe('local cache on a local repository', () => {
     const env = { ...repo.env, BH_CACHE_DIR: readOnly };
     const run = await bhWithoutDacOverride(env, ['backup', src, '--json']);
     expectOk(run, 'backup with a read-only cache folder');
-    expect(summaryOf(run)['files_unmodified']).toBe(2 * DIRS);
+    expect(summaryOf<Record<string, number>>(run)['files_unmodified']).toBe(2 * DIRS);
     expect(run.stderr).toMatch(/warning: cannot use the cache folder .*cache-read-only/);
     expect(await readdir(readOnly)).toEqual([]);
 

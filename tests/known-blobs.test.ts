@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MasterIndex } from '../src/repo/master-index.js';
 import { KnownBlobFilter } from '../src/snapshot/known-blobs.js';
-import { backupSnapshot, hashTree, initRepo, makeTempDir, removeDir, type TestRepo } from './helpers/cli.js';
+import { backupSnapshot, expectOk, hashTree, initRepo, makeTempDir, removeDir, summaryOf, type TestRepo } from './helpers/cli.js';
 
 let work: string;
 
@@ -57,11 +57,7 @@ describe('backing up chunks the repository has', () => {
     await writeFile(join(source, 'large-b'), Buffer.concat([randomBytes(2 * 1024 * 1024), Buffer.alloc(3 * 1024 * 1024, 'x')]));
   });
 
-  const summaryOf = async (path: string): Promise<{ snapshot_id: string; bytes_added: number }> => {
-    const r = await repo.run(['backup', path, '--json']);
-    expect(r.code, r.stderr).toBe(0);
-    return JSON.parse(r.stdout.trim().split('\n').pop()!) as { snapshot_id: string; bytes_added: number };
-  };
+  const backup = async (path: string): Promise<{ snapshot_id: string; bytes_added: number }> => summaryOf(expectOk(await repo.run(['backup', path, '--json']), 'backup'));
 
   const expectRestores = async (snapshot: string, path: string): Promise<void> => {
     const target = await mkdtemp(join(work, 'restore-'));
@@ -76,7 +72,7 @@ describe('backing up chunks the repository has', () => {
     snapshots.push(await backupSnapshot(repo, source));
     const copy = join(work, 'copy');
     await cp(source, copy, { recursive: true });
-    const second = await summaryOf(copy);
+    const second = await backup(copy);
     snapshots.push(second.snapshot_id);
     expect(second.bytes_added).toBeLessThan(64 * 1024);
     await expectRestores(second.snapshot_id, copy);
@@ -89,7 +85,7 @@ describe('backing up chunks the repository has', () => {
     expect(forget.code, forget.stderr).toBe(0);
     const again = join(work, 'again');
     await cp(source, again, { recursive: true });
-    const third = await summaryOf(again);
+    const third = await backup(again);
     // Everything is written anew: the condemned copies must not be relied on.
     expect(third.bytes_added).toBeGreaterThan(5 * 1024 * 1024);
     await expectRestores(third.snapshot_id, again);

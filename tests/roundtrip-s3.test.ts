@@ -15,7 +15,7 @@ import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { hashTree, initRepoAt, makeTempDir, removeDir, startBh, type RunResult, type TestRepo } from './helpers/cli.js';
+import { expectOk, hashTree, initRepoAt, makeTempDir, removeDir, type RunResult, startBh, summaryOf, type TestRepo } from './helpers/cli.js';
 import { startS3Server, type S3TestServer } from './helpers/s3-server.js';
 import { compareTrees } from './helpers/tree-compare.js';
 
@@ -36,17 +36,6 @@ afterAll(async () => {
   await server?.stop();
   if (tmp) await removeDir(tmp);
 });
-
-function expectOk(r: RunResult, what: string): RunResult {
-  expect(r.code, `${what}: exit ${r.code}\nstdout: ${r.stdout.slice(-2000)}\nstderr: ${r.stderr.slice(-2000)}`).toBe(0);
-  return r;
-}
-
-function summaryOf(r: RunResult): Record<string, unknown> {
-  const line = r.stdout.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['message_type'] === 'summary');
-  if (!line) throw new Error(`no summary line (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
-  return line;
-}
 
 /** Objects s3rver holds under `prefix/folder` (recursively), as key suffixes. */
 function objectsUnder(prefix: string, folder: string): string[] {

@@ -8,6 +8,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BH = join(ROOT, 'bin/bh');
@@ -105,6 +106,19 @@ export async function randomFilesDir(parent: string, files: number, size: number
   const dir = await mkdtemp(join(parent, 'src-'));
   for (let i = 0; i < files; i++) await writeFile(join(dir, `f${i}`), randomBytes(size));
   return dir;
+}
+
+/** `r` itself after asserting exit 0; the message names `what` and carries the output's tails. */
+export function expectOk(r: RunResult, what: string): RunResult {
+  expect(r.code, `${what}: exit ${r.code}\nstdout: ${r.stdout.slice(-2000)}\nstderr: ${r.stderr.slice(-2000)}`).toBe(0);
+  return r;
+}
+
+/** The `message_type: summary` line of a `--json` run (backup's counters, snapshot id, …). */
+export function summaryOf<T = Record<string, unknown>>(r: RunResult): T {
+  const line = r.stdout.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['message_type'] === 'summary');
+  if (!line) throw new Error(`no summary line (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
+  return line as T;
 }
 
 /** `bh backup PATH --json …extra` into `repo`; the new snapshot's id (throws on a non-zero exit). */
