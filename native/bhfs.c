@@ -26,6 +26,7 @@
 #include <node_api.h>
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -39,6 +40,7 @@
 #include <sys/types.h>
 #include <sys/xattr.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Largest integer a JS number holds exactly; beyond it a "number" argument
  * cannot mean one specific integer, so we refuse it rather than guess. */
@@ -135,8 +137,14 @@ static bool napi_ok_or_throw(napi_env env, napi_status status) {
  * `path` may be NULL.  Non-UTF-8 path bytes are decoded lossily (U+FFFD) by
  * napi_create_string_utf8, same as Buffer#toString would.
  */
-static void throw_errno(napi_env env, int err, const char *syscall,
-                        const cbytes *path) {
+/*
+ * A Node-style system error for `err` (a positive errno value), or NULL with
+ * a JS exception pending.  `path` may be NULL.  Non-UTF-8 path bytes are
+ * decoded lossily (U+FFFD) by napi_create_string_utf8, same as
+ * Buffer#toString would.
+ */
+static napi_value errno_error(napi_env env, int err, const char *syscall,
+                              const cbytes *path) {
   char codebuf[24];
   const char *code = errno_name(err);
   if (code == NULL) {
@@ -157,7 +165,7 @@ static void throw_errno(napi_env env, int err, const char *syscall,
   char *msg = malloc(cap);
   if (msg == NULL) {
     napi_throw_error(env, code, "bhfs: out of memory building error");
-    return;
+    return NULL;
   }
   int mlen;
   if (path)
@@ -177,13 +185,20 @@ static void throw_errno(napi_env env, int err, const char *syscall,
   free(msg);
   if (!ok) {
     napi_ok_or_throw(env, napi_generic_failure);
-    return;
+    return NULL;
   }
   napi_set_named_property(env, jerr, "errno", jerrno);
   napi_set_named_property(env, jerr, "syscall", jsyscall);
   if (path && napi_create_string_utf8(env, path->data, path->len, &jpath) == napi_ok)
     napi_set_named_property(env, jerr, "path", jpath);
-  napi_throw(env, jerr);
+  return jerr;
+}
+
+/* Throw errno_error(...). */
+static void throw_errno(napi_env env, int err, const char *syscall,
+                        const cbytes *path) {
+  napi_value error = errno_error(env, err, syscall, path);
+  if (error != NULL) napi_throw(env, error);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -610,6 +625,273 @@ fail:
   return NULL;
 }
 
+/* ------------------------------------------------------------------------ */
+/* scanDir: one directory's entries with their lstat, off the main thread   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A backup lstat()s every entry of every directory.  Through fs.lstatSync
+ * each costs a BigIntStats object (plus Date objects) and a JS/C round trip
+ * on the main thread; scanDir does readdir, fstatat and an xattr probe for a
+ * whole directory on a libuv thread-pool thread and hands back one buffer:
+ *
+ *   u32 count, u32 0, then count records of SCAN_RECORD bytes (below), then
+ *   the entry names, back to back (records point into them).
+ *
+ * Records are sorted by name bytes (memcmp, then length: Buffer.compare's
+ * order), so a tree can be built in order.  "." and ".." are left out.
+ */
+enum {
+  SCAN_NAME_OFFSET = 0,  /* u32, from the start of the names */
+  SCAN_NAME_LENGTH = 4,  /* u32 */
+  SCAN_ERRNO = 8,        /* i32: 0, or the errno fstatat failed with */
+  SCAN_MODE = 12,        /* u32 st_mode (type bits included) */
+  SCAN_UID = 16,         /* u32 */
+  SCAN_GID = 20,         /* u32 */
+  SCAN_NLINK = 24,       /* f64 */
+  SCAN_SIZE = 32,        /* f64 (exact below 2^53 bytes) */
+  SCAN_INO = 40,         /* u64 */
+  SCAN_DEV = 48,         /* u64 */
+  SCAN_RDEV = 56,        /* u64 */
+  SCAN_MTIME_NS = 64,    /* i64 ns since the epoch (when SCAN_TIMES_FIT) */
+  SCAN_CTIME_NS = 72,    /* i64 */
+  SCAN_MTIME_SEC = 80,   /* i64, always */
+  SCAN_CTIME_SEC = 88,   /* i64 */
+  SCAN_MTIME_NSEC = 96,  /* u32 */
+  SCAN_CTIME_NSEC = 100, /* u32 */
+  SCAN_XATTRS = 104,     /* i32: 1 has xattrs, 0 none, -1 unknown (probe failed) */
+  SCAN_FLAGS = 108,      /* u32: SCAN_TIMES_FIT when both *_NS fields hold the times */
+  SCAN_RECORD = 112,
+  SCAN_HEADER = 8,
+  SCAN_TIMES_FIT = 1,
+};
+
+typedef struct {
+  size_t name_offset;
+  size_t name_length;
+} scan_name;
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  cbytes path;
+  int err;             /* positive errno of the directory itself, or 0 */
+  const char *syscall; /* what failed with err */
+  char *names;         /* names, back to back */
+  size_t names_length;
+  scan_name *entries;
+  size_t count;
+  char *result;        /* the buffer handed to JS */
+  size_t result_length;
+} scan_job;
+
+/* qsort_r comparator; `names` is the job's names (several pool threads sort at once). */
+static int compare_scan_names(const void *a, const void *b, void *names) {
+  const scan_name *x = a, *y = b;
+  const char *base = names;
+  size_t n = x->name_length < y->name_length ? x->name_length : y->name_length;
+  int c = memcmp(base + x->name_offset, base + y->name_offset, n);
+  if (c != 0) return c;
+  return x->name_length < y->name_length ? -1 : x->name_length > y->name_length;
+}
+
+static void put_u32(char *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put_i32(char *p, int32_t v) { memcpy(p, &v, 4); }
+static void put_u64(char *p, uint64_t v) { memcpy(p, &v, 8); }
+static void put_i64(char *p, int64_t v) { memcpy(p, &v, 8); }
+static void put_f64(char *p, double v) { memcpy(p, &v, 8); }
+
+/* *ns = sec * 1e9 + nsec, false when that leaves int64 (beyond the years 1677..2262). */
+static bool time_ns(const struct timespec *t, int64_t *ns) {
+  int64_t scaled;
+  return !__builtin_mul_overflow((int64_t)t->tv_sec, (int64_t)1000000000, &scaled) &&
+         !__builtin_add_overflow(scaled, (int64_t)t->tv_nsec, ns);
+}
+
+/* Grow *buf (of *cap bytes) to hold at least `need` bytes. */
+static bool reserve(char **buf, size_t *cap, size_t need) {
+  if (need <= *cap) return true;
+  size_t next = *cap ? *cap : 4096;
+  while (next < need) next *= 2;
+  char *grown = realloc(*buf, next);
+  if (grown == NULL) return false;
+  *buf = grown;
+  *cap = next;
+  return true;
+}
+
+/* Reads the directory's names (errors set job->err). Runs on a pool thread. */
+static int read_names(scan_job *job, DIR *dir) {
+  size_t names_cap = 0, entries_cap = 0;
+  for (;;) {
+    errno = 0;
+    struct dirent *d = readdir(dir);
+    if (d == NULL) {
+      if (errno != 0) {
+        job->err = errno;
+        job->syscall = "scandir";
+        return -1;
+      }
+      return 0;
+    }
+    const char *name = d->d_name;
+    size_t length = strlen(name);
+    if ((length == 1 && name[0] == '.') || (length == 2 && name[0] == '.' && name[1] == '.')) continue;
+    if (!reserve(&job->names, &names_cap, job->names_length + length)) goto oom;
+    if (job->count * sizeof(scan_name) >= entries_cap) {
+      char *grown = (char *)job->entries;
+      if (!reserve(&grown, &entries_cap, (job->count + 1) * sizeof(scan_name))) goto oom;
+      job->entries = (scan_name *)grown;
+    }
+    memcpy(job->names + job->names_length, name, length);
+    job->entries[job->count].name_offset = job->names_length;
+    job->entries[job->count].name_length = length;
+    job->names_length += length;
+    job->count++;
+  }
+oom:
+  job->err = ENOMEM;
+  job->syscall = "scandir";
+  return -1;
+}
+
+/* 1 when the entry has extended attributes, 0 when not, -1 when unknown. */
+static int32_t probe_xattrs(const cbytes *dir, const char *name, size_t length, char *pathbuf, size_t pathcap) {
+  size_t need = dir->len + 1 + length + 1;
+  if (need > pathcap) return -1;
+  memcpy(pathbuf, dir->data, dir->len);
+  size_t at = dir->len;
+  if (at == 0 || pathbuf[at - 1] != '/') pathbuf[at++] = '/';
+  memcpy(pathbuf + at, name, length);
+  pathbuf[at + length] = '\0';
+  ssize_t size = llistxattr(pathbuf, NULL, 0);
+  return size < 0 ? -1 : size > 0;
+}
+
+static void scan_execute(napi_env env, void *data) {
+  scan_job *job = data;
+  int fd = open(job->path.data, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    job->err = errno;
+    job->syscall = "scandir";
+    return;
+  }
+  DIR *dir = fdopendir(fd);
+  if (dir == NULL) {
+    job->err = errno;
+    job->syscall = "scandir";
+    close(fd);
+    return;
+  }
+  if (read_names(job, dir) != 0) {
+    closedir(dir);
+    return;
+  }
+  qsort_r(job->entries, job->count, sizeof(scan_name), compare_scan_names, job->names);
+
+  size_t records = SCAN_HEADER + job->count * SCAN_RECORD;
+  job->result_length = records + job->names_length;
+  job->result = calloc(1, job->result_length ? job->result_length : 1);
+  char name[256 + 1];
+  char pathbuf[4096];
+  if (job->result == NULL) {
+    job->err = ENOMEM;
+    job->syscall = "scandir";
+    closedir(dir);
+    return;
+  }
+  put_u32(job->result, (uint32_t)job->count);
+  size_t names_at = 0;
+  for (size_t i = 0; i < job->count; i++) {
+    const scan_name *e = &job->entries[i];
+    char *r = job->result + SCAN_HEADER + i * SCAN_RECORD;
+    memcpy(job->result + records + names_at, job->names + e->name_offset, e->name_length);
+    put_u32(r + SCAN_NAME_OFFSET, (uint32_t)names_at);
+    put_u32(r + SCAN_NAME_LENGTH, (uint32_t)e->name_length);
+    names_at += e->name_length;
+    /* Names from readdir are at most NAME_MAX (255) bytes. */
+    memcpy(name, job->names + e->name_offset, e->name_length);
+    name[e->name_length] = '\0';
+    struct stat st;
+    if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      put_i32(r + SCAN_ERRNO, errno);
+      continue;
+    }
+    put_u32(r + SCAN_MODE, st.st_mode);
+    put_u32(r + SCAN_UID, st.st_uid);
+    put_u32(r + SCAN_GID, st.st_gid);
+    put_f64(r + SCAN_NLINK, (double)st.st_nlink);
+    put_f64(r + SCAN_SIZE, (double)st.st_size);
+    put_u64(r + SCAN_INO, (uint64_t)st.st_ino);
+    put_u64(r + SCAN_DEV, (uint64_t)st.st_dev);
+    put_u64(r + SCAN_RDEV, (uint64_t)st.st_rdev);
+    put_i64(r + SCAN_MTIME_SEC, (int64_t)st.st_mtim.tv_sec);
+    put_i64(r + SCAN_CTIME_SEC, (int64_t)st.st_ctim.tv_sec);
+    put_u32(r + SCAN_MTIME_NSEC, (uint32_t)st.st_mtim.tv_nsec);
+    put_u32(r + SCAN_CTIME_NSEC, (uint32_t)st.st_ctim.tv_nsec);
+    int64_t mtime_ns, ctime_ns;
+    if (time_ns(&st.st_mtim, &mtime_ns) && time_ns(&st.st_ctim, &ctime_ns)) {
+      put_i64(r + SCAN_MTIME_NS, mtime_ns);
+      put_i64(r + SCAN_CTIME_NS, ctime_ns);
+      put_u32(r + SCAN_FLAGS, SCAN_TIMES_FIT);
+    }
+    put_i32(r + SCAN_XATTRS, probe_xattrs(&job->path, name, e->name_length, pathbuf, sizeof pathbuf));
+  }
+  closedir(dir);
+}
+
+static void scan_complete(napi_env env, napi_status status, void *data) {
+  scan_job *job = data;
+  napi_value value = NULL;
+  if (status != napi_ok) {
+    napi_create_string_utf8(env, "bhfs: scanDir was cancelled", NAPI_AUTO_LENGTH, &value);
+    napi_value error;
+    napi_create_error(env, NULL, value, &error);
+    napi_reject_deferred(env, job->deferred, error);
+  } else if (job->err != 0) {
+    value = errno_error(env, job->err, job->syscall, &job->path);
+    if (value == NULL) { /* the exception pending is the reason */
+      napi_get_and_clear_last_exception(env, &value);
+    }
+    napi_reject_deferred(env, job->deferred, value);
+  } else if (napi_create_buffer_copy(env, job->result_length, job->result, NULL, &value) == napi_ok) {
+    napi_resolve_deferred(env, job->deferred, value);
+  } else {
+    napi_get_and_clear_last_exception(env, &value);
+    napi_reject_deferred(env, job->deferred, value);
+  }
+  napi_delete_async_work(env, job->work);
+  cbytes_free(&job->path);
+  free(job->names);
+  free(job->entries);
+  free(job->result);
+  free(job);
+}
+
+/* scanDir(path) -> Promise<Buffer> (layout above) */
+static napi_value js_scan_dir(napi_env env, napi_callback_info info) {
+  napi_value argv[1], promise, name;
+  if (!get_args(env, info, 1, argv)) return NULL;
+  scan_job *job = calloc(1, sizeof *job);
+  if (job == NULL) {
+    throw_errno(env, ENOMEM, "scandir", NULL);
+    return NULL;
+  }
+  if (!get_path_arg(env, argv[0], "path", &job->path)) {
+    free(job);
+    return NULL;
+  }
+  CHECK(env, napi_create_promise(env, &job->deferred, &promise));
+  CHECK(env, napi_create_string_utf8(env, "bhfs.scanDir", NAPI_AUTO_LENGTH, &name));
+  CHECK(env, napi_create_async_work(env, NULL, name, scan_execute, scan_complete, job, &job->work));
+  CHECK(env, napi_queue_async_work(env, job->work));
+  return promise;
+fail:
+  cbytes_free(&job->path);
+  free(job);
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"lutimesNs", NULL, js_lutimes_ns, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -619,6 +901,7 @@ NAPI_MODULE_INIT() {
       {"lremovexattr", NULL, js_lremovexattr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mkfifo", NULL, js_mkfifo, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"scanDir", NULL, js_scan_dir, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0],
                              props) != napi_ok)

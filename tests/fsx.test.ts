@@ -11,6 +11,7 @@ import {
   mkfifo,
   mknod,
   removeXattr,
+  scanDir,
   setXattr,
   splitNs,
   type FsxError,
@@ -364,5 +365,56 @@ describe('argument validation', () => {
     expect(thrown(() => setXattr(f, 'user.a', 'str' as unknown as Buffer)).code).toBe('ERR_INVALID_ARG_TYPE');
     expect(thrown(() => mknod(path.join(dir, 'x'), fs.constants.S_IFIFO, 1.5)).code).toBe('ERR_OUT_OF_RANGE');
     expect(thrown(() => lutimesNs(f, 1 as unknown as bigint, 0n))).toBeInstanceOf(TypeError);
+  });
+});
+
+describe('scanDir', () => {
+  it('lists every entry but . and .. in name-byte order, each with the lstat fs reports', async () => {
+    const d = path.join(dir, 'scan');
+    fs.mkdirSync(d);
+    const names = [Buffer.from('b'), Buffer.from('a-longer'), Buffer.from('a'), Buffer.from([0x66, 0xff, 0xfe]), Buffer.from('Z'), Buffer.from('é')];
+    for (const name of names) fs.writeFileSync(Buffer.concat([Buffer.from(d + '/'), name]), name);
+    fs.mkdirSync(path.join(d, 'sub'));
+    fs.symlinkSync('a', path.join(d, 'link'));
+    fs.linkSync(path.join(d, 'a'), path.join(d, 'hardlink'));
+    mkfifo(path.join(d, 'fifo'), 0o640);
+    if (isRoot) mknod(path.join(d, 'null'), fs.constants.S_IFCHR | 0o600, fs.statSync('/dev/null').rdev);
+    // Times a double of seconds cannot carry, one before 1970 and one past 2262 (beyond int64 ns).
+    lutimesNs(path.join(d, 'b'), 0n, -1_500_000_001n);
+    lutimesNs(path.join(d, 'Z'), 0n, 9_999_999_999_123_456_789n);
+    setXattr(path.join(d, 'a'), 'user.scan', Buffer.from('x'));
+
+    const scanned = await scanDir(Buffer.from(d));
+    const listed = fs.readdirSync(d, { encoding: 'buffer' }).sort(Buffer.compare);
+    expect(scanned.map((e) => e.name)).toEqual(listed);
+    for (const { name, stat } of scanned) {
+      const full = Buffer.concat([Buffer.from(d + '/'), name]);
+      const st = fs.lstatSync(full, { bigint: true });
+      expect(stat).toEqual({
+        mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), nlink: Number(st.nlink), size: Number(st.size),
+        ino: st.ino, dev: st.dev, rdev: st.isCharacterDevice() || st.isBlockDevice() ? st.rdev : 0n, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs,
+        hasXattrs: listXattrs(full).length > 0,
+      });
+    }
+    const byName = (n: string) => scanned.find((e) => e.name.equals(Buffer.from(n)))!.stat as Exclude<(typeof scanned)[number]['stat'], Error>;
+    expect(byName('b').mtimeNs).toBe(-1_500_000_001n);
+    expect(byName('Z').mtimeNs).toBe(9_999_999_999_123_456_789n);
+    expect(byName('a').hasXattrs).toBe(true);
+    expect(byName('a').nlink).toBe(2);
+    if (isRoot) expect(byName('null').rdev).toBe(BigInt(fs.statSync('/dev/null').rdev));
+  });
+
+  it('reads an empty directory and fails like readdir (syscall scandir) on what is not one, never following a symlink', async () => {
+    const empty = path.join(dir, 'scan-empty');
+    fs.mkdirSync(empty);
+    expect(await scanDir(Buffer.from(empty))).toEqual([]);
+    const missing = path.join(dir, 'scan-missing');
+    await expect(scanDir(Buffer.from(missing))).rejects.toMatchObject({ code: 'ENOENT', errno: -2, syscall: 'scandir', path: missing, message: `ENOENT: no such file or directory, scandir '${missing}'` });
+    const file = path.join(dir, 'scan-file');
+    fs.writeFileSync(file, '');
+    await expect(scanDir(Buffer.from(file))).rejects.toMatchObject({ code: 'ENOTDIR', syscall: 'scandir' });
+    const link = path.join(dir, 'scan-link');
+    fs.symlinkSync(empty, link);
+    await expect(scanDir(Buffer.from(link))).rejects.toMatchObject({ syscall: 'scandir' });
   });
 });

@@ -5,10 +5,12 @@
  * - nanosecond file times, on symlinks too (fs.utimes/lutimes take a double
  *   of seconds, which loses ~200 ns at today's epoch);
  * - extended attributes (Node has no xattr API at all);
- * - FIFOs and device nodes (Node cannot create them).
+ * - FIFOs and device nodes (Node cannot create them);
+ * - a whole directory's entries with their lstat in one call (scanDir).
  *
- * All functions are synchronous: each is a single fast syscall, and an async
- * thread-pool round trip would cost more than the syscall itself.
+ * All functions but scanDir are synchronous: each is a single fast syscall,
+ * and an async thread-pool round trip would cost more than the syscall
+ * itself. scanDir does a directory's worth of syscalls on the thread pool.
  *
  * Paths may be a string (encoded as UTF-8) or a Buffer (passed to the kernel
  * byte-exact). Use Buffers for names read back with `{ encoding: 'buffer' }`:
@@ -25,6 +27,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { getSystemErrorMap } from 'node:util';
 
 /** A path as the kernel sees it: text (UTF-8 encoded) or raw bytes. */
 export type FsxPath = string | Buffer;
@@ -46,6 +49,7 @@ interface BhfsAddon {
   lremovexattr(path: FsxPath, name: string): void;
   mkfifo(path: FsxPath, mode: number): void;
   mknod(path: FsxPath, mode: number, dev: number | bigint): void;
+  scanDir(path: FsxPath): Promise<Buffer>;
 }
 
 /**
@@ -194,3 +198,90 @@ export function makedev(major: number, minor: number): bigint {
     ((min & 0xffffff00n) << 12n)
   );
 }
+
+/** What lstat says of one entry: the fields a backup records. */
+export interface EntryStat {
+  /** st_mode, type bits included. */
+  mode: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  size: number;
+  ino: bigint;
+  dev: bigint;
+  rdev: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  /** Whether the entry has extended attributes; undefined when the probe failed (ask listXattrs). */
+  hasXattrs?: boolean | undefined;
+}
+
+export interface ScannedEntry {
+  name: Buffer;
+  /** The entry's lstat, or why it failed (an fs-style error, syscall 'lstat'). */
+  stat: EntryStat | FsxError;
+}
+
+// Record layout of the addon's scanDir buffer (native/bhfs.c, "scanDir").
+const SCAN_HEADER = 8;
+const SCAN_RECORD = 112;
+const SCAN_TIMES_FIT = 1;
+const NS_PER_SEC_N = 1_000_000_000n;
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
+
+/**
+ * The entries of a directory (without "." and ".."), sorted by name bytes, each with its lstat,
+ * read on the thread pool. The directory is opened with O_NOFOLLOW: a directory swapped for a
+ * symlink fails (ELOOP or ENOTDIR) instead of being followed. Fails like fs.readdir (syscall
+ * 'scandir') when the directory cannot be read; an entry whose lstat fails carries its error.
+ */
+export async function scanDir(path: Buffer): Promise<ScannedEntry[]> {
+  const buf = await addon().scanDir(path);
+  // DataView's 64-bit reads are builtins; Buffer's readBigInt64LE composes BigInts in JS.
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.length);
+  const count = view.getUint32(0, true);
+  const names = SCAN_HEADER + count * SCAN_RECORD;
+  const entries = new Array<ScannedEntry>(count);
+  for (let i = 0; i < count; i++) {
+    const r = SCAN_HEADER + i * SCAN_RECORD;
+    const from = names + view.getUint32(r, true);
+    // A copy, so a retained name does not keep the whole directory's buffer alive.
+    const name = Buffer.from(buf.subarray(from, from + view.getUint32(r + 4, true)));
+    const errno = view.getInt32(r + 8, true);
+    if (errno !== 0) {
+      entries[i] = { name, stat: lstatError(errno, Buffer.concat([path, Buffer.from('/'), name])) };
+      continue;
+    }
+    const mode = view.getUint32(r + 12, true);
+    const type = mode & S_IFMT;
+    const timesFit = (view.getUint32(r + 108, true) & SCAN_TIMES_FIT) !== 0;
+    const xattrs = view.getInt32(r + 104, true);
+    entries[i] = {
+      name,
+      stat: {
+        mode,
+        uid: view.getUint32(r + 16, true),
+        gid: view.getUint32(r + 20, true),
+        nlink: view.getFloat64(r + 24, true),
+        size: view.getFloat64(r + 32, true),
+        ino: view.getBigUint64(r + 40, true),
+        dev: view.getBigUint64(r + 48, true),
+        rdev: type === S_IFCHR || type === S_IFBLK ? view.getBigUint64(r + 56, true) : 0n,
+        mtimeNs: timesFit ? view.getBigInt64(r + 64, true) : view.getBigInt64(r + 80, true) * NS_PER_SEC_N + BigInt(view.getUint32(r + 96, true)),
+        ctimeNs: timesFit ? view.getBigInt64(r + 72, true) : view.getBigInt64(r + 88, true) * NS_PER_SEC_N + BigInt(view.getUint32(r + 100, true)),
+        hasXattrs: xattrs < 0 ? undefined : xattrs === 1,
+      },
+    };
+  }
+  return entries;
+}
+
+/** The error fs.lstatSync would throw for `errno` (positive) on `path`. */
+function lstatError(errno: number, path: Buffer): FsxError {
+  const [code, description] = getSystemErrorMap().get(-errno) ?? [`E${errno}`, 'unknown error'];
+  const shown = path.toString();
+  const error = new Error(`${code}: ${description}, lstat '${shown}'`) as FsxError;
+  return Object.assign(error, { code, errno: -errno, syscall: 'lstat', path: shown });
+}
+

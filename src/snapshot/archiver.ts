@@ -12,12 +12,11 @@
  * - The virtual root mirrors absolute paths: backing up /srv/www gives root → srv → www, as restic
  *   does, so several paths share one tree and a restore recreates them under the target.
  */
-import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
-import type { BigIntStats } from 'node:fs';
+import { type BigIntStats, constants, lstatSync, readlinkSync } from 'node:fs';
 import { chunkStream, gearTable } from '../chunker/index.js';
 import type { BlobType } from '../repo/crypto.js';
 import { type IndexedRepository, mapLimit } from '../repo/repository.js';
-import { getXattr, listXattrs } from '../fsx/index.js';
+import { type EntryStat, getXattr, listXattrs, scanDir } from '../fsx/index.js';
 import type { PathMatcher } from './exclude.js';
 import { FileChunkerPool } from './file-chunker.js';
 import { KnownBlobFilter } from './known-blobs.js';
@@ -81,14 +80,22 @@ function newCounters(): Counters {
   return { files_new: 0, files_changed: 0, files_unmodified: 0, dirs_new: 0, dirs_changed: 0, dirs_unmodified: 0, bytes_read: 0, bytes_added: 0, total_bytes: 0, total_files: 0, errors: 0 };
 }
 
-function nodeType(st: BigIntStats): NodeType {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isFIFO()) return 'fifo';
-  if (st.isCharacterDevice()) return 'chardev';
-  if (st.isBlockDevice()) return 'blockdev';
-  return 'socket';
+const NODE_TYPES_BY_MODE = new Map<number, NodeType>([
+  [constants.S_IFREG, 'file'],
+  [constants.S_IFDIR, 'dir'],
+  [constants.S_IFLNK, 'symlink'],
+  [constants.S_IFIFO, 'fifo'],
+  [constants.S_IFCHR, 'chardev'],
+  [constants.S_IFBLK, 'blockdev'],
+]);
+
+function nodeType(st: EntryStat): NodeType {
+  return NODE_TYPES_BY_MODE.get(st.mode & constants.S_IFMT) ?? 'socket';
+}
+
+/** The fields of an lstat the archiver uses, as scanDir gives them (xattrs not probed). */
+function entryStatOf(st: BigIntStats): EntryStat {
+  return { mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), nlink: Number(st.nlink), size: Number(st.size), ino: st.ino, dev: st.dev, rdev: st.rdev, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs };
 }
 
 function joinPath(dir: Buffer, name: Buffer): Buffer {
@@ -131,7 +138,7 @@ export class Archiver {
   async run(): Promise<ArchiveResult> {
     if (this.options.paths.some((path) => path.split('/').every((part) => part === ''))) {
       // "/" itself: the root tree is the root directory's listing (every other path is inside it).
-      const node = this.baseNode(SLASH, lstatSync(SLASH, { bigint: true }));
+      const node = this.baseNode(SLASH, entryStatOf(lstatSync(SLASH, { bigint: true })));
       const parent = this.options.parentTree ? { ...node, subtree: this.options.parentTree } : undefined;
       await this.saveDir(SLASH, node, parent);
       this.report(true);
@@ -190,14 +197,14 @@ export class Archiver {
     for (const [name, child] of dir.children) {
       const nameBytes = Buffer.from(name);
       const path = joinPath(dir.path, nameBytes);
-      const parentNode = parentNodes.get(nameBytes.toString('hex'));
+      const parentNode = parentNodes.get(nameBytes.toString('latin1'));
+      const st = this.lstatOrReport(path);
+      if (!st) continue;
       if (child === 'leaf') {
-        const node = await this.saveEntry(path, nameBytes, parentNode);
+        const node = await this.saveEntry(path, nameBytes, parentNode, st);
         if (node) nodes.push(node);
         continue;
       }
-      const st = this.lstatOrReport(path);
-      if (!st) continue;
       const node = this.baseNode(nameBytes, st);
       node.type = 'dir';
       node.subtree = await this.saveVirtualDir(child, await this.loadParentNodes(parentNode?.subtree));
@@ -206,13 +213,10 @@ export class Archiver {
     return this.saveTree(nodes);
   }
 
-  /**
-   * Metadata calls are synchronous: on a warm cache one costs a few microseconds, far less than
-   * a promise round trip through the thread pool, and file content is read by the workers.
-   */
-  private lstatOrReport(path: Buffer): BigIntStats | undefined {
+  /** The lstat of a path given on the command line (entries inside directories come from scanDir). */
+  private lstatOrReport(path: Buffer): EntryStat | undefined {
     try {
-      return lstatSync(path, { bigint: true });
+      return entryStatOf(lstatSync(path, { bigint: true }));
     } catch (error) {
       this.reportError(path, error);
       return undefined;
@@ -220,15 +224,14 @@ export class Archiver {
   }
 
   /** The node for one real entry, or undefined when it is excluded or unreadable. */
-  private async saveEntry(path: Buffer, name: Buffer, parentNode: TreeNode | undefined): Promise<TreeNode | undefined> {
+  private async saveEntry(path: Buffer, name: Buffer, parentNode: TreeNode | undefined, st: EntryStat): Promise<TreeNode | undefined> {
     this.throwIfAborted();
-    const st = this.lstatOrReport(path);
-    if (!st) return undefined;
     const node = this.baseNode(name, st);
     this.current = path.toString();
     try {
       // Setting an xattr changes ctime: an entry whose ctime and inode match the parent's keeps its xattrs.
-      node.xattrs = parentNode && parentNode.ctimeNs === node.ctimeNs && parentNode.inode === node.inode && parentNode.type === node.type ? parentNode.xattrs : readXattrs(path);
+      const asParent = parentNode && parentNode.ctimeNs === node.ctimeNs && parentNode.inode === node.inode && parentNode.type === node.type;
+      node.xattrs = asParent ? parentNode.xattrs : st.hasXattrs === false ? undefined : readXattrs(path);
       switch (node.type) {
         case 'file':
           await this.saveFile(path, node, st, parentNode);
@@ -255,49 +258,50 @@ export class Archiver {
     return node;
   }
 
-  private baseNode(name: Buffer, st: BigIntStats): TreeNode {
+  private baseNode(name: Buffer, st: EntryStat): TreeNode {
+    const type = nodeType(st);
     return {
       name,
-      type: nodeType(st),
-      mode: Number(st.mode) & 0o7777,
-      uid: Number(st.uid),
-      gid: Number(st.gid),
+      type,
+      mode: st.mode & 0o7777,
+      uid: st.uid,
+      gid: st.gid,
       mtimeNs: st.mtimeNs,
       ctimeNs: st.ctimeNs,
       inode: st.ino,
       device: st.dev,
-      links: Number(st.nlink),
-      size: st.isFile() ? Number(st.size) : 0,
+      links: st.nlink,
+      size: type === 'file' ? st.size : 0,
     };
   }
 
   private async saveDir(path: Buffer, node: TreeNode, parentNode: TreeNode | undefined): Promise<void> {
-    const dirents = readdirSync(path, { encoding: 'buffer', withFileTypes: true }).sort((a, b) => Buffer.compare(a.name, b.name));
-    const parentNodes = await this.loadParentNodes(parentNode?.type === 'dir' ? parentNode.subtree : undefined);
-    // The entry type readdir reports only picks the pool; lstat decides what the entry is.
-    const entries = dirents.map((d) => ({ name: d.name, path: joinPath(path, d.name), dir: d.isDirectory() })).filter((e) => !this.options.exclude(e.path.toString(), e.name.toString()));
+    // Reading the parent's listing overlaps with scanning the directory on the thread pool.
+    const [scanned, parentNodes] = await Promise.all([scanDir(path), this.loadParentNodes(parentNode?.type === 'dir' ? parentNode.subtree : undefined)]);
+    const entries = scanned.map((e) => ({ ...e, path: joinPath(path, e.name) })).filter((e) => !this.options.exclude(e.path.toString(), e.name.toString()));
     // Several entries at once, so one file's I/O latency overlaps another's work; the tree
     // keeps the sorted order whatever order they finish in.
     const slots = new Array<TreeNode | undefined>(entries.length);
     const save = async (i: number): Promise<void> => {
-      const e = entries[i]!;
-      slots[i] = await this.saveEntry(e.path, e.name, parentNodes.get(e.name.toString('hex')));
+      const { path: entryPath, name, stat } = entries[i]!;
+      if (stat instanceof Error) this.reportError(entryPath, stat);
+      else slots[i] = await this.saveEntry(entryPath, name, parentNodes.get(name.toString('latin1')), stat);
     };
     const indices = entries.map((_, i) => i);
     await Promise.all([
-      mapLimit(indices.filter((i) => entries[i]!.dir), DIR_CONCURRENCY, save),
-      mapLimit(indices.filter((i) => !entries[i]!.dir), ENTRY_CONCURRENCY, save),
+      mapLimit(indices.filter((i) => isDirectory(entries[i]!.stat)), DIR_CONCURRENCY, save),
+      mapLimit(indices.filter((i) => !isDirectory(entries[i]!.stat)), ENTRY_CONCURRENCY, save),
     ]);
     const children = slots.filter((child): child is TreeNode => child !== undefined);
     const parentTree = parentNode?.type === 'dir' ? parentNode.subtree : undefined;
-    const asBefore = parentTree !== undefined && children.length === parentNodes.size && children.every((child) => { const before = parentNodes.get(child.name.toString('hex')); return before !== undefined && sameNode(child, before); }) && this.repo.hasBlob('tree', parentTree);
+    const asBefore = parentTree !== undefined && children.length === parentNodes.size && children.every((child) => { const before = parentNodes.get(child.name.toString('latin1')); return before !== undefined && sameNode(child, before); }) && this.repo.hasBlob('tree', parentTree);
     node.subtree = asBefore ? parentTree : await this.saveTree(children);
     if (!parentNode || parentNode.type !== 'dir') this.counters.dirs_new++;
     else if (parentNode.subtree?.equals(node.subtree)) this.counters.dirs_unmodified++;
     else this.counters.dirs_changed++;
   }
 
-  private async saveFile(path: Buffer, node: TreeNode, st: BigIntStats, parentNode: TreeNode | undefined): Promise<void> {
+  private async saveFile(path: Buffer, node: TreeNode, st: EntryStat, parentNode: TreeNode | undefined): Promise<void> {
     this.counters.total_files++;
     this.counters.total_bytes += node.size;
     if (parentNode && parentNode.type === 'file' && parentNode.content && unchanged(parentNode, node) && parentNode.content.every((id) => this.repo.hasBlob('data', id))) {
@@ -370,12 +374,12 @@ export class Archiver {
     return this.saveBlob('tree', encodeTree(nodes));
   }
 
-  /** The parent's entries of one directory, by name (hex), or an empty map. */
+  /** The parent's entries of one directory, by name (latin1: one char a byte, so every name is its own key), or an empty map. */
   private async loadParentNodes(treeId: Buffer | undefined): Promise<Map<string, TreeNode>> {
     if (!treeId) return new Map();
     try {
       const nodes = decodeTree(await this.repo.loadBlob('tree', treeId), `tree ${treeId.toString('hex')}`);
-      return new Map(nodes.map((n) => [n.name.toString('hex'), n]));
+      return new Map(nodes.map((n) => [n.name.toString('latin1'), n]));
     } catch (error) {
       // A damaged parent only costs change detection: read everything below it again.
       this.options.onError?.({ path: '(parent snapshot)', message: `ignoring parent tree: ${(error as Error).message}` });
@@ -441,9 +445,13 @@ function unchanged(a: TreeNode, b: TreeNode): boolean {
 }
 
 /** O_NOATIME is worth trying when we own the file or are root (the kernel refuses it otherwise). */
-function mayUseNoAtime(st: BigIntStats): boolean {
+function mayUseNoAtime(st: EntryStat): boolean {
   const uid = process.getuid?.();
-  return uid === 0 || BigInt(uid ?? -1) === st.uid;
+  return uid === 0 || uid === st.uid;
+}
+
+function isDirectory(stat: EntryStat | Error): boolean {
+  return !(stat instanceof Error) && (stat.mode & constants.S_IFMT) === constants.S_IFDIR;
 }
 
 function readXattrs(path: Buffer): TreeNode['xattrs'] {
