@@ -84,11 +84,23 @@ function guardBrokenPipe(): void {
   });
 }
 
+/**
+ * The commands the parser needs for `args`: those whose path starts with the first argument, or
+ * all of them (for `bh --help`, a typo's suggestions, …). clipanion compiles one state machine
+ * over every option of every registered command before it parses, which costs more than a
+ * no-change backup spends on any single directory walk; one command's machine is cheap.
+ */
+export function commandsFor(args: readonly string[]): typeof COMMANDS {
+  const matching = COMMANDS.filter((command) => command.paths?.some((path) => path[0] === args[0]));
+  return matching.length > 0 ? matching : COMMANDS;
+}
+
 export async function main(argv: string[]): Promise<number> {
   guardBrokenPipe();
+  const args = normalizeArgs(argv);
   const cli = new Cli({ binaryLabel: 'bh — encrypted, deduplicating backups', binaryName: 'bh', binaryVersion: version });
   cli.register(Builtins.HelpCommand);
   cli.register(Builtins.VersionCommand);
-  for (const command of COMMANDS) cli.register(command);
-  return cli.run(normalizeArgs(argv), Cli.defaultContext);
+  for (const command of commandsFor(args)) cli.register(command);
+  return cli.run(args, Cli.defaultContext);
 }
