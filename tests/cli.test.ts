@@ -9,10 +9,13 @@ import { bh, ROOT } from './helpers/cli.js';
  */
 function registered(argLists: string[][]): { all: string[][]; picked: string[][] } {
   const script = `
-    import { COMMANDS, commandsFor } from './dist/cli.js';
-    const paths = (commands) => commands.flatMap((c) => (c.paths ?? []).map((p) => p.join(' ')));
-    const argLists = JSON.parse(process.argv[1]);
-    process.stdout.write(JSON.stringify({ all: paths(COMMANDS), picked: argLists.map((args) => paths(commandsFor(args))), reachable: COMMANDS.every((c) => (c.paths ?? []).every((p) => commandsFor(p).includes(c))) }));`;
+    import { commandsFor } from './dist/cli.js';
+    const paths = (commands) => commands.flatMap((c) => c.paths.map((p) => p.join(' ')));
+    const all = await commandsFor([]);
+    const picked = await Promise.all(JSON.parse(process.argv[1]).map(async (args) => paths(await commandsFor(args))));
+    let reachable = true;
+    for (const c of all) for (const p of c.paths) reachable &&= (await commandsFor(p)).includes(c);
+    process.stdout.write(JSON.stringify({ all: paths(all), picked, reachable }));`;
   const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(argLists)], { cwd: ROOT, encoding: 'utf8' }));
   expect(out.reachable).toBe(true);
   return { all: out.all, picked: out.picked };
