@@ -122,7 +122,10 @@ export class Archiver {
     this.gear = gearTable(repo.keys.chunkerSeed);
   }
 
-  /** Worker threads that read and seal files; started with the first file. */
+  /**
+   * Worker threads that read and seal files: started with the first file, or at once when there
+   * is no parent (every file will be read, and their start-up then overlaps the walk's).
+   */
   private get chunker(): FileChunkerPool {
     const { min, avg, max } = this.repo.repo.config.chunker;
     this.chunkerPool ??= new FileChunkerPool(this.repo.keys, this.repo.repo.config.compression, { min, avg, max }, KnownBlobFilter.ofIndex(this.repo.index));
@@ -136,6 +139,7 @@ export class Archiver {
   }
 
   async run(): Promise<ArchiveResult> {
+    if (!this.options.parentTree) void this.chunker;
     if (this.options.paths.some((path) => path.split('/').every((part) => part === ''))) {
       // "/" itself: the root tree is the root directory's listing (every other path is inside it).
       const node = this.baseNode(SLASH, entryStatOf(lstatSync(SLASH, { bigint: true })));
