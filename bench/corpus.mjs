@@ -11,7 +11,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { appendFileSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -286,6 +286,9 @@ export function copyTree(from, to) {
   removeTree(to);
   mkdirSync(dirname(to), { recursive: true });
   run('cp', ['-a', from, to]);
+  // A corpus folder that is a symlink would be copied as the link: every later change to the
+  // "copy" would then go to the cached corpus.
+  if (!lstatSync(to).isDirectory()) throw new Error(`copy of ${from} is not a directory (is the corpus a symlink? use a real folder)`);
   rmSync(join(to, '.complete'), { force: true });
   run('sync', []);
 }
