@@ -11,7 +11,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { appendFileSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -193,6 +193,92 @@ export function removeTree(path) {
   if (!existsSync(path)) return;
   run('sh', ['-c', 'find "$1" -mindepth 1 -not -type d -print0 | xargs -0 -r -P 8 -n 200 rm -f --; rm -rf -- "$1"', 'sh', path]);
   run('sync', []);
+  lastRemoval = Date.now();
+}
+
+/** When removeTree last freed inodes (ms since the epoch). */
+let lastRemoval = 0;
+/**
+ * How long ext4 without a journal keeps a freed inode from being reused once its inode table
+ * block is written back (RECENTCY_MIN in fs/ext4/ialloc.c), plus a margin.
+ */
+const EXT4_RECENTLY_DELETED_MS = 65_000;
+const RESTORE_FS_BYTES = 4 * 2 ** 30;
+
+/**
+ * Where restores land (bench/README.md, "Restore targets"). Each restore gets a filesystem of
+ * its own, made just before it: ext4 with its journal (the usual Linux default), in a sparse
+ * image on a loop device, empty and synced. Measured here, the disk of these machines (/tmp) is
+ * ext4 *without* a journal, where the kernel skips every inode freed in the last 60 s (360 s
+ * while its inode table block is dirty) when it allocates a new one, looking each up in the
+ * buffer cache: a restore of 52 k files just after another 52 k were deleted spent 10–25 s of
+ * system time in it instead of 2 s, whichever tool ran; other work on the machine deleting
+ * files on the same disk adds more. A fresh filesystem per restore keeps both the suite's own
+ * deletions and the neighbours' out of the measurement.
+ *
+ * Without root or loop devices, restores go to `fallbackDir` after waiting until the suite's
+ * last bulk removal is EXT4_RECENTLY_DELETED_MS old; `kind` says which (it is in the JSON).
+ */
+export class RestoreTargets {
+  constructor(workDir) {
+    this.image = join(workDir, 'restore-fs.img');
+    this.mountPoint = join(workDir, 'restore-fs');
+    this.fallbackDir = join(workDir, 'restore');
+    this.mounted = false;
+    this.kind = process.getuid?.() === 0 && canMountLoop(this.image, this.mountPoint) ? 'fresh ext4 (journal) on a loop device per restore' : 'work dir, 65 s after the last bulk removal';
+  }
+
+  /** A new empty directory to restore into, on a filesystem made for it (or settled). */
+  fresh() {
+    if (this.kind.startsWith('fresh')) {
+      this.release();
+      makeLoopFs(this.image, this.mountPoint);
+      this.mounted = true;
+      const dir = join(this.mountPoint, 'target');
+      mkdirSync(dir);
+      run('sync', []);
+      return dir;
+    }
+    removeTree(this.fallbackDir);
+    const wait = lastRemoval + EXT4_RECENTLY_DELETED_MS - Date.now();
+    if (wait > 0) spawnSync('sleep', [String(wait / 1000)]);
+    mkdirSync(this.fallbackDir, { recursive: true });
+    run('sync', []);
+    return this.fallbackDir;
+  }
+
+  /** Unmounts and deletes the last filesystem (its image is one file: nothing to wait for). */
+  release() {
+    if (this.mounted) {
+      run('umount', [this.mountPoint]);
+      this.mounted = false;
+    }
+    rmSync(this.image, { force: true });
+    removeTree(this.fallbackDir);
+  }
+}
+
+function makeLoopFs(image, mountPoint) {
+  rmSync(image, { force: true });
+  writeFileSync(image, '');
+  run('truncate', ['-s', String(RESTORE_FS_BYTES), image]);
+  // Inode tables and journal written now, not by the kernel's lazy-init thread during a restore.
+  run('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', image]);
+  mkdirSync(mountPoint, { recursive: true });
+  run('mount', ['-o', 'loop', image, mountPoint]);
+}
+
+function canMountLoop(image, mountPoint) {
+  try {
+    makeLoopFs(image, mountPoint);
+    run('umount', [mountPoint]);
+    rmSync(image, { force: true });
+    return true;
+  } catch (error) {
+    log(`restores go to the work dir: cannot make a loop filesystem (${error.message.split('\n')[0]})`);
+    rmSync(image, { force: true });
+    return false;
+  }
 }
 
 /** Copies `from` to `to` with cp -a (`to` must not exist), then syncs so writeback is done. */
@@ -200,6 +286,9 @@ export function copyTree(from, to) {
   removeTree(to);
   mkdirSync(dirname(to), { recursive: true });
   run('cp', ['-a', from, to]);
+  // A corpus folder that is a symlink would be copied as the link: every later change to the
+  // "copy" would then go to the cached corpus.
+  if (!lstatSync(to).isDirectory()) throw new Error(`copy of ${from} is not a directory (is the corpus a symlink? use a real folder)`);
   rmSync(join(to, '.complete'), { force: true });
   run('sync', []);
 }

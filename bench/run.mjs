@@ -19,8 +19,8 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  ROOT, TS_MINOR, TS_PATCH, applyLinuxSmallChange, copyTree, linuxCorpus, removeTree, revertLinuxSmallChange, treeListing,
-  typescriptReleases, warmUp,
+  ROOT, RestoreTargets, TS_MINOR, TS_PATCH, applyLinuxSmallChange, copyTree, linuxCorpus, removeTree, revertLinuxSmallChange,
+  treeListing, typescriptReleases, warmUp,
 } from './corpus.mjs';
 
 // ---------------------------------------------------------------------------------------------
@@ -214,10 +214,12 @@ class Session {
     return bytes;
   }
 
-  /** Restores latest into a fresh target; when verify, compares it with `source`; removes it. */
+  /**
+   * Restores latest into an empty directory on a filesystem of its own (RestoreTargets); when
+   * verify, compares it with `source`; then drops the filesystem.
+   */
   restore(source, verify) {
-    const target = join(this.dir, 'restore');
-    if (existsSync(target)) removeTree(target);
+    const target = restoreTargets.fresh();
     const m = this.run('restore', TOOLS[this.tool].restore(target));
     if (m?.ok && verify) {
       const v = verifyRestore(source, join(target, source));
@@ -230,7 +232,7 @@ class Session {
         failures.push({ corpus: this.corpus, rep: this.rep, tool: this.tool, step: 'restore', error: rec.error, stderr_tail: v.diff_head });
       }
     }
-    removeTree(target);
+    restoreTargets.release();
   }
 
   check() {
@@ -499,7 +501,8 @@ removeTree(WORK);
 mkdirSync(WORK, { recursive: true });
 if (only.some((p) => p !== 'index')) ensureRestic();
 const bhBuild = snapshotBh();
-const info = { ...machine(), bh_build_sha256: bhBuild.build_sha256 };
+const restoreTargets = new RestoreTargets(WORK);
+const info = { ...machine(), bh_build_sha256: bhBuild.build_sha256, restore_targets: restoreTargets.kind };
 log(`bench: reps ${reps}, parts ${only.join(', ')}, work dir ${WORK}, bh build ${bhBuild.build_sha256} (snapshot of dist/), load average ${info.loadavg_at_start.join(' ')}`);
 if (info.loadavg_at_start[0] > 0.5 * info.cores) log(`warning: the machine is busy (load ${info.loadavg_at_start[0]}); timings will be noisy`);
 
@@ -513,6 +516,7 @@ try {
   }
   if (only.includes('index')) index = runIndex();
 } finally {
+  restoreTargets.release();
   if (!keep) removeTree(WORK);
 }
 
@@ -544,7 +548,7 @@ const badVerifications = verifications.filter((v) => !v.identical);
 const summary = [
   `## bh vs restic — ${date}`,
   '',
-  `${only.some((p) => p !== 'index') ? `Medians of ${reps} repetition${reps > 1 ? 's' : ''} (tool order alternating); ` : ''}bh build ${info.bh_build_sha256}; ${info.cores} cores (${info.cpu}), node ${info.node}, ${info.restic}; load average at start ${info.loadavg_at_start.join(' ')}; ${elapsed} s in all.`,
+  `${only.some((p) => p !== 'index') ? `Medians of ${reps} repetition${reps > 1 ? 's' : ''} (tool order alternating); ` : ''}bh build ${info.bh_build_sha256}; restores onto a ${info.restore_targets}; ${info.cores} cores (${info.cpu}), node ${info.node}, ${info.restic}; load average at start ${info.loadavg_at_start.join(' ')}; ${elapsed} s in all.`,
   'Ratios are bh/restic (lower is better for bh); targets from the performance issue; CPU/wall targets apply to bh alone.',
   '',
   ...Object.entries(corpora).map(([name, c]) => `- ${describe[name](c)}`),

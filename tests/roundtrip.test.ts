@@ -380,6 +380,15 @@ describe('backup → restore round trip', () => {
     expect(await readdir(firstRestore)).toEqual([src.split('/')[1]]);
   });
 
+  it('restores the same with a worker thread as inline (a snapshot this small starts none; BH_WORKERS=1 forces one)', async () => {
+    for (const workers of ['1', '0']) {
+      const target = join(tmp, `restore-workers-${workers}`);
+      const s = summaryOf(expectOk(await repo.run(['restore', firstId, '--target', target, '--json'], { env: { BH_WORKERS: workers } })));
+      expect(s['errors']).toBe(0);
+      expect(await compareTrees(src, join(target, src))).toEqual([]);
+    }
+  });
+
   it('restores read-only files and directories with xattrs without overriding permissions (as a non-root user must)', async () => {
     const target = join(tmp, 'restore-no-dac');
     // Twice: the second time over the first, whose read-only directories must be filled again.

@@ -52,6 +52,7 @@ export class RestoreCommand extends RepositoryCommand {
       overwrite: this.overwrite as OverwritePolicy,
       dryRun: this.dryRun,
       verify: this.verify,
+      expectedBytes: snapshot.record.summary?.total_bytes,
       signal: this.interruptSignal(),
       onProgress: (p) => report.progress(`${p.files} files, ${formatBytes(p.bytes)} restored`),
       onError: (e) => {

@@ -518,15 +518,16 @@ export class BlobRunWriter {
   }
 
   /**
-   * Starts the worker threads (once): one fewer than the cores, since the calling thread takes
-   * jobs too when it has nothing else to do (helpOnce), and at least one. None when the worker
-   * script is missing (running from the TypeScript sources) or BH_WORKERS is 0.
+   * Starts the worker threads (once): `wanted`, or one fewer than the cores, since the calling
+   * thread takes jobs too when it has nothing else to do (helpOnce), and at least one. BH_WORKERS
+   * overrides both. None when the worker script is missing (running from the TypeScript
+   * sources) or the count is 0: every job then runs inline.
    */
-  start(): void {
+  start(wanted?: number): void {
     if (this.started) return;
     this.started = true;
     const fromEnv = process.env['BH_WORKERS'];
-    const count = fromEnv !== undefined && fromEnv !== '' ? Math.max(0, Math.floor(Number(fromEnv)) || 0) : Math.max(1, availableParallelism() - 1);
+    const count = fromEnv !== undefined && fromEnv !== '' ? Math.max(0, Math.floor(Number(fromEnv)) || 0) : (wanted ?? Math.max(1, availableParallelism() - 1));
     if (count > 0 && existsSync(WORKER_SCRIPT)) this.runner = new WorkerRunner(this.init, count);
   }
 
