@@ -414,7 +414,7 @@ class CanonicalTreeReader {
     throw NOT_CANONICAL;
   }
 
-  /** A JSON number in its plain spelling (0, or no leading zero), at most 15 digits: a safe integer. */
+  /** A JSON number in its plain spelling (0, or digits without a leading zero) that is a safe integer. */
   private integer(): number {
     const bytes = this.bytes;
     const start = this.pos;
@@ -427,7 +427,8 @@ class CanonicalTreeReader {
         value = value * 10 + (byte - 0x30);
         byte = bytes[++pos];
       }
-      if (pos === start || pos - start > 15) throw NOT_CANONICAL;
+      // Past 2^53 the sum may round, but never below 2^53, which is not safe.
+      if (pos === start || pos - start > 16 || !Number.isSafeInteger(value)) throw NOT_CANONICAL;
     }
     // A fraction, an exponent or a digit after a leading 0 cannot match the literal that must come next.
     this.pos = pos;
