@@ -11,7 +11,8 @@
  *   chunk number, one chunk per started MiB), subtree ids are the SHA-256 of the directory's path;
  *   no xattrs (reading them needs the native addon);
  * - each round encodes every tree, then decodes every encoded tree; the first round is a warm-up
- *   and not counted; the median and the best of the other rounds are printed;
+ *   and not counted; the median and the best of the other rounds are printed, as CPU time
+ *   (process.cpuUsage: what a busy machine distorts least) and wall time;
  * - "bytes sha256" is the hash of all encoded trees in walk order: two builds that print the same
  *   one wrote the same bytes for every tree (the encoding is canonical, docs/FORMAT.md §6).
  * BH_BENCH_DIST=<dir> runs another build (a copy of an older dist/, for before/after figures).
@@ -96,24 +97,34 @@ const trees = readTrees(root);
 const nodeCount = trees.reduce((n, t) => n + t.length, 0);
 console.log(`${root}: ${trees.length} directories, ${nodeCount} nodes (read in ${((performance.now() - started) / 1000).toFixed(1)} s)`);
 
+/** Wall and CPU time (user + system of the process, so the collector's helper threads count too) of f(), in ns per node. */
+function timed(f) {
+  const cpu0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  const result = f();
+  const wall = Number(process.hrtime.bigint() - t0) / nodeCount;
+  const cpu = process.cpuUsage(cpu0);
+  return { result, wall, cpu: ((cpu.user + cpu.system) * 1000) / nodeCount };
+}
+
 let encoded = [];
-const encodeNs = [];
-const decodeNs = [];
+const times = { encodeTree: { wall: [], cpu: [] }, decodeTree: { wall: [], cpu: [] } };
 for (let round = 0; round <= ROUNDS; round++) {
-  let t0 = process.hrtime.bigint();
-  encoded = trees.map((t) => encodeTree(t));
-  let t1 = process.hrtime.bigint();
-  if (round > 0) encodeNs.push(Number(t1 - t0) / nodeCount);
-  t0 = process.hrtime.bigint();
-  let decodedNodes = 0;
-  for (const bytes of encoded) decodedNodes += decodeTree(bytes, 'tree').length;
-  t1 = process.hrtime.bigint();
-  if (decodedNodes !== nodeCount) throw new Error(`decoded ${decodedNodes} nodes of ${nodeCount}`);
-  if (round > 0) decodeNs.push(Number(t1 - t0) / nodeCount);
+  const enc = timed(() => trees.map((t) => encodeTree(t)));
+  encoded = enc.result;
+  const dec = timed(() => encoded.reduce((n, bytes) => n + decodeTree(bytes, 'tree').length, 0));
+  if (dec.result !== nodeCount) throw new Error(`decoded ${dec.result} nodes of ${nodeCount}`);
+  if (round === 0) continue;
+  for (const [what, t] of [['encodeTree', enc], ['decodeTree', dec]]) {
+    times[what].wall.push(t.wall);
+    times[what].cpu.push(t.cpu);
+  }
 }
 
 const totalBytes = encoded.reduce((n, b) => n + b.length, 0);
 console.log(`bytes: ${totalBytes} (${(totalBytes / nodeCount).toFixed(0)} per node), sha256 ${sha256(...encoded).toString('hex')}`);
-const show = (what, ns) => console.log(`${what}: median ${median(ns).toFixed(0)} ns/node, best ${Math.min(...ns).toFixed(0)} ns/node (${ROUNDS} rounds; median ${((median(ns) * nodeCount) / 1e6).toFixed(0)} ms for the tree)`);
-show('encodeTree', encodeNs);
-show('decodeTree', decodeNs);
+console.log(`ns per node over ${ROUNDS} rounds (median / best); whole tree = median × ${nodeCount} nodes`);
+for (const [what, t] of Object.entries(times)) {
+  const ms = (median(t.cpu) * nodeCount) / 1e6;
+  console.log(`${what}: CPU ${median(t.cpu).toFixed(0)} / ${Math.min(...t.cpu).toFixed(0)}, wall ${median(t.wall).toFixed(0)} / ${Math.min(...t.wall).toFixed(0)} (${ms.toFixed(0)} ms CPU for the tree)`);
+}

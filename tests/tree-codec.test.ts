@@ -362,6 +362,16 @@ describe('the codec against its reference', () => {
   }));
   const plainNodes = fc.uniqueArray(plainNode, { selector: (n) => n.name.toString('hex'), maxLength: 12 });
 
+  it('encodeTree writes the reference bytes for large directories too (its buffer grows, and is kept only when small)', () => {
+    const entries = fc.sample(node, { numRuns: 6000, seed: 42 });
+    for (const count of [300, 6000, 10]) {
+      const list = entries.slice(0, count).map((n, i) => ({ ...n, name: Buffer.concat([Buffer.from(`${i}-`), n.name.subarray(0, 200)]) }));
+      const bytes = encodeTree(list);
+      expect(bytes.equals(referenceEncodeTree(list))).toBe(true);
+      expect(decodeTree(bytes, 'tree')).toHaveLength(count);
+    }
+  });
+
   it('decodeTree reads canonical trees, and any bytes near them, as its general reader does', () => {
     fc.assert(
       fc.property(plainNodes, fc.array(mutation, { maxLength: 2 }), (list, mutations) => {

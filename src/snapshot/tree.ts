@@ -8,6 +8,12 @@
  * else as base64 under `name_bytes` / `linktarget_bytes`, so every name round-trips exactly.
  * Decoding refuses names that could escape a restore target: empty, ".", "..", or containing
  * "/" or NUL.
+ *
+ * Both directions work on the bytes of the canonical text (CanonicalTreeWriter,
+ * CanonicalTreeReader) rather than through JSON.stringify / JSON.parse and an object per node,
+ * which were most of the main thread's time for trees (bench/tree-codec.mjs). Bytes in any other
+ * form that JSON allows are decoded by decodeAnyTree, which is also what decides and words
+ * every refusal.
  */
 import { isUtf8 } from 'node:buffer';
 
@@ -44,7 +50,8 @@ export interface TreeNode {
   xattrs?: Xattr[];
 }
 
-const NODE_TYPES: ReadonlySet<string> = new Set(['file', 'dir', 'symlink', 'fifo', 'chardev', 'blockdev', 'socket']);
+const NODE_TYPE_LIST: readonly NodeType[] = ['file', 'dir', 'symlink', 'fifo', 'chardev', 'blockdev', 'socket'];
+const NODE_TYPES: ReadonlySet<string> = new Set(NODE_TYPE_LIST);
 
 /** Unsigned bytewise order, a proper prefix first (as Buffer.compare; a loop is cheaper for names this short). */
 export function compareNames(a: Buffer, b: Buffer): number {
@@ -74,78 +81,7 @@ export function isSafeName(name: Buffer): boolean {
 }
 
 /**
- * `"key":<string>` for bytes that are well-formed UTF-8, `"key_bytes":"<base64>"` otherwise, as
- * JSON.stringify writes them. Most names are printable ASCII without `"` or `\`, which JSON
- * writes as they are: those skip the UTF-8 check and the escaping.
- */
-function bytesMember(key: string, bytes: Buffer): string {
-  let plain = true;
-  for (let i = 0; i < bytes.length; i++) {
-    const byte = bytes[i]!;
-    if (byte < 0x20 || byte > 0x7e || byte === QUOTE || byte === BACKSLASH) {
-      plain = false;
-      break;
-    }
-  }
-  if (plain) return `"${key}":"${bytes.toString('latin1')}"`;
-  if (isUtf8(bytes)) return `"${key}":${JSON.stringify(bytes.toString('utf8'))}`;
-  return `"${key}_bytes":"${bytes.toString('base64')}"`;
-}
-
-/** A number as JSON.stringify writes it. */
-function jsonNumber(n: number): string {
-  return Number.isFinite(n) ? String(n) : 'null';
-}
-
-/**
- * The decimal string of the last value asked for, kept: the entries of a directory share their
- * device, and often their times (files written together), and bigint's toString is costly.
- */
-class LastDecimal {
-  private value: bigint | undefined;
-  private text = '';
-
-  of(value: bigint): string {
-    if (value !== this.value) {
-      this.value = value;
-      this.text = value.toString();
-    }
-    return this.text;
-  }
-}
-
-interface TreeDecimals {
-  mtime: LastDecimal;
-  ctime: LastDecimal;
-  device: LastDecimal;
-}
-
-/**
- * One node's JSON text, built as a string: the same text JSON.stringify writes for the object of
- * §6.1 (keys in that order, absent fields left out), without building that object.
- */
-function encodeNode(node: TreeNode, decimals: TreeDecimals): string {
-  let out =
-    `{${bytesMember('name', node.name)},"type":"${node.type}","mode":${jsonNumber(node.mode)},"uid":${jsonNumber(node.uid)},"gid":${jsonNumber(node.gid)}` +
-    `,"mtime":"${decimals.mtime.of(node.mtimeNs)}","ctime":"${decimals.ctime.of(node.ctimeNs)}","inode":"${node.inode.toString()}","device":"${decimals.device.of(node.device)}"` +
-    `,"links":${jsonNumber(node.links)},"size":${jsonNumber(node.size)}`;
-  if (node.content) {
-    out += ',"content":[';
-    for (let i = 0; i < node.content.length; i++) out += `${i > 0 ? ',' : ''}"${node.content[i]!.toString('hex')}"`;
-    out += ']';
-  }
-  if (node.subtree) out += `,"subtree":"${node.subtree.toString('hex')}"`;
-  if (node.linkTarget) out += `,${bytesMember('linktarget', node.linkTarget)}`;
-  if (node.rdev !== undefined) out += `,"rdev":"${node.rdev.toString()}"`;
-  if (node.xattrs && node.xattrs.length > 0) {
-    const sorted = [...node.xattrs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    out += `,"xattrs":[${sorted.map((x) => `{"name":${JSON.stringify(x.name)},"value":"${x.value.toString('base64')}"}`).join(',')}]`;
-  }
-  return `${out}}`;
-}
-
-/**
- * Whether two nodes encode to the same bytes (every field encodeNode writes, xattrs in any
+ * Whether two nodes encode to the same bytes (every field encodeTree writes, xattrs in any
  * order): a directory whose entries all equal the parent's keeps the parent's tree id without
  * encoding and hashing it again.
  */
@@ -184,6 +120,248 @@ function sameXattrs(a: Xattr[] | undefined, b: Xattr[] | undefined): boolean {
   return x.every((v) => byName.get(v.name)?.equals(v.value) === true);
 }
 
+// ---- the canonical text (§6.1), written by CanonicalTreeWriter and read by CanonicalTreeReader ----
+
+const latin1 = (text: string): Buffer => Buffer.from(text, 'latin1');
+const TREE_START = latin1('{"nodes":[');
+const TREE_END = latin1(']}');
+const NAME = latin1('{"name":');
+const NAME_BYTES = latin1('{"name_bytes":');
+/** `,"type":"<type>","mode":` for each type, the common ones first (the reader tries them in this order). */
+const TYPE_MEMBERS: readonly (readonly [NodeType, Buffer])[] = NODE_TYPE_LIST.map((type) => [type, latin1(`,"type":"${type}","mode":`)]);
+const TYPE_MEMBER: ReadonlyMap<string, Buffer> = new Map(TYPE_MEMBERS);
+const UID = latin1(',"uid":');
+const GID = latin1(',"gid":');
+const MTIME = latin1(',"mtime":');
+const CTIME = latin1(',"ctime":');
+const INODE = latin1(',"inode":');
+const DEVICE = latin1(',"device":');
+const LINKS = latin1(',"links":');
+const SIZE = latin1(',"size":');
+const CONTENT = latin1(',"content":[');
+const SUBTREE = latin1(',"subtree":');
+const LINKTARGET = latin1(',"linktarget":');
+const LINKTARGET_BYTES = latin1(',"linktarget_bytes":');
+const RDEV = latin1(',"rdev":');
+const XATTRS = latin1(',"xattrs":[');
+const XATTR_VALUE = latin1(',"value":');
+
+const COMMA = 0x2c;
+const CLOSE_BRACE = 0x7d;
+const CLOSE_BRACKET = 0x5d;
+
+/** Hex digits by value. */
+const HEX_DIGITS = latin1('0123456789abcdef');
+
+/**
+ * The decimal string of the last value asked for, kept: the entries of a directory share their
+ * device, and often their times (files written together), and bigint's toString is costly.
+ */
+class LastDecimal {
+  private value: bigint | undefined;
+  private text = '';
+
+  of(value: bigint): string {
+    if (value !== this.value) {
+      this.value = value;
+      this.text = value.toString();
+    }
+    return this.text;
+  }
+}
+
+/** The writer's buffer, kept between trees unless a huge directory made it big. */
+let writerScratch = Buffer.allocUnsafeSlow(64 * 1024);
+const SCRATCH_KEPT = 1024 * 1024;
+
+/**
+ * Writes a tree's canonical JSON straight into bytes: exactly the bytes of JSON.stringify of one
+ * object per node (the encoder before bench/tree-codec.mjs; tests/tree-codec.test.ts compares
+ * the two), without building those objects and the strings in them, which cost most of a first
+ * backup's encoding time.
+ */
+class CanonicalTreeWriter {
+  private out = writerScratch;
+  private pos = 0;
+  private readonly mtime = new LastDecimal();
+  private readonly ctime = new LastDecimal();
+  private readonly device = new LastDecimal();
+
+  /** `nodes` sorted by name, without duplicates. */
+  tree(nodes: TreeNode[]): Buffer {
+    this.literal(TREE_START);
+    for (let i = 0; i < nodes.length; i++) {
+      if (i > 0) this.byte(COMMA);
+      this.node(nodes[i]!);
+    }
+    this.literal(TREE_END);
+    const bytes = Buffer.from(this.out.subarray(0, this.pos));
+    if (this.out.length <= SCRATCH_KEPT) writerScratch = this.out;
+    return bytes;
+  }
+
+  private node(node: TreeNode): void {
+    this.bytesMember(NAME, NAME_BYTES, node.name);
+    const typeMember = TYPE_MEMBER.get(node.type);
+    if (typeMember === undefined) throw new Error(`entry '${node.name.toString()}' has the unknown type ${String(node.type)}`);
+    this.literal(typeMember);
+    this.integer(node.mode);
+    this.literal(UID);
+    this.integer(node.uid);
+    this.literal(GID);
+    this.integer(node.gid);
+    this.literal(MTIME);
+    this.quotedAscii(this.mtime.of(node.mtimeNs));
+    this.literal(CTIME);
+    this.quotedAscii(this.ctime.of(node.ctimeNs));
+    this.literal(INODE);
+    this.quotedAscii(node.inode.toString());
+    this.literal(DEVICE);
+    this.quotedAscii(this.device.of(node.device));
+    this.literal(LINKS);
+    this.integer(node.links);
+    this.literal(SIZE);
+    this.integer(node.size);
+    if (node.content) {
+      this.literal(CONTENT);
+      for (let i = 0; i < node.content.length; i++) {
+        if (i > 0) this.byte(COMMA);
+        this.blobId(node.content[i]!);
+      }
+      this.byte(CLOSE_BRACKET);
+    }
+    if (node.subtree) {
+      this.literal(SUBTREE);
+      this.blobId(node.subtree);
+    }
+    if (node.linkTarget) this.bytesMember(LINKTARGET, LINKTARGET_BYTES, node.linkTarget);
+    if (node.rdev !== undefined) {
+      this.literal(RDEV);
+      this.quotedAscii(node.rdev.toString());
+    }
+    if (node.xattrs && node.xattrs.length > 0) {
+      this.literal(XATTRS);
+      const sorted = [...node.xattrs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      for (let i = 0; i < sorted.length; i++) {
+        if (i > 0) this.byte(COMMA);
+        this.literal(NAME);
+        this.utf8Text(JSON.stringify(sorted[i]!.name));
+        this.literal(XATTR_VALUE);
+        this.quotedAscii(sorted[i]!.value.toString('base64'));
+        this.byte(CLOSE_BRACE);
+      }
+      this.byte(CLOSE_BRACKET);
+    }
+    this.byte(CLOSE_BRACE);
+  }
+
+  /**
+   * Name or link target: `key` and a JSON string when the bytes are well-formed UTF-8, else
+   * `bytesKey` and their base64. A string with nothing to escape (no control character, `"` or
+   * `\`) is its bytes as they are; most names are that, and ASCII, which needs no UTF-8 check.
+   */
+  private bytesMember(key: Buffer, bytesKey: Buffer, bytes: Buffer): void {
+    let escapes = false;
+    let ascii = true;
+    for (let i = 0; i < bytes.length; i++) {
+      const byte = bytes[i]!;
+      if (byte < 0x20 || byte === QUOTE || byte === BACKSLASH) {
+        escapes = true;
+        break;
+      }
+      if (byte >= 0x80) ascii = false;
+    }
+    if (!escapes && ascii) {
+      this.literal(key);
+      this.quotedBytes(bytes);
+    } else if (!isUtf8(bytes)) {
+      this.literal(bytesKey);
+      this.quotedAscii(bytes.toString('base64'));
+    } else if (!escapes) {
+      this.literal(key);
+      this.quotedBytes(bytes);
+    } else {
+      this.literal(key);
+      this.utf8Text(JSON.stringify(bytes.toString('utf8')));
+    }
+  }
+
+  private room(bytes: number): void {
+    if (this.pos + bytes <= this.out.length) return;
+    const bigger = Buffer.allocUnsafeSlow(Math.max(2 * this.out.length, this.pos + bytes));
+    this.out.copy(bigger, 0, 0, this.pos);
+    this.out = bigger;
+  }
+
+  private byte(byte: number): void {
+    this.room(1);
+    this.out[this.pos++] = byte;
+  }
+
+  private literal(bytes: Buffer): void {
+    this.room(bytes.length);
+    const { out, pos } = this;
+    for (let i = 0; i < bytes.length; i++) out[pos + i] = bytes[i]!;
+    this.pos = pos + bytes.length;
+  }
+
+  private quotedBytes(bytes: Buffer): void {
+    this.byte(QUOTE);
+    this.literal(bytes);
+    this.byte(QUOTE);
+  }
+
+  /** Text of ASCII characters only (digits, base64). */
+  private ascii(text: string): void {
+    this.room(text.length);
+    const { out, pos } = this;
+    for (let i = 0; i < text.length; i++) out[pos + i] = text.charCodeAt(i);
+    this.pos = pos + text.length;
+  }
+
+  private quotedAscii(text: string): void {
+    this.byte(QUOTE);
+    this.ascii(text);
+    this.byte(QUOTE);
+  }
+
+  private utf8Text(text: string): void {
+    this.room(3 * text.length);
+    this.pos += this.out.write(text, this.pos, 'utf8');
+  }
+
+  /** A number as JSON.stringify writes it: the digits of a non-negative safe integer written here, anything else as String() gives it. */
+  private integer(n: number): void {
+    if (!(Number.isSafeInteger(n) && n >= 0)) {
+      this.ascii(Number.isFinite(n) ? String(n) : 'null');
+      return;
+    }
+    let digits = 1;
+    for (let rest = n; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+    this.room(digits);
+    let at = this.pos + digits;
+    this.pos = at;
+    let rest = n;
+    do {
+      this.out[--at] = 0x30 + (rest % 10);
+      rest = Math.floor(rest / 10);
+    } while (rest > 0);
+  }
+
+  private blobId(id: Buffer): void {
+    this.room(66);
+    const { out } = this;
+    let at = this.pos;
+    out[at++] = QUOTE;
+    for (let i = 0; i < id.length; i++) {
+      out[at++] = HEX_DIGITS[id[i]! >> 4]!;
+      out[at++] = HEX_DIGITS[id[i]! & 15]!;
+    }
+    out[at++] = QUOTE;
+    this.pos = at;
+  }
+}
+
 /** Canonical bytes of a tree; `nodes` are sorted here, and duplicate names are refused. */
 export function encodeTree(nodes: TreeNode[]): Buffer {
   for (const node of nodes) {
@@ -193,11 +371,7 @@ export function encodeTree(nodes: TreeNode[]): Buffer {
       throw new Error(`entry '${node.name.toString()}' of type ${node.type} has the wrong content fields`);
     }
   }
-  const sorted = sortedByName(nodes);
-  const decimals: TreeDecimals = { mtime: new LastDecimal(), ctime: new LastDecimal(), device: new LastDecimal() };
-  const parts = new Array<string>(sorted.length);
-  for (let i = 0; i < sorted.length; i++) parts[i] = encodeNode(sorted[i]!, decimals);
-  return Buffer.from(`{"nodes":[${parts.join(',')}]}`);
+  return new CanonicalTreeWriter().tree(sortedByName(nodes));
 }
 
 /** `nodes` by name bytes (the archiver passes them sorted already: then they are only checked); duplicate names are refused. */
@@ -224,37 +398,13 @@ export function decodeTree(bytes: Buffer, what: string): TreeNode[] {
 /** Thrown inside CanonicalTreeReader when the bytes leave the canonical form (made once: throwing it is cheap). */
 const NOT_CANONICAL = new Error('tree is not in the canonical form');
 
-const latin1 = (text: string): Buffer => Buffer.from(text, 'latin1');
-const TREE_START = latin1('{"nodes":[');
-const TREE_END = latin1(']}');
-const NAME = latin1('{"name":');
-const NAME_BYTES = latin1('{"name_bytes":');
-/** `,"type":"<type>","mode":` for each type, the common ones first. */
-const TYPE_MEMBERS: readonly (readonly [NodeType, Buffer])[] = (['file', 'dir', 'symlink', 'fifo', 'chardev', 'blockdev', 'socket'] as const).map((type) => [type, latin1(`,"type":"${type}","mode":`)]);
-const UID = latin1(',"uid":');
-const GID = latin1(',"gid":');
-const MTIME = latin1(',"mtime":');
-const CTIME = latin1(',"ctime":');
-const INODE = latin1(',"inode":');
-const DEVICE = latin1(',"device":');
-const LINKS = latin1(',"links":');
-const SIZE = latin1(',"size":');
-const CONTENT = latin1(',"content":[');
-const SUBTREE = latin1(',"subtree":');
-const LINKTARGET = latin1(',"linktarget":');
-const LINKTARGET_BYTES = latin1(',"linktarget_bytes":');
-const RDEV = latin1(',"rdev":');
-const XATTRS = latin1(',"xattrs":[');
-const XATTR_NAME = latin1('{"name":');
-const XATTR_VALUE = latin1(',"value":');
-
 /** Value of a lowercase hex digit by character code; -1 for every other byte. */
 const HEX_VALUE = new Int8Array(256).fill(-1);
 for (let digit = 0; digit < 16; digit++) HEX_VALUE['0123456789abcdef'.charCodeAt(digit)] = digit;
 
 const TEN_TO_15 = 10n ** 15n;
 
-/** Which decimal field a LastDecimalBytes remembers. */
+/** The decimal fields, each remembered by CanonicalTreeReader.decimalAfter. */
 const enum DecimalField {
   Mtime,
   Ctime,
@@ -298,12 +448,12 @@ class CanonicalTreeReader {
   private tree(): TreeNode[] {
     const nodes: TreeNode[] = [];
     this.expect(TREE_START);
-    if (this.bytes[this.pos] !== 0x5d /* ] */) {
+    if (this.bytes[this.pos] !== CLOSE_BRACKET) {
       for (;;) {
         const node = this.node();
         if (!isSafeName(node.name) || (nodes.length > 0 && compareNames(nodes[nodes.length - 1]!.name, node.name) >= 0)) throw NOT_CANONICAL;
         nodes.push(node);
-        if (this.bytes[this.pos] !== 0x2c /* , */) break;
+        if (this.bytes[this.pos] !== COMMA) break;
         this.pos++;
       }
     }
@@ -337,14 +487,14 @@ class CanonicalTreeReader {
       case 'file':
         this.expect(CONTENT);
         node.content = [];
-        if (this.bytes[this.pos] !== 0x5d /* ] */) {
+        if (this.bytes[this.pos] !== CLOSE_BRACKET) {
           for (;;) {
             node.content.push(this.blobId());
-            if (this.bytes[this.pos] !== 0x2c /* , */) break;
+            if (this.bytes[this.pos] !== COMMA) break;
             this.pos++;
           }
         }
-        this.expectByte(0x5d /* ] */);
+        this.expectByte(CLOSE_BRACKET);
         break;
       case 'dir':
         this.expect(SUBTREE);
@@ -365,25 +515,25 @@ class CanonicalTreeReader {
         break;
     }
     if (this.skip(XATTRS)) node.xattrs = this.xattrs();
-    this.expectByte(0x7d /* } */);
+    this.expectByte(CLOSE_BRACE);
     return node;
   }
 
   private xattrs(): Xattr[] {
     const xattrs: Xattr[] = [];
-    if (this.bytes[this.pos] !== 0x5d /* ] */) {
+    if (this.bytes[this.pos] !== CLOSE_BRACKET) {
       for (;;) {
-        this.expect(XATTR_NAME);
+        this.expect(NAME);
         this.string();
         const name = this.bytes.toString('utf8', this.stringStart, this.stringEnd);
         this.expect(XATTR_VALUE);
         xattrs.push({ name, value: this.base64Bytes() });
-        this.expectByte(0x7d /* } */);
-        if (this.bytes[this.pos] !== 0x2c /* , */) break;
+        this.expectByte(CLOSE_BRACE);
+        if (this.bytes[this.pos] !== COMMA) break;
         this.pos++;
       }
     }
-    this.expectByte(0x5d /* ] */);
+    this.expectByte(CLOSE_BRACKET);
     return xattrs;
   }
 
@@ -452,8 +602,7 @@ class CanonicalTreeReader {
     for (let byte = bytes[end]; byte !== undefined && byte >= 0x30 && byte <= 0x39; byte = bytes[++end]);
     if (end === digitsStart || end - digitsStart > 20 || bytes[end] !== QUOTE) throw NOT_CANONICAL;
     this.pos = end + 1;
-    const lastStart = this.lastStart[field]!;
-    if (end - start === this.lastEnd[field]! - lastStart && bytes.compare(bytes, lastStart, lastStart + end - start, start, end) === 0) return this.lastValue[field]!;
+    if (this.sameAsLast(field, start, end)) return this.lastValue[field]!;
     let value: bigint;
     // Doubles hold 15 digits exactly; longer ones (nanosecond times) in two parts.
     const split = Math.max(digitsStart, end - 15);
@@ -467,6 +616,17 @@ class CanonicalTreeReader {
     this.lastEnd[field] = end;
     this.lastValue[field] = value;
     return value;
+  }
+
+  /** Whether bytes [start, end) are those of the field's last value (compared here: Buffer.compare's call costs more). */
+  private sameAsLast(field: DecimalField, start: number, end: number): boolean {
+    const lastStart = this.lastStart[field]!;
+    if (end - start !== this.lastEnd[field]! - lastStart) return false;
+    const bytes = this.bytes;
+    for (let i = 0; i < end - start; i++) {
+      if (bytes[start + i] !== bytes[lastStart + i]) return false;
+    }
+    return true;
   }
 
   /** A blob id: a JSON string of 64 lowercase hex digits. */
