@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
 import { FormatError } from '../src/repo/errors.js';
-import { decodeTree, encodeTree, sameNode, type NodeType, type TreeNode, type Xattr } from '../src/snapshot/tree.js';
+import { compareNames, decodeTree, encodeTree, isSafeName, sameNode, type NodeType, type TreeNode, type Xattr } from '../src/snapshot/tree.js';
 
 // ---- arbitraries -----------------------------------------------------------------------------
 
@@ -28,11 +28,24 @@ const textName = fc
 const narrowName = fc.uint8Array({ minLength: 1, maxLength: 6 }).map((b) => Buffer.from(b.map((x) => [0x61, 0x62, 0xc3, 0xa9, 0xff, 0x2e][x % 6]!)))
   .filter((b) => b.toString('latin1') !== '.' && b.toString('latin1') !== '..');
 
-const nodeName = fc.oneof(byteName, textName, narrowName);
+/** ASCII names with what JSON must escape (quote, backslash, control characters) beside what it need not. */
+const asciiName = fc
+  .string({ unit: fc.constantFrom('a', 'Z', '0', '.', '-', ' ', '~', '"', '\\', '\n', '\t', '\b', '\x01', '\x1f', '\x7f'), minLength: 1, maxLength: 12 })
+  .map((s) => Buffer.from(s, 'latin1'))
+  .filter((b) => b.toString('latin1') !== '.' && b.toString('latin1') !== '..');
+
+const nodeName = fc.oneof(byteName, textName, narrowName, asciiName);
 
 const id32 = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => Buffer.from(b));
-const time = fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n });
-const u64 = fc.bigInt({ min: 0n, max: 2n ** 64n - 1n });
+/**
+ * Values around the 15-digit boundary (where doubles stop holding every integer) and the ends of
+ * the range, often repeated between the entries of a tree (as a directory's times and device are).
+ */
+const time = fc.oneof(
+  fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }),
+  fc.constantFrom(0n, -1n, 999_999_999_999_999n, 1_000_000_000_000_000n, -1_000_000_000_000_000n, 1_700_000_000_123_456_789n, -(2n ** 63n), 2n ** 63n - 1n),
+);
+const u64 = fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.constantFrom(0n, 2049n, 999_999_999_999_999n, 1_000_000_000_000_000n, 2n ** 64n - 1n));
 const u32 = fc.integer({ min: 0, max: 2 ** 32 - 1 });
 
 const xattrs = fc.uniqueArray(
@@ -121,6 +134,125 @@ function encodeTreeOrUndefined(n: TreeNode): Buffer | undefined {
   }
 }
 
+// ---- the encoder as it was (the reference) -----------------------------------------------------
+
+// encodeTree was JSON.stringify of one object per node (below, unchanged but for names); the
+// encoding is part of the repository format (tree ids are HMACs of these bytes), so today's
+// encodeTree must write exactly what this one writes, for every input, and refuse what it refused.
+
+function referenceIsSafeName(name: Buffer): boolean {
+  if (name.length === 0 || name.length > 255) return false;
+  if (name.length === 1 && name[0] === 0x2e) return false;
+  if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) return false;
+  return !name.includes(0x2f) && !name.includes(0x00);
+}
+
+function referenceIsUtf8(bytes: Buffer): boolean {
+  return Buffer.from(bytes.toString('utf8'), 'utf8').equals(bytes);
+}
+
+function referencePutBytes(out: Record<string, unknown>, key: string, bytes: Buffer): void {
+  if (referenceIsUtf8(bytes)) out[key] = bytes.toString('utf8');
+  else out[`${key}_bytes`] = bytes.toString('base64');
+}
+
+function referenceEncodeNode(node: TreeNode): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  referencePutBytes(out, 'name', node.name);
+  out['type'] = node.type;
+  out['mode'] = node.mode;
+  out['uid'] = node.uid;
+  out['gid'] = node.gid;
+  out['mtime'] = node.mtimeNs.toString();
+  out['ctime'] = node.ctimeNs.toString();
+  out['inode'] = node.inode.toString();
+  out['device'] = node.device.toString();
+  out['links'] = node.links;
+  out['size'] = node.size;
+  if (node.content) out['content'] = node.content.map((id) => id.toString('hex'));
+  if (node.subtree) out['subtree'] = node.subtree.toString('hex');
+  if (node.linkTarget) referencePutBytes(out, 'linktarget', node.linkTarget);
+  if (node.rdev !== undefined) out['rdev'] = node.rdev.toString();
+  if (node.xattrs && node.xattrs.length > 0) {
+    out['xattrs'] = [...node.xattrs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map((x) => ({ name: x.name, value: x.value.toString('base64') }));
+  }
+  return out;
+}
+
+function referenceEncodeTree(nodes: TreeNode[]): Buffer {
+  for (const node of nodes) {
+    if (!referenceIsSafeName(node.name)) throw new Error(`cannot store entry name ${JSON.stringify(node.name.toString())}`);
+    if ((node.type === 'file') !== (node.content !== undefined) || (node.type === 'dir') !== (node.subtree !== undefined)) {
+      throw new Error(`entry '${node.name.toString()}' of type ${node.type} has the wrong content fields`);
+    }
+  }
+  const sorted = [...nodes].sort((a, b) => Buffer.compare(a.name, b.name));
+  for (let i = 1; i < sorted.length; i++) {
+    if (sorted[i - 1]!.name.equals(sorted[i]!.name)) throw new Error(`two entries named '${sorted[i]!.name.toString()}' in one directory`);
+  }
+  return Buffer.from(JSON.stringify({ nodes: sorted.map(referenceEncodeNode) }));
+}
+
+/** The bytes `encode` gives for `list`, or the message it refuses it with. */
+function encodeOutcome(encode: (list: TreeNode[]) => Buffer, list: TreeNode[]): { bytes: string } | { refused: string } {
+  try {
+    return { bytes: encode(list).toString('latin1') };
+  } catch (error) {
+    return { refused: (error as Error).message };
+  }
+}
+
+/** What decodeTree gives for `bytes`: the nodes, or the FormatError's message. */
+function decodeOutcome(bytes: Buffer): { nodes: TreeNode[] } | { refused: string } {
+  try {
+    return { nodes: decodeTree(bytes, 'tree 1234') };
+  } catch (error) {
+    expect(error).toBeInstanceOf(FormatError);
+    return { refused: (error as Error).message };
+  }
+}
+
+/**
+ * What decodeTree's general reader (JSON.parse, then the checks of FORMAT.md §6.2) gives for
+ * `bytes`: with a space after them the bytes mean the same JSON but are not in the canonical
+ * form, so the canonical reader gives way to the general one.
+ */
+function generalDecodeOutcome(bytes: Buffer): { nodes: TreeNode[] } | { refused: string } {
+  return decodeOutcome(Buffer.concat([bytes, Buffer.from(' ')]));
+}
+
+/** Bytes that matter to the canonical reader: JSON syntax, digits, hex digits and their near misses, UTF-8 lead and continuation bytes. */
+const telling = fc.oneof(
+  fc.constantFrom(...'0123456789abcdefABFg-",:{}[] .e/\\'.split('').map((c) => c.charCodeAt(0)), 0x00, 0x1f, 0x7f, 0x80, 0xbf, 0xc3, 0xe2, 0xed, 0xf0, 0xff),
+  fc.integer({ min: 0, max: 255 }),
+);
+
+type Mutation = { kind: 'set' | 'insert'; at: number; byte: number } | { kind: 'delete' | 'truncate'; at: number };
+
+const mutation: fc.Arbitrary<Mutation> = fc.oneof(
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('set' as const), at: fc.nat(), byte: telling }) },
+  fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), byte: telling }),
+  fc.record({ kind: fc.constant('delete' as const), at: fc.nat() }),
+  fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
+);
+
+function mutate(bytes: Buffer, m: Mutation): Buffer {
+  const at = m.at % (bytes.length + 1);
+  switch (m.kind) {
+    case 'set': {
+      const out = Buffer.from(bytes);
+      if (at < out.length) out[at] = m.byte;
+      return out;
+    }
+    case 'insert':
+      return Buffer.concat([bytes.subarray(0, at), Buffer.of(m.byte), bytes.subarray(at)]);
+    case 'delete':
+      return Buffer.concat([bytes.subarray(0, at), bytes.subarray(at + 1)]);
+    case 'truncate':
+      return bytes.subarray(0, at);
+  }
+}
+
 // ---- properties --------------------------------------------------------------------------------
 
 describe('encodeTree / decodeTree', () => {
@@ -199,6 +331,105 @@ describe('encodeTree / decodeTree', () => {
   it('refuses to encode two entries with one name', () => {
     const mk = (): TreeNode => ({ name: Buffer.from('same'), type: 'fifo', mode: 0, uid: 0, gid: 0, mtimeNs: 0n, ctimeNs: 0n, inode: 0n, device: 0n, links: 1, size: 0 });
     expect(() => encodeTree([mk(), mk()])).toThrow(/two entries named 'same'/);
+  });
+});
+
+describe('the codec against its reference', () => {
+  const unsafeName = fc.constantFrom(Buffer.from('.'), Buffer.from('..'), Buffer.alloc(0), Buffer.from('a/b'), Buffer.from('x\0'), Buffer.alloc(256, 0x61));
+  /** Entries as the archiver gives them (sorted, distinct) or not: any order, duplicate names, now and then an unsafe one. */
+  const anyList = fc.tuple(
+    fc.array(fc.tuple(node, fc.option(unsafeName, { freq: 30 })).map(([n, unsafe]) => (unsafe ? { ...n, name: unsafe } : n)), { maxLength: 12 }),
+    fc.boolean(),
+  ).map(([list, sorted]) => (sorted ? [...list].sort(byName) : list));
+
+  it('encodeTree writes exactly the reference bytes, or refuses with the reference message', () => {
+    fc.assert(
+      fc.property(anyList, (list) => {
+        expect(encodeOutcome(encodeTree, list)).toEqual(encodeOutcome(referenceEncodeTree, list));
+      }),
+      { numRuns: 1500 },
+    );
+  });
+
+  // Names and xattr names JSON writes without escapes: trees of them are what the canonical reader reads itself.
+  const unescaped = (text: string): string => text.replace(/[\x00-\x1f"\\]/g, '_');
+  const unescapedBytes = (bytes: Buffer): Buffer => Buffer.from(bytes.map((byte) => (byte < 0x20 || byte === 0x22 || byte === 0x5c ? 0x5f : byte)));
+  const plainNode = node.map((n) => ({
+    ...n,
+    name: unescapedBytes(n.name),
+    ...(n.linkTarget && { linkTarget: unescapedBytes(n.linkTarget) }),
+    ...(n.xattrs && { xattrs: n.xattrs.map((x) => ({ ...x, name: unescaped(x.name) })) }),
+  }));
+  const plainNodes = fc.uniqueArray(plainNode, { selector: (n) => n.name.toString('hex'), maxLength: 12 });
+
+  it('encodeTree writes the reference bytes for large directories too (its buffer grows, and is kept only when small)', () => {
+    const entries = fc.sample(node, { numRuns: 6000, seed: 42 });
+    for (const count of [300, 6000, 10]) {
+      const list = entries.slice(0, count).map((n, i) => ({ ...n, name: Buffer.concat([Buffer.from(`${i}-`), n.name.subarray(0, 200)]) }));
+      const bytes = encodeTree(list);
+      expect(bytes.equals(referenceEncodeTree(list))).toBe(true);
+      expect(decodeTree(bytes, 'tree')).toHaveLength(count);
+    }
+  });
+
+  it('decodeTree reads canonical trees, and any bytes near them, as its general reader does', () => {
+    fc.assert(
+      fc.property(plainNodes, fc.array(mutation, { maxLength: 2 }), (list, mutations) => {
+        const bytes = mutations.reduce(mutate, encodeTree(list));
+        expect(decodeOutcome(bytes)).toEqual(generalDecodeOutcome(bytes));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('decodeTree reads the edges of the canonical form as its general reader does', () => {
+    const withBytes = (json: Buffer, text: string, bytes: Buffer): Buffer => {
+      const at = json.indexOf(text);
+      return Buffer.concat([json.subarray(0, at), bytes, json.subarray(at + text.length)]);
+    };
+    const fifo = treeJson(rawNode({ name: 'x\u0001' }));
+    const cases: [Buffer, { nodes: Partial<TreeNode>[] } | RegExp][] = [
+      [treeJson(rawNode({ size: Number.MAX_SAFE_INTEGER })), { nodes: [{ size: Number.MAX_SAFE_INTEGER }] }],
+      [treeJson(rawNode({ size: Number.MAX_SAFE_INTEGER + 1 })), /'size' is not a non-negative integer/],
+      [treeJson(rawNode({ links: 12345678901234567 })), /'links' is not a non-negative integer/],
+      [treeJson(rawNode({ mode: 0 })), { nodes: [{ mode: 0 }] }],
+      [treeJson(rawNode({ mode: 0o177777 })), { nodes: [{ mode: 0o7777 }] }],
+      [treeJson(rawNode({ mtime: '-0', ctime: '007' })), { nodes: [{ mtimeNs: 0n, ctimeNs: 7n }] }],
+      [treeJson(rawNode({ mtime: '999999999999999', ctime: '1000000000000000' })), { nodes: [{ mtimeNs: 999999999999999n, ctimeNs: 1000000000000000n }] }],
+      [treeJson(rawNode({ inode: '99999999999999999999', device: '-99999999999999999999' })), { nodes: [{ inode: 10n ** 20n - 1n, device: -(10n ** 20n) + 1n }] }],
+      [treeJson(rawNode({ inode: '999999999999999999999' })), /'inode' is not a decimal integer/],
+      [treeJson(rawNode({ device: '-' })), /'device' is not a decimal integer/],
+      // Invalid UTF-8 inside a string: JSON.parse reads it as U+FFFD.
+      [withBytes(treeJson(rawNode({ name: 'a_' })), 'a_', Buffer.from([0x61, 0x80])), { nodes: [{ name: Buffer.from('a\ufffd') }] }],
+      [withBytes(treeJson(rawNode({ name: undefined, name_bytes: 'YQ_=' })), 'YQ_=', Buffer.from('YQé=')), { nodes: [{ name: Buffer.from('a') }] }],
+      [withBytes(fifo, '\\u0001', Buffer.from([0x01])), /not valid JSON/],
+      [Buffer.concat([treeJson(rawNode()), Buffer.from('x')]), /not valid JSON/],
+      [Buffer.concat([treeJson(rawNode()), Buffer.from('\n')]), { nodes: [{ name: Buffer.from('x') }] }],
+      [treeJson(rawNode({ content: ['11'.repeat(32)], rdev: 'x' })), { nodes: [{ type: 'fifo' }] }],
+      [treeJson(rawNode({ xattrs: [] })), { nodes: [{ xattrs: [] }] }],
+      [treeJson(rawNode({ type: 'symlink', linktarget: '' })), { nodes: [{ linkTarget: Buffer.alloc(0) }] }],
+    ];
+    for (const [bytes, expected] of cases) {
+      const outcome = decodeOutcome(bytes);
+      expect(outcome, bytes.toString()).toEqual(generalDecodeOutcome(bytes));
+      if (expected instanceof RegExp) expect(outcome).toMatchObject({ refused: expect.stringMatching(expected) });
+      else expect(outcome).toMatchObject(expected);
+    }
+  });
+
+  it('isSafeName and compareNames answer as before (includes, Buffer.compare)', () => {
+    const dotty = fc.oneof(
+      fc.uint8Array({ maxLength: 4 }).map((b) => Buffer.from(b.map((x) => [0x2e, 0x2f, 0x00, 0x61][x % 4]!))),
+      fc.integer({ min: 253, max: 257 }).chain((length) => fc.uint8Array({ minLength: length, maxLength: length }).map((b) => Buffer.from(b))),
+      nodeName,
+    );
+    fc.assert(
+      fc.property(dotty, dotty, (a, b) => {
+        expect(isSafeName(a)).toBe(referenceIsSafeName(a));
+        expect(compareNames(a, b)).toBe(Buffer.compare(a, b));
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
 
