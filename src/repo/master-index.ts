@@ -263,8 +263,9 @@ class BlobTable {
   }
 
   /**
-   * Sorts the pending rows and merges them with the sorted ones (a sequential two-way merge)
-   * into a table of exactly the rows' size; the pending table starts over.
+   * Sorts the pending rows and merges them with the sorted ones, bucket by bucket (a sequential
+   * two-way merge on the heads), into a table of exactly the rows' size; the pending table
+   * starts over.
    */
   merge(): void {
     this.slots = new Int32Array(0);
@@ -273,42 +274,44 @@ class BlobTable {
     const s = this.sorted;
     const n = s.count + p.count;
     const order = radixOrder(p);
-    const heads = new Uint16Array(n);
-    const rows = new Uint32Array(n * ROW);
-    const bucketStart = new Uint32Array(BUCKETS + 1);
-    let i = 0;
+    const out: SortedRows = { count: n, heads: new Uint16Array(n), rows: new Uint32Array(n * ROW), bucketStart: new Uint32Array(BUCKETS + 1) };
+    let o = 0;
     let j = 0;
-    let bucket = 0;
-    for (let o = 0; o < n; o++) {
-      let sortedPrefix = 0xffffffff;
-      if (i < s.count) {
-        while (s.bucketStart[bucket + 1]! <= i) bucket++;
-        sortedPrefix = ((bucket << 16) | s.heads[i]!) >>> 0;
+    for (let bucket = 0; bucket < BUCKETS; bucket++) {
+      out.bucketStart[bucket] = o;
+      let i = s.count > 0 ? s.bucketStart[bucket]! : 0;
+      const end = s.count > 0 ? s.bucketStart[bucket + 1]! : 0;
+      for (; j < p.count && p.prefix(order[j]!) >>> 16 === bucket; j++) {
+        const head = p.prefix(order[j]!) & 0xffff;
+        let before = i;
+        while (before < end && s.heads[before]! <= head) before++;
+        o = copySorted(s, i, before, out, o);
+        i = before;
+        const chunk = p.chunk(order[j]!);
+        const from = p.rowAt(order[j]!);
+        for (let k = 0; k < ROW; k++) out.rows[o * ROW + k] = chunk[from + k]!;
+        out.heads[o++] = head;
       }
-      const pendingRow = j < p.count ? order[j]! : -1;
-      let prefix: number;
-      let src: Uint32Array;
-      let from: number;
-      if (pendingRow < 0 || (i < s.count && sortedPrefix <= p.prefix(pendingRow))) {
-        prefix = sortedPrefix;
-        src = s.rows;
-        from = i++ * ROW;
-      } else {
-        src = p.chunk(pendingRow);
-        from = p.rowAt(pendingRow);
-        prefix = src[from - 1]!;
-        j++;
-      }
-      const to = o * ROW;
-      for (let k = 0; k < ROW; k++) rows[to + k] = src[from + k]!;
-      heads[o] = prefix & 0xffff;
-      bucketStart[(prefix >>> 16) + 1]!++;
+      o = copySorted(s, i, end, out, o);
     }
-    for (let b = 1; b <= BUCKETS; b++) bucketStart[b]! += bucketStart[b - 1]!;
-    this.sorted = { count: n, heads, rows, bucketStart };
+    out.bucketStart[BUCKETS] = n;
+    this.sorted = out;
     this.pending = new PendingRows();
   }
 }
+
+/** Copies sorted rows [from, to) of `src` to row `at` of `dst`; returns the row after them. */
+function copySorted(src: SortedRows, from: number, to: number, dst: SortedRows, at: number): number {
+  if (to - from > 16) {
+    dst.heads.set(src.heads.subarray(from, to), at);
+    dst.rows.set(src.rows.subarray(from * ROW, to * ROW), at * ROW);
+  } else {
+    for (let i = from; i < to; i++) dst.heads[at + i - from] = src.heads[i]!;
+    for (let w = from * ROW, d = at * ROW; w < to * ROW; w++, d++) dst.rows[d] = src.rows[w]!;
+  }
+  return at + to - from;
+}
+
 
 /** Pending rows may reach a quarter of the sorted ones (within bounds) before a merge; the hash is kept half empty. */
 function slotCountFor(sortedRows: number): number {
