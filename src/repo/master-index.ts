@@ -8,14 +8,14 @@
  * = 46 bytes a blob. The id's first two bytes are not stored: they are the row's bucket, the
  * row's place between bucketStart[b] and bucketStart[b + 1] in a 65 536-entry table of where
  * each value of them starts. A lookup reads its bucket's bounds, binary-searches the bucket's
- * heads (a few hundred bytes at 10 M blobs: two or three cache lines), then compares the rest
- * of the id in the one or two rows sharing the head: O(log n). Reading a row's full id in
+ * heads (about 300 bytes at 10 M blobs, where a search over whole rows would touch a row per
+ * step), then compares the rest of the id in the rows sharing the head (mostly one): O(log n). Reading a row's full id in
  * order walks bucketStart alongside; at random it binary-searches bucketStart (17 steps).
  *
  * The sorted table is sized exactly; new blobs go to a pending table (full rows: the id's
  * first 4 bytes, then a row, in fixed-size chunks that never move) with an open-addressing hash
- * (4 bytes a slot), merged in (radix sort of the new rows, then a sequential two-way merge) when
- * it grows past a quarter of the sorted rows, bounded to [65 536, 2^20]. A table without rows
+ * (4 bytes a slot), merged in (radix sort of the new rows, then a two-way merge bucket by
+ * bucket) when it grows past a quarter of the sorted rows, bounded to [65 536, 2^20]. A table without rows
  * costs nothing; pack ids live in one buffer of 32-byte ids with a hash over them.
  */
 import type { BlobType } from './crypto.js';
