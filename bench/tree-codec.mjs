@@ -5,11 +5,10 @@
  *
  *   npm run build && node bench/tree-codec.mjs [--root DIR] [--rounds 7]
  *
- * - trees: every directory under --root (default: the Linux corpus, bench/corpus/linux of this
- *   checkout or of /work/main, else /usr/share) is read once (readdir, lstat of each entry) into
- *   TreeNode lists as the archiver fills them; content ids are faked (SHA-256 of the path and the
- *   chunk number, one chunk per started MiB), subtree ids are the SHA-256 of the directory's path;
- *   no xattrs (reading them needs the native addon);
+ * - trees: every directory under --root (default: the Linux corpus, bench/corpus/linux, else
+ *   /usr/share) is read once (scanDir, as the archiver does) into TreeNode lists as the archiver
+ *   fills them (its baseNode); content ids are faked (SHA-256 of the path and the chunk number,
+ *   one chunk per started MiB), subtree ids are the SHA-256 of the directory's path; no xattrs;
  * - each round encodes every tree, then decodes every encoded tree; the first round is a warm-up
  *   and not counted; the median and the best of the other rounds are printed, as CPU time
  *   (process.cpuUsage: what a busy machine distorts least) and wall time;
@@ -18,12 +17,14 @@
  * BH_BENCH_DIST=<dir> runs another build (a copy of an older dist/, for before/after figures).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { existsSync, readlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 import { distModule } from './synthetic.mjs';
 
 const { decodeTree, encodeTree } = await distModule('snapshot/tree.js');
+const { baseNode } = await distModule('snapshot/archiver.js');
+const { scanDir } = await distModule('fsx/index.js');
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
@@ -31,7 +32,7 @@ const ROUNDS = Number(opt('--rounds', '7'));
 const CHUNK = 1 << 20;
 
 function defaultRoot() {
-  const candidates = [fileURLToPath(new URL('./corpus/linux', import.meta.url)), '/work/main/bench/corpus/linux', '/usr/share'];
+  const candidates = [fileURLToPath(new URL('./corpus/linux', import.meta.url)), '/usr/share'];
   return candidates.find((dir) => existsSync(dir));
 }
 
@@ -41,51 +42,28 @@ const sha256 = (...parts) => {
   return h.digest();
 };
 
-function nodeType(st) {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isFIFO()) return 'fifo';
-  if (st.isCharacterDevice()) return 'chardev';
-  if (st.isBlockDevice()) return 'blockdev';
-  return 'socket';
-}
-
 /** Every directory under `root` as the TreeNode list the archiver would build (see above). */
-function readTrees(root) {
+async function readTrees(root) {
   const trees = [];
   const pending = [Buffer.from(root)];
   while (pending.length > 0) {
     const dir = pending.pop();
     const nodes = [];
-    for (const name of readdirSync(dir, { encoding: 'buffer' })) {
+    // scanDir gives the entries sorted by name, as the archiver passes them.
+    for (const { name, stat } of await scanDir(dir)) {
+      if (stat instanceof Error) continue;
       const path = Buffer.concat([dir, Buffer.from('/'), name]);
-      const st = lstatSync(path, { bigint: true });
-      const type = nodeType(st);
-      const node = {
-        name,
-        type,
-        mode: Number(st.mode) & 0o7777,
-        uid: Number(st.uid),
-        gid: Number(st.gid),
-        mtimeNs: st.mtimeNs,
-        ctimeNs: st.ctimeNs,
-        inode: st.ino,
-        device: st.dev,
-        links: Number(st.nlink),
-        size: type === 'file' ? Number(st.size) : 0,
-      };
-      if (type === 'file') node.content = Array.from({ length: Math.ceil(node.size / CHUNK) }, (_, i) => sha256(path, String(i)));
-      if (type === 'dir') {
+      const node = baseNode(name, stat);
+      if (node.type === 'file') node.content = Array.from({ length: Math.ceil(node.size / CHUNK) }, (_, i) => sha256(path, String(i)));
+      if (node.type === 'dir') {
         node.subtree = sha256(path);
         pending.push(path);
       }
-      if (type === 'symlink') node.linkTarget = readlinkSync(path, { encoding: 'buffer' });
-      if (type === 'chardev' || type === 'blockdev') node.rdev = st.rdev;
+      if (node.type === 'symlink') node.linkTarget = readlinkSync(path, { encoding: 'buffer' });
+      if (node.type === 'chardev' || node.type === 'blockdev') node.rdev = stat.rdev;
       nodes.push(node);
     }
-    // The archiver passes each directory's entries sorted by name.
-    trees.push(nodes.sort((a, b) => Buffer.compare(a.name, b.name)));
+    trees.push(nodes);
   }
   return trees;
 }
@@ -94,7 +72,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const root = opt('--root', defaultRoot());
 const started = performance.now();
-const trees = readTrees(root);
+const trees = await readTrees(root);
 const nodeCount = trees.reduce((n, t) => n + t.length, 0);
 console.log(`${root}: ${trees.length} directories, ${nodeCount} nodes (read in ${((performance.now() - started) / 1000).toFixed(1)} s)`);
 

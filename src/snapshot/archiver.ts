@@ -93,6 +93,24 @@ function nodeType(st: EntryStat): NodeType {
   return NODE_TYPES_BY_MODE.get(st.mode & constants.S_IFMT) ?? 'socket';
 }
 
+/** The node of an entry, from its lstat: every field but content, subtree, link target, rdev and xattrs. */
+export function baseNode(name: Buffer, st: EntryStat): TreeNode {
+  const type = nodeType(st);
+  return {
+    name,
+    type,
+    mode: st.mode & 0o7777,
+    uid: st.uid,
+    gid: st.gid,
+    mtimeNs: st.mtimeNs,
+    ctimeNs: st.ctimeNs,
+    inode: st.ino,
+    device: st.dev,
+    links: st.nlink,
+    size: type === 'file' ? st.size : 0,
+  };
+}
+
 /** The fields of an lstat the archiver uses, as scanDir gives them (xattrs not probed). */
 function entryStatOf(st: BigIntStats): EntryStat {
   return { mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), nlink: Number(st.nlink), size: Number(st.size), ino: st.ino, dev: st.dev, rdev: st.rdev, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs };
@@ -142,7 +160,7 @@ export class Archiver {
     if (!this.options.parentTree) void this.chunker;
     if (this.options.paths.some((path) => path.split('/').every((part) => part === ''))) {
       // "/" itself: the root tree is the root directory's listing (every other path is inside it).
-      const node = this.baseNode(SLASH, entryStatOf(lstatSync(SLASH, { bigint: true })));
+      const node = baseNode(SLASH, entryStatOf(lstatSync(SLASH, { bigint: true })));
       const parent = this.options.parentTree ? { ...node, subtree: this.options.parentTree } : undefined;
       await this.saveDir(SLASH, node, parent);
       this.report(true);
@@ -209,7 +227,7 @@ export class Archiver {
         if (node) nodes.push(node);
         continue;
       }
-      const node = this.baseNode(nameBytes, st);
+      const node = baseNode(nameBytes, st);
       node.type = 'dir';
       node.subtree = await this.saveVirtualDir(child, await this.loadParentNodes(parentNode?.subtree));
       nodes.push(node);
@@ -230,7 +248,7 @@ export class Archiver {
   /** The node for one real entry, or undefined when it is excluded or unreadable. */
   private async saveEntry(path: Buffer, name: Buffer, parentNode: TreeNode | undefined, st: EntryStat): Promise<TreeNode | undefined> {
     this.throwIfAborted();
-    const node = this.baseNode(name, st);
+    const node = baseNode(name, st);
     this.current = path.toString();
     try {
       // Setting an xattr changes ctime: an entry whose ctime and inode match the parent's keeps its xattrs.
@@ -262,22 +280,7 @@ export class Archiver {
     return node;
   }
 
-  private baseNode(name: Buffer, st: EntryStat): TreeNode {
-    const type = nodeType(st);
-    return {
-      name,
-      type,
-      mode: st.mode & 0o7777,
-      uid: st.uid,
-      gid: st.gid,
-      mtimeNs: st.mtimeNs,
-      ctimeNs: st.ctimeNs,
-      inode: st.ino,
-      device: st.dev,
-      links: st.nlink,
-      size: type === 'file' ? st.size : 0,
-    };
-  }
+
 
   private async saveDir(path: Buffer, node: TreeNode, parentNode: TreeNode | undefined): Promise<void> {
     // Reading the parent's listing overlaps with scanning the directory on the thread pool.
