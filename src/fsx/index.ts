@@ -250,7 +250,7 @@ export async function scanDir(path: Buffer): Promise<ScannedEntry[]> {
     const name = Buffer.from(buf.subarray(from, from + view.getUint32(r + 4, true)));
     const errno = view.getInt32(r + 8, true);
     if (errno !== 0) {
-      entries[i] = { name, stat: lstatError(errno, Buffer.concat([path, Buffer.from('/'), name])) };
+      entries[i] = { name, stat: lstatError(errno, Buffer.concat(path.at(-1) === 0x2f ? [path, name] : [path, Buffer.from('/'), name])) };
       continue;
     }
     const mode = view.getUint32(r + 12, true);

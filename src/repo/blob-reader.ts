@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { LocalBackend } from '../backends/local.js';
 import { PAYLOAD_RAW, PayloadCodec, type CompressionSettings } from './compression.js';
-import { WORKER_RESOURCE_LIMITS } from './blob-sealer.js';
+import { WORKER_RESOURCE_LIMITS, workerCount } from './blob-sealer.js';
 import { AuthenticationError, type BlobType, BlobTypeCode, MasterKeys, NONCE_SIZE, TAG_SIZE, constantTimeEqual } from './crypto.js';
 import type { IndexedRepository } from './repository.js';
 
@@ -526,8 +526,7 @@ export class BlobRunWriter {
   start(wanted?: number): void {
     if (this.started) return;
     this.started = true;
-    const fromEnv = process.env['BH_WORKERS'];
-    const count = fromEnv !== undefined && fromEnv !== '' ? Math.max(0, Math.floor(Number(fromEnv)) || 0) : (wanted ?? Math.max(1, availableParallelism() - 1));
+    const count = workerCount(wanted ?? Math.max(1, availableParallelism() - 1));
     if (count > 0 && existsSync(WORKER_SCRIPT)) this.runner = new WorkerRunner(this.init, count);
   }
 

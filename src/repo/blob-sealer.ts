@@ -126,10 +126,10 @@ export class WorkerSealer implements BlobSealer {
  */
 export const WORKER_RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 2 };
 
-/** Worker threads per pool: one per core, or `BH_WORKERS`. */
-export function workerCount(): number {
+/** Worker threads per pool: `BH_WORKERS` when set, else `otherwise` (one per core). */
+export function workerCount(otherwise = availableParallelism()): number {
   const fromEnv = process.env['BH_WORKERS'];
-  return fromEnv !== undefined && fromEnv !== '' ? Math.max(0, Math.floor(Number(fromEnv)) || 0) : availableParallelism();
+  return fromEnv !== undefined && fromEnv !== '' ? Math.max(0, Math.floor(Number(fromEnv)) || 0) : otherwise;
 }
 
 /** Workers when the compiled worker script exists (the CLI runs from dist/), else inline (also with BH_WORKERS=0). */

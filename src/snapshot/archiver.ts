@@ -458,7 +458,7 @@ function mayUseNoAtime(st: EntryStat): boolean {
 }
 
 function isDirectory(stat: EntryStat | Error): boolean {
-  return !(stat instanceof Error) && (stat.mode & constants.S_IFMT) === constants.S_IFDIR;
+  return !(stat instanceof Error) && nodeType(stat) === 'dir';
 }
 
 function readXattrs(path: Buffer): TreeNode['xattrs'] {
