@@ -84,6 +84,7 @@ export class BackupCommand extends RepositoryCommand {
         report.progress(`${formatDuration(Date.now() - started)} ${p.files} files, ${formatBytes(p.bytesRead)} read, ${formatBytes(p.bytesAdded)} added  ${p.current}`);
         report.jsonLine({ message_type: 'status', seconds_elapsed: (Date.now() - started) / 1000, files_done: p.files, dirs_done: p.dirs, bytes_read: p.bytesRead, bytes_added: p.bytesAdded, current_file: p.current });
       },
+      onWarning: (message) => report.warn(`warning: ${message}`),
       onError: (e) => {
         report.warn(`error: ${e.path}: ${e.message}`);
         report.jsonLine({ message_type: 'error', path: e.path, error: e.message });

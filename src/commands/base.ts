@@ -6,12 +6,12 @@ import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'clipanion';
 import * as t from 'typanion';
 import { type Backend, type BackendOptions, openBackend } from '../backends/index.js';
-import { LockConflictError, RepositoryNotFoundError, WrongPasswordError } from '../repo/errors.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AbortedError, LockConflictError, LockLostError, RepositoryNotFoundError, WrongPasswordError } from '../repo/errors.js';
 import { parseRawKey, type Secret } from '../repo/keyfile.js';
 import type { LockKind } from '../repo/lock.js';
 import { type CacheOptions, cacheDirFromEnv } from '../repo/cache.js';
 import { Repository, type RepositoryLock } from '../repo/repository.js';
-import { AbortedError } from '../snapshot/archiver.js';
 import { loadSnapshots, type Snapshot } from '../snapshot/snapshot.js';
 import { Report } from './report.js';
 
@@ -25,6 +25,9 @@ export const ExitCode = {
   wrongPassword: 12,
   interrupted: 130,
 } as const;
+
+/** How long an interrupted command waits for its lock's removal before it exits anyway. */
+const LOCK_RELEASE_ON_EXIT_MS = 3000;
 
 /** An error whose message is already the whole story for the user. */
 export class UserError extends Error {
@@ -56,6 +59,9 @@ export abstract class BhCommand extends Command {
   }
 
   protected fail(error: unknown): number {
+    // Work stopped because the lock was lost (not by the user): say that, not "interrupted".
+    const reason: unknown = this.stopController?.signal.reason;
+    if (error instanceof AbortedError && reason instanceof LockLostError) error = reason;
     const code = exitCodeOf(error);
     const message = error instanceof Error ? error.message : String(error);
     this.report.warn(code === ExitCode.interrupted ? 'bh: interrupted' : `bh: error: ${message}`);
@@ -63,17 +69,52 @@ export abstract class BhCommand extends Command {
     return code;
   }
 
-  /** An AbortSignal that fires on the first Ctrl-C (SIGINT) or SIGTERM; a second one exits at once. */
+  /** Aborted on the first Ctrl-C (SIGINT) or SIGTERM, or when the repository lock is lost. */
+  private stopController: AbortController | undefined;
+  /** Whether the command checks the stop signal (interruptSignal() was called) and winds down by itself. */
+  private stopsCooperatively = false;
+
+  /**
+   * An AbortSignal that fires on the first Ctrl-C (SIGINT) or SIGTERM, for a command that checks
+   * it and stops cleanly; a second signal exits at once (after removing our lock).
+   */
   protected interruptSignal(): AbortSignal {
+    this.stopsCooperatively = true;
+    return this.stopSignal();
+  }
+
+  /**
+   * Installs the SIGINT/SIGTERM handler (once). Commands that never call interruptSignal() are
+   * stopped at the first signal: the lock goes, then the process (their work is safe to cut
+   * anywhere, docs/FORMAT.md §10). Node's default would leave the lock behind.
+   */
+  protected stopSignal(): AbortSignal {
+    if (this.stopController) return this.stopController.signal;
     const controller = new AbortController();
+    this.stopController = controller;
     const onSignal = (): void => {
-      if (controller.signal.aborted) process.exit(ExitCode.interrupted);
+      if (!this.stopsCooperatively || controller.signal.aborted) {
+        void this.exitInterrupted();
+        return;
+      }
       this.report.warn('bh: stopping (interrupt again to exit at once)…');
       controller.abort();
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     return controller.signal;
+  }
+
+  /** Stops the command's work for `reason` (a lost lock): it ends as if interrupted, reporting the reason. */
+  protected stop(reason: Error): void {
+    const controller = this.stopController;
+    if (controller && !controller.signal.aborted) controller.abort(reason);
+  }
+
+  /** Leaves at once with exit 130, removing our lock first when there is one (bounded, so a dead link cannot hold us). */
+  protected async exitInterrupted(): Promise<never> {
+    this.report.warn('bh: interrupted');
+    process.exit(ExitCode.interrupted);
   }
 }
 
@@ -154,8 +195,20 @@ export abstract class RepositoryCommand extends BhCommand {
     const retryMs = this.retryLockMs();
     const backend = await this.openBackend();
     const repo = await Repository.open(backend, await this.secret(), { cache: this.cacheOptions() });
-    if (lock !== 'none') this.heldLock = await repo.lock(lock, { retryMs });
+    if (lock !== 'none') {
+      this.stopSignal();
+      const held = await repo.lock(lock, { retryMs });
+      this.heldLock = held;
+      held.signal.addEventListener('abort', () => this.stop(held.signal.reason as Error));
+    }
     return repo;
+  }
+
+  protected override async exitInterrupted(): Promise<never> {
+    const lock = this.heldLock;
+    this.heldLock = undefined;
+    if (lock) await Promise.race([lock.release().catch(() => undefined), sleep(LOCK_RELEASE_ON_EXIT_MS)]);
+    return super.exitInterrupted();
   }
 
   /**
@@ -242,7 +295,7 @@ export function parseSize(text: string, option: string): number {
 export function exitCodeOf(error: unknown): number {
   if (error instanceof UserError) return error.exitCode;
   if (error instanceof RepositoryNotFoundError) return ExitCode.noRepository;
-  if (error instanceof LockConflictError) return ExitCode.lockFailed;
+  if (error instanceof LockConflictError || error instanceof LockLostError) return ExitCode.lockFailed;
   if (error instanceof WrongPasswordError) return ExitCode.wrongPassword;
   if (error instanceof AbortedError) return ExitCode.interrupted;
   return ExitCode.fatal;

@@ -253,6 +253,7 @@ async function backupStep(repo: Repository, outcome: DestinationOutcome, options
     signal: options.signal,
     onDamagedSnapshot: (id, error) => events.warn(`${repo.location}: snapshots/${id} cannot be read and is left out: ${error.message}`),
     onError: (e) => events.warn(`${repo.location}: cannot read ${e.path}: ${e.message}`),
+    onWarning: (message) => events.warn(`${repo.location}: ${message}`),
   });
   outcome.snapshotId = result.snapshotId;
   outcome.bytesAdded = result.counters.bytes_added;

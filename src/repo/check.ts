@@ -40,27 +40,39 @@ export async function checkStructure(
   report: (finding: CheckFinding) => void,
   progress: (p: CheckProgress) => void = () => undefined,
 ): Promise<StructureCheckResult> {
-  // Index files: each must hash to its name, decrypt and parse.
-  const index = new MasterIndex();
-  index.beginBulkLoad();
-  const indexNames: string[] = [];
-  const packBlobs = new Map<string, PackedBlob[]>();
+  // Index files: each must hash to its name, decrypt and parse. Files another one supersedes
+  // are read too (they must not be damaged either) but list nothing (docs/FORMAT.md §5).
   const indexFiles = await repo.list('index');
-  for (const [i, { name }] of indexFiles.entries()) {
-    progress({ phase: 'index', done: i, total: indexFiles.length });
-    try {
-      const file = decodeIndexFile(await repo.loadFile('index', name), `index/${name}`);
-      indexNames.push(name);
-      // Condemned packs (prune's first phase) are still indexed: they are checked like the others.
-      for (const pack of [...file.packs, ...(file.condemned ?? [])]) {
-        index.addPack(pack.packId, pack.blobs);
-        packBlobs.set(pack.packId.toString('hex'), pack.blobs);
+  const read = async (skip: ReadonlySet<string>, findings: boolean) => {
+    const index = new MasterIndex();
+    index.beginBulkLoad();
+    const indexNames: string[] = [];
+    const packBlobs = new Map<string, PackedBlob[]>();
+    const superseded = new Set<string>();
+    for (const [i, { name }] of indexFiles.entries()) {
+      progress({ phase: 'index', done: i, total: indexFiles.length });
+      if (skip.has(name)) continue;
+      try {
+        const file = decodeIndexFile(await repo.loadFile('index', name), `index/${name}`);
+        indexNames.push(name);
+        for (const id of file.supersedes) superseded.add(id.toString('hex'));
+        // Condemned packs (prune's first phase) are still indexed: they are checked like the others.
+        for (const pack of [...file.packs, ...(file.condemned ?? [])]) {
+          index.addPack(pack.packId, pack.blobs);
+          packBlobs.set(pack.packId.toString('hex'), pack.blobs);
+        }
+      } catch (error) {
+        if (findings) report({ level: 'error', subject: `index/${name}`, message: (error as Error).message });
       }
-    } catch (error) {
-      report({ level: 'error', subject: `index/${name}`, message: (error as Error).message });
     }
-  }
-  index.endBulkLoad();
+    index.endBulkLoad();
+    return { index, indexNames, packBlobs, superseded };
+  };
+  let view = await read(new Set(), true);
+  const supersededFiles = indexFiles.map((f) => f.name).filter((name) => view.superseded.has(name));
+  if (supersededFiles.length > 0) view = await read(new Set(supersededFiles), false);
+  for (const name of supersededFiles) report({ level: 'note', subject: `index/${name}`, message: 'superseded by a newer index file and ignored (left by an interrupted prune or repair, or copied back; the next prune removes it)' });
+  const { index, indexNames, packBlobs } = view;
 
   // Packs: every indexed pack must exist and be at least as large as its blobs.
   const stored = new Map((await repo.list('data')).map((f) => [f.name, f.size]));

@@ -38,3 +38,39 @@ export class FormatError extends Error {
     this.name = 'FormatError';
   }
 }
+
+/** The work was stopped on request (Ctrl-C, SIGTERM): exit 130. */
+export class AbortedError extends Error {
+  constructor() {
+    super('interrupted');
+    this.name = 'AbortedError';
+  }
+}
+
+/**
+ * This process's lock went without a refresh for so long that other processes may already
+ * count it stale (docs/FORMAT.md §8): a suspended laptop, a stopped process, a store that kept
+ * refusing the refresh. Whatever the process planned may be out of date, so it stops before
+ * writing anything that depends on it.
+ */
+export class LockLostError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LockLostError';
+  }
+}
+
+/**
+ * Packs a backup (or copy) refers to were condemned or removed while it ran: a prune ran while
+ * this process was paused past its lock's stale time, or an index file was stale. No snapshot
+ * is saved, since it would point at data that is gone or about to go.
+ */
+export class PacksGoneError extends Error {
+  constructor(readonly packs: string[], detail: string) {
+    super(
+      `${packs.length} pack(s) this snapshot needs were ${detail} while it was being made (data/${packs[0]!.slice(0, 16)}…${packs.length > 1 ? ' and others' : ''}); ` +
+        'a prune probably ran while this process was paused. No snapshot was saved; run the command again (it stores that data anew)',
+    );
+    this.name = 'PacksGoneError';
+  }
+}

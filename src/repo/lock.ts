@@ -33,6 +33,11 @@ export interface LockRecord {
 
 export const REFRESH_MS = 5 * 60 * 1000;
 export const STALE_MS = 30 * 60 * 1000;
+/**
+ * A holder counts its own lock as lost once it went this long without a refresh: one refresh
+ * interval before others may count it stale, which leaves room for clock skew between hosts.
+ */
+export const LOST_AFTER_MS = STALE_MS - REFRESH_MS;
 
 export function newLockRecord(kind: LockKind, started: string): LockRecord {
   return { version: 1, time: new Date().toISOString(), host: hostname(), pid: process.pid, username: userInfo().username, exclusive: kind === 'exclusive', kind, started };

@@ -405,8 +405,20 @@ export class MasterIndex {
 
   /** Whether a copy of the blob lives in a pack that is not condemned: only such copies may be deduplicated against. */
   hasLive(type: BlobType, id: Uint8Array): boolean {
+    return this.livePack(type, id) >= 0;
+  }
+
+  /** The number of a pack outside condemned packs that holds the blob, or -1. */
+  livePack(type: BlobType, id: Uint8Array): number {
     const row = this.findRow(type, id);
-    return row >= 0 && !this.isCondemnedNumber(this.tables[type].field(row, PACK));
+    if (row < 0) return -1;
+    const pack = this.tables[type].field(row, PACK);
+    return this.isCondemnedNumber(pack) ? -1 : pack;
+  }
+
+  /** The number of an indexed pack (see packId()), or -1. */
+  packNumber(packId: Uint8Array): number {
+    return this.packIds.numberOf(packId);
   }
 
   /** Where the blob is, preferring a copy outside condemned packs. */

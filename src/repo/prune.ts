@@ -297,23 +297,28 @@ export async function executePrune(plan: PrunePlan, hooks: PruneHooks = {}): Pro
   const rewriter = new IndexRewriter(repo);
   for (const pack of fate.keep) await rewriter.addLive({ packId: index.packId(pack), blobs: blobsOf(pack) });
   for (const pack of written) await rewriter.addLive(pack);
+  // A prune that was stopped past its lock's stale time may have been overtaken by another
+  // prune: its plan is out of date, so it must not rewrite the index or delete anything.
+  repo.assertLocksHeld();
   const since = Date.now();
   const condemned: CondemnedPack[] = [
     ...[...fate.condemn, ...fate.repack].map((pack) => ({ packId: index.packId(pack), blobs: blobsOf(pack), since })),
     ...fate.waiting.map((pack) => ({ packId: index.packId(pack), blobs: blobsOf(pack), since: index.condemnedSince(pack)! })),
     ...plan.unindexed.map((pack) => ({ ...pack, since })),
   ];
-  await rewriter.finish(indexed.replacedIndexFiles, condemned);
+  await rewriter.finish(indexed.supersedesOnRewrite, condemned);
   summary.index_files_written = rewriter.filesWritten;
   await hooks.onStep?.('index-written');
 
   // 3. The superseded index files go; 4. then the packs that left the index.
   const replaced = indexed.replacedIndexFiles;
+  repo.assertLocksHeld();
   await removeIndexFiles(repo, replaced);
   summary.index_files_removed = replaced.length;
   await hooks.onStep?.('old-index-removed');
   for (const [i, pack] of fate.delete.entries()) {
     const packHex = index.packId(pack).toString('hex');
+    repo.assertLocksHeld();
     await repo.backend.remove({ type: 'data', name: packHex });
     await repo.cache?.remove('data', packHex);
     if (i === 0) await hooks.onStep?.('deleting');

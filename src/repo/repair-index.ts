@@ -59,7 +59,7 @@ export async function dropVanishedPacks(indexed: IndexedRepository): Promise<str
     if (since === undefined) await rewriter.addLive({ packId, blobs: blobsOf(pack) });
     else condemned.push({ packId, blobs: blobsOf(pack), since });
   }
-  await rewriter.finish(indexed.replacedIndexFiles, condemned);
+  await rewriter.finish(indexed.supersedesOnRewrite, condemned);
   await removeIndexFiles(indexed.repo, indexed.replacedIndexFiles);
   return vanished;
 }

@@ -14,10 +14,10 @@ import { type RepoConfig, decodeConfig, encodeConfig, newConfig } from './config
 import { openBlob, openFile, sealFile } from './envelope.js';
 import { type BlobSealer, InlineSealer, createSealer } from './blob-sealer.js';
 import { type CacheOptions, RepositoryCache } from './cache.js';
-import { FormatError, LockConflictError, RepositoryExistsError, RepositoryNotFoundError, WrongPasswordError } from './errors.js';
+import { AbortedError, FormatError, LockConflictError, LockLostError, PacksGoneError, RepositoryExistsError, RepositoryNotFoundError, WrongPasswordError } from './errors.js';
 import { type IndexFile, type IndexedPack, decodeIndexFile, encodeIndexFile } from './index-file.js';
 import { type KeyFile, type ScryptParams, type Secret, createKeyFile, decodeKeyFile, unsealKeyFile } from './keyfile.js';
-import { type LockKind, type LockOptions, type LockRecord, REFRESH_MS, assertCompatible, lockRetryPause, lockSettleMs, newLockRecord } from './lock.js';
+import { type LockKind, type LockOptions, type LockRecord, LOST_AFTER_MS, REFRESH_MS, assertCompatible, lockRetryPause, lockSettleMs, newLockRecord } from './lock.js';
 import { MasterIndex } from './master-index.js';
 import { PackBuilder, type PackedBlob, HEADER_READ_GUESS, parsePackTail } from './pack.js';
 import { TreePacks } from './tree-packs.js';
@@ -45,6 +45,14 @@ export interface InitOptions {
 export interface OpenOptions {
   /** Use the local cache below this folder (README.md, "Local cache"); none without it. */
   cache?: CacheOptions | undefined;
+}
+
+export interface LoadIndexOptions {
+  /**
+   * For writers (backup, copy): list the packs too, and never deduplicate against a pack the
+   * index lists but the backend lacks (IndexedRepository.missingPacks names them).
+   */
+  verifyPacks?: boolean;
 }
 
 export class Repository {
@@ -205,6 +213,24 @@ export class Repository {
 
   // ---- locks ---------------------------------------------------------------------------------
 
+  /** Locks this process took on this repository and has not released. */
+  private readonly heldLocks = new Set<RepositoryLock>();
+
+  /** Throws LockLostError when a lock this process holds here is lost (see RepositoryLock). */
+  assertLocksHeld(): void {
+    for (const lock of this.heldLocks) lock.assertHeld();
+  }
+
+  /** Whether a lock this process holds here was fresh, in other processes' eyes, at `time` (ms, their clock). */
+  heldFreshAt(time: number): boolean {
+    return [...this.heldLocks].some((lock) => lock.wasFreshAt(time));
+  }
+
+  /** Called by RepositoryLock.release(). */
+  forgetLock(lock: RepositoryLock): void {
+    this.heldLocks.delete(lock);
+  }
+
   async listLocks(): Promise<{ id: string; lock: LockRecord }[]> {
     const out: { id: string; lock: LockRecord }[] = [];
     for (const { name } of await this.backend.list('locks')) {
@@ -242,7 +268,9 @@ export class Repository {
 
   private async tryLock(kind: LockKind, settleMs: number, started: string): Promise<RepositoryLock> {
     assertCompatible(kind, await this.listLocks(), this.location);
-    const held = new RepositoryLock(this, kind, started, await this.saveJson('lock', newLockRecord(kind, started)));
+    const writtenAt = Date.now();
+    const held = new RepositoryLock(this, kind, started, await this.saveJson('lock', newLockRecord(kind, started)), writtenAt);
+    this.heldLocks.add(held);
     // Re-check after writing (and letting slow listings catch up): of two conflicting lockers
     // that raced, the later writer always sees the earlier one; both may back off, never both win.
     if (settleMs > 0) await sleep(settleMs);
@@ -263,16 +291,39 @@ export class Repository {
    * but those another one supersedes (docs/FORMAT.md §5). Packs condemned by prune are loaded
    * too but marked, unless some index file lists them as live (a newer index revives them).
    */
-  async loadIndex(): Promise<IndexedRepository> {
-    // A prune running beside us removes index files it superseded: one listed a moment ago may
-    // be gone when it is read. Its successor is already written, so list again and reread.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.loadListedIndex();
-      } catch (error) {
-        if (!(error instanceof NotFoundError) || attempt >= 5) throw error;
-      }
+  async loadIndex(options: LoadIndexOptions = {}): Promise<IndexedRepository> {
+    if (options.verifyPacks) {
+      // One listing of the packs, beside the index load, so that dedup never trusts an entry
+      // whose pack is gone (an index file from before a prune, copied back; a pack deleted by hand).
+      const [indexed, stored] = await Promise.all([this.loadIndex(), this.list('data')]);
+      indexed.hidePacksNotIn(new Set(stored.map((f) => f.name)));
+      return indexed;
     }
+    return retryWhileIndexChanges(() => this.loadListedIndex());
+  }
+
+  /**
+   * Which packs the index in force now lists (file names as listed): null for a live pack, or
+   * when it was condemned. Reads pack lists only, without building a MasterIndex.
+   */
+  async packStates(): Promise<Map<string, number | null>> {
+    return retryWhileIndexChanges(async () => {
+      const files = [];
+      for (const { name } of await this.list('index')) files.push({ name, file: decodeIndexFile(await this.loadFile('index', name), `index/${name}`) });
+      const superseded = new Set(files.flatMap(({ file }) => file.supersedes.map((id) => id.toString('hex'))));
+      const states = new Map<string, number | null>();
+      for (const { name, file } of files) {
+        if (superseded.has(name)) continue;
+        for (const pack of file.packs) states.set(pack.packId.toString('hex'), null);
+        for (const pack of file.condemned ?? []) {
+          const key = pack.packId.toString('hex');
+          const before = states.get(key);
+          // Live in any file wins (a newer index revives it); of two condemnations the later counts (§5).
+          if (before !== null) states.set(key, Math.max(pack.since, before ?? 0));
+        }
+      }
+      return states;
+    });
   }
 
   private async loadListedIndex(): Promise<IndexedRepository> {
@@ -281,7 +332,8 @@ export class Repository {
     // Superseded files exist only briefly (prune and repair remove them right after writing
     // their successor) or after those were killed: read again without them only then.
     if (names.some((name) => view.superseded.has(name))) view = await this.readIndexFiles(names, view.superseded);
-    return new IndexedRepository(this, view.index, view.loaded, names.filter((name) => view.superseded.has(name)));
+    const present = new Set(names);
+    return new IndexedRepository(this, view.index, view.loaded, names.filter((name) => view.superseded.has(name)), [...view.superseded].filter((name) => !present.has(name)));
   }
 
   private async readIndexFiles(names: string[], skip: ReadonlySet<string>): Promise<{ index: MasterIndex; loaded: string[]; superseded: Set<string> }> {
@@ -313,9 +365,23 @@ export class Repository {
   }
 }
 
+/**
+ * A lock this process holds, kept fresh every REFRESH_MS until release(). A lock that went
+ * unrefreshed for LOST_AFTER_MS (the process was stopped or suspended, or the store kept refusing
+ * the refresh) is **lost**: other processes may already count it stale and act on that (a prune
+ * deletes what it protected), so it is not refreshed again, `signal` aborts, and assertHeld()
+ * throws LockLostError. Writers call assertHeld() right before a write that depends on the lock
+ * (a snapshot, a prune's index and deletions), since a stopped process's timer fires only after
+ * it resumes.
+ */
 export class RepositoryLock {
   private readonly timer: NodeJS.Timeout;
   private refreshing: Promise<void> = Promise.resolve();
+  /** When our current lock file was written (this process's clock, as others judge its `time`). */
+  private writtenAt: number;
+  /** When each of our lock files was written, oldest first (one per refresh: a few hundred a day). */
+  private readonly writes: number[];
+  private readonly lostController = new AbortController();
 
   constructor(
     private readonly repo: Repository,
@@ -323,30 +389,84 @@ export class RepositoryLock {
     /** When the first lock of this holder was written (kept across refreshes). */
     readonly started: string,
     public id: string,
+    writtenAt: number,
   ) {
+    this.writtenAt = writtenAt;
+    this.writes = [writtenAt];
     this.timer = setInterval(() => {
       this.refreshing = this.refresh();
     }, REFRESH_MS);
     this.timer.unref();
   }
 
-  /** Rewrites the lock under a fresh time. A failed refresh is retried at the next tick; the old lock stays until then. */
+  /** Aborts once the lock is lost; its reason is the LockLostError. */
+  get signal(): AbortSignal {
+    return this.lostController.signal;
+  }
+
+  /** Throws LockLostError when the lock is lost, or went unrefreshed so long that it must count as lost. */
+  assertHeld(now = Date.now()): void {
+    if (!this.signal.aborted && now - this.writtenAt > LOST_AFTER_MS) {
+      this.markLost(`our ${this.kind} lock on ${this.repo.location} was last refreshed ${formatAge(now - this.writtenAt)} ago (was this process stopped or the machine suspended?)`);
+    }
+    if (this.signal.aborted) throw this.signal.reason as LockLostError;
+  }
+
+  /**
+   * Whether another process looking at `time` (its clock) saw a fresh lock of ours: one of our
+   * lock files was then younger than LOST_AFTER_MS. REFRESH_MS of slack on each side stand for
+   * the clock skew between hosts; a time further ahead of our writes is not vouched for.
+   */
+  wasFreshAt(time: number): boolean {
+    if (time < this.writes[0]! - REFRESH_MS) return false;
+    return this.writes.some((written) => written <= time + REFRESH_MS && time - written <= LOST_AFTER_MS);
+  }
+
+  /**
+   * Rewrites the lock under a fresh time, unless it is lost already. A failed refresh is retried
+   * at the next tick while the lock stays safely fresh; once the next tick would come too late,
+   * the lock is lost.
+   */
   private async refresh(): Promise<void> {
     try {
-      const old = this.id;
-      this.id = await this.repo.saveJson('lock', newLockRecord(this.kind, this.started));
-      await this.repo.removeFile('lock', old);
+      this.assertHeld();
     } catch {
-      // Nothing to do now: the lock only goes stale after STALE_MS, several refreshes away.
+      return;
     }
+    try {
+      const old = this.id;
+      const writtenAt = Date.now();
+      this.id = await this.repo.saveJson('lock', newLockRecord(this.kind, this.started));
+      this.writtenAt = writtenAt;
+      this.writes.push(writtenAt);
+      await this.repo.removeFile('lock', old);
+    } catch (error) {
+      if (Date.now() + REFRESH_MS - this.writtenAt > LOST_AFTER_MS) {
+        this.markLost(`our ${this.kind} lock on ${this.repo.location} could not be refreshed for ${formatAge(Date.now() - this.writtenAt)} (${(error as Error).message})`);
+      }
+    }
+  }
+
+  private markLost(why: string): void {
+    clearInterval(this.timer);
+    this.lostController.abort(new LockLostError(`${why}: other processes may count it stale, so bh stopped before writing anything that relied on it; run the command again`));
   }
 
   async release(): Promise<void> {
     clearInterval(this.timer);
+    this.repo.forgetLock(this);
     await this.refreshing;
     await this.repo.removeFile('lock', this.id);
   }
 }
+
+function formatAge(ms: number): string {
+  const minutes = Math.round(ms / 60_000);
+  return minutes < 120 ? `${minutes} min` : `${(minutes / 60).toFixed(1)} h`;
+}
+
+/** Names a rewritten index carries in its supersedes list at most (32 bytes each: 320 KB). */
+const MAX_SUPERSEDED_NAMES = 10_000;
 
 /** Seconds between index checkpoints while packs are being written (BH_CHECKPOINT_SECONDS overrides). */
 export const CHECKPOINT_SECONDS = 60;
@@ -385,6 +505,13 @@ export class IndexedRepository {
   private lastCheckpoint = Date.now();
   private readonly checkpointMs: number;
   private readonly treePacks: TreePacks;
+  /**
+   * 1 for each pack (by index pack number) that holds a blob this instance's output refers to:
+   * one it deduplicated against, or one it wrote. saveSnapshot() checks they are still there.
+   */
+  private referenced = new Uint8Array(0);
+  /** Packs the index lists that the backend lacked when the index was loaded (loadIndex's verifyPacks). */
+  missingPacks: string[] = [];
 
   constructor(
     readonly repo: Repository,
@@ -393,6 +520,8 @@ export class IndexedRepository {
     readonly indexFiles: string[],
     /** Index files that exist but were skipped because a loaded one supersedes them. */
     readonly supersededFiles: string[] = [],
+    /** Names the loaded files supersede that no longer exist (removed after earlier rewrites). */
+    private readonly supersededEarlier: string[] = [],
   ) {
     const fromEnv = Number(process.env['BH_CHECKPOINT_SECONDS']);
     this.checkpointMs = (Number.isFinite(fromEnv) && fromEnv > 0 ? fromEnv : CHECKPOINT_SECONDS) * 1000;
@@ -412,6 +541,18 @@ export class IndexedRepository {
     return [...this.indexFiles, ...this.supersededFiles];
   }
 
+  /**
+   * What a rewrite of this view supersedes: the files it replaces, and (up to a bound) the names
+   * those superseded in turn. Supersession is thereby transitive across rewrites: a stale index
+   * file copied back after two prunes is still ignored (docs/FORMAT.md §5). Oldest names come
+   * last and are the ones dropped past the bound; a file older than that is still harmless to
+   * writers, who never deduplicate against packs the backend lacks (loadIndex's verifyPacks).
+   */
+  get supersedesOnRewrite(): string[] {
+    const replaced = this.replacedIndexFiles;
+    return [...replaced, ...this.supersededEarlier.slice(0, Math.max(0, MAX_SUPERSEDED_NAMES - replaced.length))];
+  }
+
   /** Bytes of sealed blobs this instance added to the repository (after dedup, compression, encryption). */
   get bytesAdded(): number {
     return this.added;
@@ -422,7 +563,86 @@ export class IndexedRepository {
    * its way. Never a copy in a condemned pack: a later prune may delete that pack (§5).
    */
   hasBlob(type: BlobType, id: Uint8Array): boolean {
-    return this.index.hasLive(type, id) || this.unindexed.has(pendingKey(type, id));
+    const pack = this.index.livePack(type, id);
+    if (pack < 0) return this.unindexed.has(pendingKey(type, id));
+    this.reference(pack);
+    return true;
+  }
+
+  private reference(pack: number): void {
+    if (this.referenced.length <= pack) {
+      const grown = new Uint8Array(Math.max(pack + 1, this.referenced.length * 2, 64));
+      grown.set(this.referenced);
+      this.referenced = grown;
+    }
+    this.referenced[pack] = 1;
+  }
+
+  /** Hides indexed packs that `stored` (the backend's pack names) lacks, as if condemned: lookups and dedup skip them. */
+  hidePacksNotIn(stored: ReadonlySet<string>): void {
+    for (const packId of this.index.packs()) {
+      const hex = packId.toString('hex');
+      if (stored.has(hex)) continue;
+      this.missingPacks.push(hex);
+      this.index.condemn(packId, 0);
+    }
+  }
+
+  /**
+   * Saves a snapshot record, last (docs/FORMAT.md §10): writes out every blob saved, checks that
+   * the packs the snapshot refers to are still there, that no interrupt came, and that our lock
+   * still holds; then the record.
+   */
+  async saveSnapshot(record: unknown, signal?: AbortSignal): Promise<string> {
+    await this.flush();
+    await this.assertReferencedPacksKept();
+    if (signal?.aborted) throw new AbortedError();
+    this.repo.assertLocksHeld();
+    return this.repo.saveJson('snapshot', record);
+  }
+
+  /**
+   * Packs are condemned and deleted only by a rewrite of the index (prune, repair), which writes
+   * an index file that supersedes or condemns: without one since our load, nothing we refer to
+   * can have gone. With one, every referenced pack must still be stored and indexed, and a
+   * condemnation is harmless only if it came while our lock was fresh (the deleting prune then
+   * waits for us, §10); one made while we may have looked gone (stopped, suspended) is not.
+   */
+  private async assertReferencedPacksKept(): Promise<void> {
+    const referenced: string[] = [];
+    this.referenced.forEach((flag, pack) => {
+      if (flag === 1) referenced.push(this.index.packId(pack).toString('hex'));
+    });
+    if (referenced.length === 0 || !(await this.indexRewrittenSinceLoad())) return;
+    const states = await this.repo.packStates();
+    const stored = new Set((await this.repo.list('data')).map((f) => f.name));
+    const gone = referenced.filter((pack) => !stored.has(pack) || !states.has(pack));
+    if (gone.length > 0) throw new PacksGoneError(gone, 'removed from the repository or its index');
+    const condemned = referenced.filter((pack) => {
+      const since = states.get(pack);
+      return typeof since === 'number' && !this.repo.heldFreshAt(since);
+    });
+    if (condemned.length > 0) throw new PacksGoneError(condemned, 'condemned by a prune that may have taken this process for gone');
+  }
+
+  private async indexRewrittenSinceLoad(): Promise<boolean> {
+    const listed = (await this.repo.list('index')).map((f) => f.name);
+    const listedNames = new Set(listed);
+    if (this.indexFiles.some((name) => !listedNames.has(name))) return true;
+    const known = new Set([...this.indexFiles, ...this.supersededFiles]);
+    for (const name of listed) {
+      if (known.has(name)) continue;
+      let file: IndexFile;
+      try {
+        file = decodeIndexFile(await this.repo.loadFile('index', name), `index/${name}`);
+      } catch (error) {
+        if (error instanceof NotFoundError) return true;
+        throw error;
+      }
+      // Other backups' checkpoints only add; a rewrite supersedes or condemns.
+      if (file.supersedes.length > 0 || (file.condemned?.length ?? 0) > 0) return true;
+    }
+    return false;
   }
 
   /** A blob's plaintext, authenticated and re-hashed against its id. */
@@ -536,6 +756,7 @@ export class IndexedRepository {
       .then(() => (type === 'tree' ? this.repo.cache?.write('data', packHex, pack.parts) : undefined))
       .then(() => {
         this.index.addPack(pack.id, pack.blobs);
+        this.reference(this.index.packNumber(pack.id));
         for (const blob of pack.blobs) this.unindexed.delete(pendingKey(blob.type, blob.id));
         this.packsToIndex.push({ packId: pack.id, blobs: pack.blobs });
       })
@@ -573,5 +794,19 @@ async function exists(backend: Backend, ref: { type: FileType; name: string }): 
   } catch (error) {
     if (error instanceof NotFoundError) return false;
     throw error;
+  }
+}
+
+/**
+ * Runs a read of the index files again when one listed a moment ago is gone when read: a prune
+ * running beside us removes the files it superseded, and their successor is written already.
+ */
+async function retryWhileIndexChanges<T>(read: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read();
+    } catch (error) {
+      if (!(error instanceof NotFoundError) || attempt >= 5) throw error;
+    }
   }
 }

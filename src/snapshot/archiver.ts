@@ -15,6 +15,7 @@
 import { type BigIntStats, constants, lstatSync, readlinkSync } from 'node:fs';
 import { chunkStream, gearTable } from '../chunker/index.js';
 import type { BlobType } from '../repo/crypto.js';
+import { AbortedError } from '../repo/errors.js';
 import { type IndexedRepository, mapLimit } from '../repo/repository.js';
 import { type EntryStat, getXattr, listXattrs, scanDir } from '../fsx/index.js';
 import type { PathMatcher } from './exclude.js';
@@ -58,12 +59,8 @@ export interface ArchiveResult {
   errors: ArchiveError[];
 }
 
-export class AbortedError extends Error {
-  constructor() {
-    super('interrupted');
-    this.name = 'AbortedError';
-  }
-}
+/** Where the layers above look for it; the repository layer raises it too (saving a snapshot). */
+export { AbortedError } from '../repo/errors.js';
 
 /**
  * Entries of one directory handled at once: subdirectories (each walked with its own entries at

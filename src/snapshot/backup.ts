@@ -5,7 +5,7 @@
 import { hostname, userInfo } from 'node:os';
 import { createRequire } from 'node:module';
 import type { Repository } from '../repo/repository.js';
-import { AbortedError, type ArchiveError, type ArchiveProgress, Archiver, type Counters } from './archiver.js';
+import { AbortedError, type ArchiveError, type ArchiveProgress, type ArchiveResult, Archiver, type Counters } from './archiver.js';
 import type { PathMatcher } from './exclude.js';
 import { type BackupMode, type DamagedSnapshotHandler, type Snapshot, type SnapshotRecord, chooseParent, loadSnapshots } from './snapshot.js';
 
@@ -25,6 +25,8 @@ export interface BackupOptions {
   signal?: AbortSignal;
   onProgress?: (progress: ArchiveProgress) => void;
   onError?: (error: ArchiveError) => void;
+  /** Told about trouble in the repository that the backup works around (it still succeeds). */
+  onWarning?: (message: string) => void;
   onDamagedSnapshot: DamagedSnapshotHandler;
   /** Told which parent was chosen, before any file is read. */
   onParent?: (parent: Snapshot | undefined, mode: BackupMode) => void;
@@ -49,7 +51,13 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
   const mode: BackupMode = parent ? options.mode : 'full';
   options.onParent?.(parent, mode);
 
-  const indexed = await repo.loadIndex();
+  const indexed = await repo.loadIndex({ verifyPacks: true });
+  if (indexed.missingPacks.length > 0) {
+    options.onWarning?.(
+      `the index lists ${indexed.missingPacks.length} pack(s) the repository lacks (data/${indexed.missingPacks[0]!.slice(0, 16)}…): ` +
+        "their data is stored again; run 'bh check', then 'bh repair index'",
+    );
+  }
   const archiver = new Archiver(indexed, {
     paths,
     exclude: options.exclude,
@@ -59,13 +67,15 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
     onError: options.onError,
     signal: options.signal,
   });
-  let result;
   try {
-    result = options.stdin ? await archiver.runStdin(options.stdin.input, options.stdin.filename) : await archiver.run();
+    const result = options.stdin ? await archiver.runStdin(options.stdin.input, options.stdin.filename) : await archiver.run();
     if (!options.dryRun) {
       await indexed.flush();
       result.counters.bytes_added = indexed.bytesAdded;
     }
+    const record = snapshotRecord(result, { start, host, paths, mode, parent, options });
+    const snapshotId = options.dryRun ? undefined : await indexed.saveSnapshot(record, options.signal);
+    return { snapshotId, record, counters: result.counters, errors: result.errors };
   } catch (error) {
     // Interrupted: make what was already packed durable, so the next run reuses it.
     if (error instanceof AbortedError && !options.dryRun) await indexed.flush();
@@ -74,9 +84,12 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
     await archiver.close();
     await indexed.close();
   }
+}
 
+function snapshotRecord(result: ArchiveResult, run: { start: Date; host: string; paths: string[]; mode: BackupMode; parent: Snapshot | undefined; options: BackupOptions }): SnapshotRecord {
+  const { start, host, paths, mode, parent, options } = run;
   const user = userInfo();
-  const record: SnapshotRecord = {
+  return {
     version: 1,
     time: (options.time ?? start).toISOString(),
     tree: result.tree.toString('hex'),
@@ -92,6 +105,4 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
     program_version: `bh ${version}`,
     summary: { ...result.counters, backup_start: start.toISOString(), backup_end: new Date().toISOString() },
   };
-  const snapshotId = options.dryRun ? undefined : await repo.saveJson('snapshot', record);
-  return { snapshotId, record, counters: result.counters, errors: result.errors };
 }

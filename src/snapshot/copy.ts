@@ -67,7 +67,7 @@ export async function copySnapshots(source: Repository, destination: Repository,
   const sourceSnapshots = await loadSnapshots(source, options.onDamagedSnapshot);
   const destinationSnapshots = await loadSnapshots(destination, options.onDamagedSnapshot);
   const selected = selectSnapshots(sourceSnapshots, options.refs, options.filter);
-  const copier = new Copier(await source.loadIndex(), await destination.loadIndex(), options.signal);
+  const copier = new Copier(await source.loadIndex(), await destination.loadIndex({ verifyPacks: true }), options.signal);
   try {
     return await copier.run(selected, sourceSnapshots, destinationSnapshots, options.onSnapshot);
   } finally {
@@ -105,9 +105,8 @@ class Copier {
     try {
       for (const snapshot of toCopy) {
         const tree = await this.copyTree(Buffer.from(snapshot.record.tree, 'hex'));
-        await this.destination.flush();
         const record: SnapshotRecord = { ...snapshot.record, tree: tree.toString('hex'), parent: existing.copyOf(snapshot.record.parent, sourceSnapshots), original: originOf(snapshot) };
-        const id = await this.destination.repo.saveJson('snapshot', record);
+        const id = await this.destination.saveSnapshot(record, this.signal);
         existing.add({ id, record });
         this.result.copied.push({ source: snapshot.id, copy: id });
       }
