@@ -28,8 +28,9 @@
  * themselves, queued runs holding no memory). A file is finished (truncated to its size when it
  * ends in a hole, --verify, metadata, closed) once all its chunks are settled; a directory once
  * all its entries are; a further name of a hardlinked inode is linked once its first name is
- * finished. Ctrl-C drops what is queued, lets what is being written settle, removes every file
- * not finished, and ends in AbortedError.
+ * finished. Ctrl-C drops what is queued, gives up the reads under way and stops the workers
+ * before their next blob (BlobRunWriter), removes every file not finished, and ends in
+ * AbortedError.
  */
 import {
   constants as fsConstants,
@@ -207,17 +208,17 @@ export class Restorer {
   async run(rootTree: Buffer): Promise<RestoreResult> {
     const target = Buffer.from(this.options.target);
     if (!this.options.dryRun) mkdirSync(target, { recursive: true });
-    this.writer = new BlobRunWriter(this.repo);
+    // The writer drops its queue and stops writing at once when the signal aborts.
+    this.writer = new BlobRunWriter(this.repo, this.options.signal);
     // Workers boot while the first trees are read; a small restore is done without them.
     const small = this.options.expectedBytes !== undefined && this.options.expectedBytes < SMALL_RESTORE_BYTES;
     if (!this.options.dryRun) this.writer.start(small ? 0 : undefined);
-    // Ctrl-C: nothing new starts, what is queued is dropped, what is being written settles, and
-    // every file not finished is removed.
+    // Ctrl-C: nothing new starts, nothing more is written (reads under way are given up, the
+    // workers stop before their next blob), and every file not finished is removed.
     const onAbort = (): void => {
       this.stopping = true;
       this.interrupted = true;
       this.dispatch();
-      this.writer.cancelQueued(new AbortedError());
       this.wake();
     };
     this.options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -566,8 +567,7 @@ export class Restorer {
     this.batchFiles = 0;
     if (this.stopping || this.options.signal?.aborted) {
       this.interrupted ||= this.options.signal?.aborted === true;
-      const error = new AbortedError();
-      for (const blob of blobs) for (const target of blob.targets) this.settleTarget(target, { error });
+      for (const blob of blobs) for (const target of blob.targets) this.settleTarget(target, { cancelled: true });
       return;
     }
     const runs = planRuns(blobs, MAX_GAP, MAX_RUN);
@@ -608,7 +608,8 @@ export class Restorer {
 
   private settleTarget(target: Target, outcome: BlobOutcome): void {
     const { job } = target;
-    if (outcome.error !== undefined) job.failure ??= outcome.error;
+    if (outcome.cancelled) job.failure ??= new AbortedError();
+    else if (outcome.error !== undefined) job.failure ??= outcome.error;
     else if (target.tail && !outcome.hole) job.tailWritten = true;
     job.pending--;
     if (job.pending === 0 && job.sealed) this.finishFile(job);
