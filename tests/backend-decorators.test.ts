@@ -201,6 +201,18 @@ describe('withThrottle', () => {
     expect(Buffer.concat(parts.slice(1, 3)).equals(data)).toBe(true);
   });
 
+  it('a read whose signal aborts while it waits stops waiting and rejects with the reason', async () => {
+    const ref = randomRef();
+    await local.write(ref, randomBytes(128 * 1024));
+    // At 1 KiB/s the read would wait two minutes, past the test's timeout.
+    const throttled = withThrottle(local, { uploadKiBs: 0, downloadKiBs: 1 });
+    const controller = new AbortController();
+    const read = throttled.read(ref, undefined, controller.signal);
+    const reason = new Error('the caller gave up');
+    setTimeout(() => controller.abort(reason), 50);
+    await expect(read).rejects.toBe(reason);
+  });
+
   it('refuses a negative limit', () => {
     expect(() => withThrottle(local, { uploadKiBs: -1, downloadKiBs: 0 })).toThrow(/--limit-upload/);
   });

@@ -34,8 +34,12 @@ export interface Backend {
   list(type: FileType): Promise<FileInfo[]>;
   /** Size of one file; throws NotFoundError when it does not exist. */
   stat(ref: FileRef): Promise<FileInfo>;
-  /** The whole file, or `range` of it; throws NotFoundError, or ShortReadError when the file ends early. */
-  read(ref: FileRef, range?: ByteRange): Promise<Buffer>;
+  /**
+   * The whole file, or `range` of it; throws NotFoundError, or ShortReadError when the file ends
+   * early. Once `signal` aborts, the caller no longer wants the bytes: a backend may then stop
+   * waiting and reject with the signal's reason (the throttle decorator does), or ignore it.
+   */
+  read(ref: FileRef, range?: ByteRange, signal?: AbortSignal): Promise<Buffer>;
   /**
    * Stores `data` (one buffer, or parts to concatenate) under `ref` atomically: readers see
    * either no file or all of it, and it is durable on return. Parts spare a pack its 16 MiB copy.

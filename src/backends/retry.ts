@@ -173,7 +173,7 @@ export function withRetry(backend: Backend, options: RetryOptions = {}): Backend
     location: backend.location,
     list: (type: FileType): Promise<FileInfo[]> => attempt('list', type, () => backend.list(type)),
     stat: (ref: FileRef): Promise<FileInfo> => attempt('stat', describeRef(ref), () => backend.stat(ref)),
-    read: (ref: FileRef, range?: ByteRange): Promise<Buffer> => attempt('read', describeRef(ref), () => backend.read(ref, range)),
+    read: (ref: FileRef, range?: ByteRange, signal?: AbortSignal): Promise<Buffer> => attempt('read', describeRef(ref), () => backend.read(ref, range, signal)),
     write: (ref: FileRef, data: Buffer | readonly Buffer[]): Promise<void> => attempt('write', describeRef(ref), () => backend.write(ref, data)),
     remove: (ref: FileRef): Promise<void> => attempt('remove', describeRef(ref), () => backend.remove(ref)),
     create: (): Promise<void> => attempt('create', '', () => backend.create()),

@@ -7,7 +7,8 @@
  * size is only known then), delaying the caller and the reads queued behind it. The backend
  * interface takes whole buffers, so a big pack is paced as one unit: on average the rate holds,
  * and each pack still goes out in one atomic write. A bucket holds at most a quarter second of
- * traffic, the burst a short idle period may save up.
+ * traffic, the burst a short idle period may save up. A read whose caller gives up (its signal
+ * aborts: an interrupted restore) stops waiting at once, so no timer keeps the process alive.
  */
 import type { Backend, ByteRange, FileInfo, FileRef, FileType } from './backend.js';
 
@@ -36,14 +37,26 @@ export class TokenBucket {
     this.tokens = this.capacity;
   }
 
-  async take(bytes: number): Promise<void> {
+  /** Takes `bytes` and waits until they are paid for; once `signal` aborts, stops waiting and rejects with its reason. */
+  async take(bytes: number, signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
     const now = performance.now();
     this.tokens = Math.min(this.capacity, this.tokens + ((now - this.last) / 1000) * this.bytesPerSecond);
     this.last = now;
     this.tokens -= bytes;
     if (this.tokens >= 0) return;
     const waitMs = (-this.tokens / this.bytesPerSecond) * 1000;
-    await new Promise((resolve) => setTimeout(resolve, waitMs));
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        reject(signal!.reason);
+      };
+      const timer = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, waitMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
   }
 }
 
@@ -57,9 +70,9 @@ export function withThrottle(backend: Backend, limits: ThrottleLimits): Backend 
     location: backend.location,
     list: (type: FileType): Promise<FileInfo[]> => backend.list(type),
     stat: (ref: FileRef): Promise<FileInfo> => backend.stat(ref),
-    async read(ref: FileRef, range?: ByteRange): Promise<Buffer> {
-      const bytes = await backend.read(ref, range);
-      await download?.take(bytes.length);
+    async read(ref: FileRef, range?: ByteRange, signal?: AbortSignal): Promise<Buffer> {
+      const bytes = await backend.read(ref, range, signal);
+      await download?.take(bytes.length, signal);
       return bytes;
     },
     async write(ref: FileRef, data: Buffer | readonly Buffer[]): Promise<void> {

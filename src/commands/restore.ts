@@ -18,6 +18,18 @@ export class RestoreCommand extends RepositoryCommand {
       Content, permissions (setuid/setgid/sticky too), owner and group (when run as root),
       nanosecond mtimes, user xattrs, symlinks, hardlinks, FIFOs and device nodes are restored.
       Nothing is written outside the target, and no symlink inside it is followed.
+
+      What is already in the target: a directory where the snapshot has one is restored into.
+      Where both are non-directories (files, symlinks, FIFOs, device nodes), --overwrite decides:
+      always replaces, if-changed replaces unless a file has the snapshot's size and mtime, never
+      keeps; a kept entry counts as skipped (exit 0). Where one is a directory and the other is
+      not, always and if-changed replace the existing entry, except a directory that is not
+      empty, which only --overwrite-dirs deletes (with everything in it); never keeps it. Such a
+      kept entry is reported, and the snapshot's entry (with all below it) is not restored: exit 3.
+
+      Ctrl-C or SIGTERM stops the restore within one blob: exit 130. Finished files stay, complete;
+      files being written are removed; directories not finished keep mode 0700 and none of their
+      recorded metadata. Run the restore again with --overwrite if-changed to complete it.
     `,
     examples: [
       ['Restore the latest snapshot', 'bh restore -r /srv/backup latest --target /tmp/restore'],
@@ -36,8 +48,10 @@ export class RestoreCommand extends RepositoryCommand {
   dryRun = Option.Boolean('--dry-run', false, { description: 'Show what would be restored, write nothing' });
   verify = Option.Boolean('--verify', false, { description: 'Read every restored file back and check it against the snapshot' });
   overwrite = Option.String('--overwrite', 'always', { description: 'always, if-changed or never', validator: t.isEnum(['always', 'if-changed', 'never']) });
+  overwriteDirs = Option.Boolean('--overwrite-dirs', false, { description: 'Also delete a non-empty directory, with everything in it, where the snapshot has a file (not with --overwrite never)' });
 
   async run(): Promise<number> {
+    if (this.overwriteDirs && this.overwrite === 'never') throw new UserError('--overwrite-dirs replaces directories and --overwrite never replaces nothing: use one of them');
     const before = this.time === undefined ? undefined : parseCompactTime(this.time);
     const repo = await this.openRepository();
     const snapshots = await this.loadSnapshots(repo);
@@ -50,6 +64,7 @@ export class RestoreCommand extends RepositoryCommand {
       include: this.includes.length > 0 ? compilePatterns(this.includes) : undefined,
       exclude: compilePatterns(this.excludes),
       overwrite: this.overwrite as OverwritePolicy,
+      overwriteDirs: this.overwriteDirs,
       dryRun: this.dryRun,
       verify: this.verify,
       expectedBytes: snapshot.record.summary?.total_bytes,

@@ -14,6 +14,10 @@
  * into a reused buffer, pack files kept open): no buffer per read to allocate, fault in and hand
  * over, and no thread-pool round trip on the caller's thread. Other backends are read through
  * Backend.read on the caller's thread, and the bytes are moved to a worker.
+ *
+ * When the caller's signal aborts (Ctrl-C during a restore), nothing more is written: reads under
+ * way are given up, queued jobs are dropped, and every thread checks a shared flag before each
+ * blob, so a worker stops within one blob rather than after the jobs it holds.
  */
 import { createDecipheriv, createHmac } from 'node:crypto';
 import { closeSync, existsSync, openSync, readSync, writeSync, writevSync } from 'node:fs';
@@ -45,10 +49,11 @@ export interface RunBlob {
   writes: readonly BlobWrite[];
 }
 
-/** What became of one blob: written, left out because it is all zeros (`hole`), or failed. */
+/** What became of one blob: written, left out because it is all zeros (`hole`), failed, or not written because the signal aborted (`cancelled`). */
 export interface BlobOutcome {
   error?: Error;
   hole?: boolean;
+  cancelled?: boolean;
 }
 
 /** A range of one pack to read with one request, and the blobs it holds (sorted by offset). */
@@ -113,7 +118,7 @@ const BLOB_FIELDS = 5;
 const TYPES_BY_CODE: BlobType[] = ['data', 'tree'];
 
 interface WireResult {
-  /** Per blob: 0 written, 1 hole, 2 failed (the message is in `errors`). */
+  /** Per blob: 0 written, 1 hole, 2 failed (the message is in `errors`), 3 cancelled. */
   status: Uint8Array;
   errors: Record<number, string>;
 }
@@ -222,7 +227,14 @@ class RunProcessor {
   /** Open pack files, most recently used last. */
   private readonly packs = new Map<string, number>();
 
-  constructor(keys: MasterKeys, compression: CompressionSettings, private readonly dataDir: string | undefined, private readonly location: string) {
+  constructor(
+    keys: MasterKeys,
+    compression: CompressionSettings,
+    private readonly dataDir: string | undefined,
+    private readonly location: string,
+    /** Shared by every thread of one BlobRunWriter: non-zero once its signal aborted. */
+    private readonly cancelled: Int32Array,
+  ) {
     this.opener = new BlobOpener(keys, compression);
   }
 
@@ -230,6 +242,7 @@ class RunProcessor {
     const count = run.blobs.length / BLOB_FIELDS;
     const status = new Uint8Array(count);
     const errors: Record<number, string> = {};
+    if (Atomics.load(this.cancelled, 0) !== 0) return { status: status.fill(STATUS_CANCELLED), errors };
     let bytes: Uint8Array;
     let got: number;
     try {
@@ -246,6 +259,10 @@ class RunProcessor {
     }
     let w = 0;
     for (let i = 0; i < count; i++) {
+      if (Atomics.load(this.cancelled, 0) !== 0) {
+        status.fill(STATUS_CANCELLED, i);
+        break;
+      }
       const b = i * BLOB_FIELDS;
       const type = TYPES_BY_CODE[run.blobs[b]!]!;
       const at = run.blobs[b + 1]!;
@@ -329,6 +346,8 @@ class RunProcessor {
   }
 }
 
+/** WireResult status of a blob not written because the signal aborted. */
+const STATUS_CANCELLED = 3;
 /** Jobs handed to a worker at once: the one it works on, and the next. */
 const JOBS_PER_WORKER = 2;
 /** Pack files a thread keeps open. */
@@ -366,6 +385,8 @@ interface WorkerInit {
   compression: CompressionSettings;
   dataDir: string | undefined;
   location: string;
+  /** BlobRunWriter's cancel flag, on shared memory. */
+  cancelled: Int32Array;
 }
 
 type Request = { seq: number; runs: WireRun[] } | { seq: number; close: true };
@@ -377,7 +398,7 @@ interface Response {
 
 if (!isMainThread && (workerData as Partial<WorkerInit> | undefined)?.bhBlobReader === true) {
   const init = workerData as WorkerInit;
-  const processor = new RunProcessor(MasterKeys.deserialize(init.keys), init.compression, init.dataDir, init.location);
+  const processor = new RunProcessor(MasterKeys.deserialize(init.keys), init.compression, init.dataDir, init.location, init.cancelled);
   const port = parentPort!;
   port.on('message', (request: Request) => {
     if ('close' in request) {
@@ -496,12 +517,28 @@ export class BlobRunWriter {
   /** Reads and checks on the calling thread: trees, the jobs it helps with, every run when inline. */
   private readonly processor: RunProcessor;
 
-  constructor(private readonly repo: IndexedRepository) {
+  /** Set once `signal` aborts; read by every thread before each blob. */
+  private readonly cancelled = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
+
+  /** Once `signal` aborts, nothing more is written: see the module comment. */
+  constructor(private readonly repo: IndexedRepository, private readonly signal?: AbortSignal) {
     const backend = repo.repo.backend;
     // The local layout (src/backends/local.ts): <dir>/data/<first two hex digits>/<name>.
     const dataDir = backend instanceof LocalBackend ? join(backend.location, 'data') : undefined;
-    this.init = { bhBlobReader: true, keys: new Uint8Array(repo.keys.serialize()), compression: repo.repo.config.compression, dataDir, location: backend.location };
-    this.processor = new RunProcessor(repo.keys, this.init.compression, dataDir, backend.location);
+    this.init = { bhBlobReader: true, keys: new Uint8Array(repo.keys.serialize()), compression: repo.repo.config.compression, dataDir, location: backend.location, cancelled: this.cancelled };
+    this.processor = new RunProcessor(repo.keys, this.init.compression, dataDir, backend.location, this.cancelled);
+    if (signal?.aborted) this.cancel();
+    else signal?.addEventListener('abort', this.cancel, { once: true });
+  }
+
+  /** The signal aborted: every thread stops before its next blob, and queued jobs are dropped. */
+  private readonly cancel = (): void => {
+    Atomics.store(this.cancelled, 0, 1);
+    for (const job of this.queue.splice(0)) job.resolve(job.runs.map((run) => cancelledResult(run)));
+  };
+
+  private get isCancelled(): boolean {
+    return Atomics.load(this.cancelled, 0) !== 0;
   }
 
   private get local(): boolean {
@@ -561,11 +598,6 @@ export class BlobRunWriter {
     }
   }
 
-  /** Fails every job not handed to a worker yet with `error` (an interrupted restore stops short). */
-  cancelQueued(error: Error): void {
-    for (const job of this.queue.splice(0)) job.reject(error);
-  }
-
   /**
    * Processes one queued job on the calling thread, for a caller with nothing else to do (so
    * both cores work); false when no job is waiting.
@@ -597,24 +629,27 @@ export class BlobRunWriter {
    * Reads each run's blobs with one ranged read, from the first blob's offset to the last one's
    * end, and writes each verified blob to its `writes`. The runs are shared out among the
    * workers, one message each. One outcome per blob of each run, in order; never rejects. When
-   * a pack ends early, the blobs that were read whole are still written.
+   * a pack ends early, the blobs that were read whole are still written. Once the signal has
+   * aborted, blobs not written yet are `cancelled`.
    */
   async writeRuns(requests: readonly RunRequest[]): Promise<BlobOutcome[][]> {
     const wires = requests.map((r) => toWire(r));
     const outcomes: (BlobOutcome[] | undefined)[] = new Array(requests.length);
-    if (!this.local) {
+    const cancelledOutcomes = (request: RunRequest): BlobOutcome[] => request.blobs.map(() => ({ cancelled: true }));
+    if (!this.local && !this.isCancelled) {
       // Read on this thread; a run that cannot be read whole is read blob by blob.
       await Promise.all(
         requests.map(async (request, i) => {
           const wire = wires[i]!;
           try {
-            const bytes = await this.repo.repo.backend.read({ type: 'data', name: wire.packHex }, { offset: wire.start, length: wire.length });
+            const bytes = await this.repo.repo.backend.read({ type: 'data', name: wire.packHex }, { offset: wire.start, length: wire.length }, this.signal);
             // Moved to the worker when the buffer owns its memory (Buffer.alloc does), else copied once.
             const owned = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && !(bytes.buffer instanceof SharedArrayBuffer);
             wire.bytes = owned ? bytes : new Uint8Array(bytes);
           } catch (error) {
-            outcomes[i] =
-              request.blobs.length === 1
+            outcomes[i] = this.isCancelled
+              ? cancelledOutcomes(request)
+              : request.blobs.length === 1
                 ? [{ error: error as Error }]
                 : (await this.writeRuns(request.blobs.map((blob) => ({ packId: request.packId, blobs: [blob] })))).flat();
           }
@@ -622,7 +657,8 @@ export class BlobRunWriter {
       );
     }
     const todo = wires.map((wire, i) => ({ wire, i })).filter(({ i }) => outcomes[i] === undefined);
-    if (todo.length > 0) {
+    if (this.isCancelled) for (const { i } of todo) outcomes[i] = cancelledOutcomes(requests[i]!);
+    else if (todo.length > 0) {
       try {
         const results = await this.schedule(todo.map(({ wire }) => wire));
         todo.forEach(({ i }, k) => (outcomes[i] = fromWire(results[k]!, requests[i]!.blobs.length)));
@@ -635,6 +671,7 @@ export class BlobRunWriter {
 
   /** Closes pack files and stops the worker threads (after every run has settled). */
   async close(): Promise<void> {
+    this.signal?.removeEventListener('abort', this.cancel);
     for (const job of this.queue.splice(0)) job.reject(new Error('the blob reader is closed'));
     await this.runner?.close();
     this.processor.close();
@@ -675,10 +712,15 @@ function toWire(request: RunRequest): WireRun {
   return wire;
 }
 
+function cancelledResult(run: WireRun): WireResult {
+  return { status: new Uint8Array(run.blobs.length / BLOB_FIELDS).fill(STATUS_CANCELLED), errors: {} };
+}
+
 function fromWire(result: WireResult, count: number): BlobOutcome[] {
   const out: BlobOutcome[] = [];
   for (let i = 0; i < count; i++) {
-    out.push(result.status[i] === 2 ? { error: new Error(result.errors[i] ?? 'blob could not be restored') } : { hole: result.status[i] === 1 });
+    const status = result.status[i];
+    out.push(status === 2 ? { error: new Error(result.errors[i] ?? 'blob could not be restored') } : status === STATUS_CANCELLED ? { cancelled: true } : { hole: status === 1 });
   }
   return out;
 }

@@ -5,8 +5,14 @@
  * - every name comes from decodeTree, which refuses "", ".", "..", "/" and NUL, so a path is
  *   always target + "/" + safe components and cannot leave the target;
  * - nothing already inside the target is followed: files are created with O_EXCL|O_NOFOLLOW, an
- *   existing symlink or file where a directory must go is replaced (or, with --overwrite never,
- *   the subtree is skipped with an error), never descended into;
+ *   existing symlink or file where a directory must go is never descended into;
+ * - what is already in the target follows one rule (README "What restore guarantees"): an
+ *   existing directory where the snapshot has one is filled; an existing non-directory
+ *   where the snapshot has a non-directory is replaced, or kept and counted as skipped, as
+ *   --overwrite says. An entry of the other kind (a directory where the snapshot has none, or a
+ *   non-directory where it has one) is replaced, except that --overwrite never keeps it and a
+ *   non-empty directory is kept unless overwriteDirs; such a kept entry is an error, since the
+ *   snapshot's entry (with everything in it) is not restored;
  * - every blob re-hashes to its id before its bytes are written (BlobRunWriter, like
  *   IndexedRepository.loadBlob); a damaged blob fails its file loudly, and the partial file is
  *   removed.
@@ -28,8 +34,9 @@
  * themselves, queued runs holding no memory). A file is finished (truncated to its size when it
  * ends in a hole, --verify, metadata, closed) once all its chunks are settled; a directory once
  * all its entries are; a further name of a hardlinked inode is linked once its first name is
- * finished. Ctrl-C drops what is queued, lets what is being written settle, removes every file
- * not finished, and ends in AbortedError.
+ * finished. Ctrl-C drops what is queued, gives up the reads under way and stops the workers
+ * before their next blob (BlobRunWriter), removes every file not finished, and ends in
+ * AbortedError.
  */
 import {
   constants as fsConstants,
@@ -44,6 +51,7 @@ import {
   mkdirSync,
   openSync,
   readSync,
+  rmdirSync,
   rmSync,
   symlinkSync,
   unlinkSync,
@@ -64,6 +72,11 @@ export interface RestoreOptions {
   include?: PathMatcher | undefined;
   exclude: PathMatcher;
   overwrite: OverwritePolicy;
+  /**
+   * With overwrite 'always' or 'if-changed': a non-empty directory where the snapshot has a
+   * non-directory is deleted, with everything in it (else it is kept, and that is an error).
+   */
+  overwriteDirs?: boolean;
   dryRun?: boolean;
   /** Re-read every restored file and check its chunks against their ids. */
   verify?: boolean;
@@ -97,8 +110,6 @@ const S_IFBLK = 0o060000;
 const SLASH = Buffer.from('/');
 const IS_ROOT = process.getuid?.() === 0;
 const CREATE_FLAGS = fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
-/** Entry types created by one syscall that fails with EEXIST when the name is taken. */
-const CREATABLE: ReadonlySet<string> = new Set(['file', 'symlink', 'fifo', 'chardev', 'blockdev']);
 
 /** Entries being restored at once (a regular file holds a descriptor until it is finished). */
 const MAX_ACTIVE = 512;
@@ -207,17 +218,17 @@ export class Restorer {
   async run(rootTree: Buffer): Promise<RestoreResult> {
     const target = Buffer.from(this.options.target);
     if (!this.options.dryRun) mkdirSync(target, { recursive: true });
-    this.writer = new BlobRunWriter(this.repo);
+    // The writer drops its queue and stops writing at once when the signal aborts.
+    this.writer = new BlobRunWriter(this.repo, this.options.signal);
     // Workers boot while the first trees are read; a small restore is done without them.
     const small = this.options.expectedBytes !== undefined && this.options.expectedBytes < SMALL_RESTORE_BYTES;
     if (!this.options.dryRun) this.writer.start(small ? 0 : undefined);
-    // Ctrl-C: nothing new starts, what is queued is dropped, what is being written settles, and
-    // every file not finished is removed.
+    // Ctrl-C: nothing new starts, nothing more is written (reads under way are given up, the
+    // workers stop before their next blob), and every file not finished is removed.
     const onAbort = (): void => {
       this.stopping = true;
       this.interrupted = true;
       this.dispatch();
-      this.writer.cancelQueued(new AbortedError());
       this.wake();
     };
     this.options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -349,7 +360,9 @@ export class Restorer {
       return;
     }
     if (st) {
-      if (this.options.overwrite === 'never') throw new Error('exists and is not a directory (--overwrite never)');
+      if (this.options.overwrite === 'never') {
+        throw new Error(`exists and is not a directory: kept (--overwrite never), so the snapshot's directory is not restored (move the entry away, or restore with --overwrite always)`);
+      }
       unlinkSync(path);
     }
     mkdirSync(path, { mode: 0o700 });
@@ -383,26 +396,22 @@ export class Restorer {
   private async leaf(node: TreeNode, dest: Buffer, first: Promise<Buffer | undefined> | undefined): Promise<Buffer | undefined> {
     try {
       if (this.stopping) return undefined;
-      if (first || !CREATABLE.has(node.type)) {
-        const existing = this.clearExisting(node, dest);
-        if (existing !== 'cleared') return first ? await first : existing === 'unchanged' ? dest : undefined;
-        if (first) {
-          const firstDest = await first;
-          if (this.stopping) return undefined;
-          if (firstDest) {
-            linkSync(firstDest, dest);
-            this.result.links++;
-            return firstDest;
-          }
-          // The first name could not be restored: this one is restored on its own.
-          return await this.create(node, dest);
+      if (node.type === 'socket') {
+        // A socket is a live endpoint of a process that is gone: nothing to restore, nothing to replace.
+        this.result.skipped++;
+        return undefined;
+      }
+      if (first) {
+        if (this.clearExisting(node, dest) !== 'cleared') return await first;
+        const firstDest = await first;
+        if (this.stopping) return undefined;
+        if (firstDest) {
+          linkSync(firstDest, dest);
+          this.result.links++;
+          return firstDest;
         }
-        if (node.type === 'socket') {
-          // A socket is a live endpoint of a process that is gone; there is nothing to restore.
-          this.result.skipped++;
-          return undefined;
-        }
-        throw new Error(`cannot restore entry of type ${node.type}`);
+        // The first name could not be restored: this one is restored on its own.
+        return await this.create(node, dest);
       }
       // Create first; only when the name is taken, look at what is there (most targets are empty).
       try {
@@ -421,9 +430,12 @@ export class Restorer {
   }
 
   /**
-   * Makes room for a new entry at `dest` per the overwrite policy: 'cleared' (nothing there any
-   * more), or what is there is kept: 'unchanged' when it is the snapshot's file (so more names
-   * of its inode are linked to it rather than restored as copies), else 'kept'.
+   * Makes room for the snapshot's non-directory `node` at `dest` per the overwrite policy:
+   * 'cleared' (nothing there any more), or what is there is kept and counted as skipped:
+   * 'unchanged' when it is the snapshot's file (so more names of its inode are linked to it
+   * rather than restored as copies), else 'kept'. A directory there is kept with an error
+   * unless it may go (module comment): an empty one is removed, a full one only with
+   * overwriteDirs.
    */
   private clearExisting(node: TreeNode, dest: Buffer): 'cleared' | 'kept' | 'unchanged' {
     let existing;
@@ -433,14 +445,33 @@ export class Restorer {
       existing = undefined;
     }
     if (!existing) return 'cleared';
+    const what = describeType(node);
+    if (existing.isDirectory()) {
+      if (this.options.overwrite === 'never') {
+        throw new Error(`exists and is a directory: kept (--overwrite never), so the snapshot's ${what} is not restored (move the directory away, or restore with --overwrite always)`);
+      }
+      if (this.options.overwriteDirs) rmSync(dest, { recursive: true });
+      else this.removeEmptyDir(dest, what);
+      return 'cleared';
+    }
     const unchanged = node.type === 'file' && existing.isFile() && Number(existing.size) === node.size && existing.mtimeNs === node.mtimeNs;
     if (this.options.overwrite === 'never' || (this.options.overwrite === 'if-changed' && unchanged)) {
       this.result.skipped++;
       return unchanged ? 'unchanged' : 'kept';
     }
-    if (existing.isDirectory()) rmSync(dest, { recursive: true });
-    else unlinkSync(dest);
+    unlinkSync(dest);
     return 'cleared';
+  }
+
+  /** Removes the directory at `dest` if it is empty (rmdir checks, so nothing put in it meanwhile is lost). */
+  private removeEmptyDir(dest: Buffer, what: string): void {
+    try {
+      rmdirSync(dest);
+    } catch (error) {
+      const code = errorCode(error);
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
+      throw new Error(`not replaced: directory is not empty, and the snapshot has a ${what} here (move the directory away, or restore with --overwrite-dirs to delete it with everything in it)`);
+    }
   }
 
   /**
@@ -566,8 +597,7 @@ export class Restorer {
     this.batchFiles = 0;
     if (this.stopping || this.options.signal?.aborted) {
       this.interrupted ||= this.options.signal?.aborted === true;
-      const error = new AbortedError();
-      for (const blob of blobs) for (const target of blob.targets) this.settleTarget(target, { error });
+      for (const blob of blobs) for (const target of blob.targets) this.settleTarget(target, { cancelled: true });
       return;
     }
     const runs = planRuns(blobs, MAX_GAP, MAX_RUN);
@@ -608,7 +638,8 @@ export class Restorer {
 
   private settleTarget(target: Target, outcome: BlobOutcome): void {
     const { job } = target;
-    if (outcome.error !== undefined) job.failure ??= outcome.error;
+    if (outcome.cancelled) job.failure ??= new AbortedError();
+    else if (outcome.error !== undefined) job.failure ??= outcome.error;
     else if (target.tail && !outcome.hole) job.tailWritten = true;
     job.pending--;
     if (job.pending === 0 && job.sealed) this.finishFile(job);
@@ -749,6 +780,19 @@ export class Restorer {
     if (!this.options.onProgress || (!force && now - this.lastProgress < 250)) return;
     this.lastProgress = now;
     this.options.onProgress({ files: this.result.files, dirs: this.result.dirs, bytes: this.result.bytes, current: '' });
+  }
+}
+
+/** How a message names the snapshot's entry of this type. */
+function describeType(node: TreeNode): string {
+  switch (node.type) {
+    case 'fifo':
+      return 'FIFO';
+    case 'chardev':
+    case 'blockdev':
+      return 'device node';
+    default:
+      return node.type;
   }
 }
 
