@@ -8,6 +8,9 @@
  * - FIFOs and device nodes (Node cannot create them);
  * - a whole directory's entries with their lstat in one call (scanDir).
  *
+ * Beside them, on plain `fs`: the one way a backup opens a file to read it
+ * (openRegularFile), which never blocks on an entry swapped for a FIFO.
+ *
  * All functions but scanDir are synchronous: each is a single fast syscall,
  * and an async thread-pool round trip would cost more than the syscall
  * itself. scanDir does a directory's worth of syscalls on the thread pool.
@@ -24,7 +27,7 @@
  *
  * Linux only.
  */
-import { existsSync } from 'node:fs';
+import { type BigIntStats, closeSync, constants, existsSync, fstatSync, lstatSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorMap } from 'node:util';
@@ -216,6 +219,27 @@ export interface EntryStat {
   hasXattrs?: boolean | undefined;
 }
 
+/** The kind of an entry, from the type bits of its mode. */
+export type EntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'chardev' | 'blockdev' | 'socket';
+
+const ENTRY_TYPES_BY_MODE = new Map<number, EntryType>([
+  [constants.S_IFREG, 'file'],
+  [constants.S_IFDIR, 'dir'],
+  [constants.S_IFLNK, 'symlink'],
+  [constants.S_IFIFO, 'fifo'],
+  [constants.S_IFCHR, 'chardev'],
+  [constants.S_IFBLK, 'blockdev'],
+]);
+
+export function entryType(mode: number): EntryType {
+  return ENTRY_TYPES_BY_MODE.get(mode & constants.S_IFMT) ?? 'socket';
+}
+
+/** The fields of an lstat, stat or fstat (taken with `{ bigint: true }`) that a backup records; xattrs not probed. */
+export function entryStatOf(st: BigIntStats): EntryStat {
+  return { mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), nlink: Number(st.nlink), size: Number(st.size), ino: st.ino, dev: st.dev, rdev: st.rdev, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs };
+}
+
 export interface ScannedEntry {
   name: Buffer;
   /** The entry's lstat, or why it failed (an fs-style error, syscall 'lstat'). */
@@ -285,3 +309,84 @@ function lstatError(errno: number, path: Buffer): FsxError {
   return Object.assign(error, { code, errno: -errno, syscall: 'lstat', path: shown });
 }
 
+/** What a file that is no longer a regular file is now, in words. */
+const TYPE_WORDS: Record<EntryType, string> = { file: 'regular file', dir: 'directory', symlink: 'symlink', fifo: 'FIFO', chardev: 'character device', blockdev: 'block device', socket: 'socket' };
+
+/** A path that was a regular file when it was scanned and is something else when it is opened. */
+export class ChangedTypeError extends Error {
+  constructor(now: EntryType) {
+    super(`changed type during the backup: it is now a ${TYPE_WORDS[now]}, not a regular file, and is left out`);
+    this.name = 'ChangedTypeError';
+  }
+}
+
+/** A regular file open for reading, and the fstat of what was opened. */
+export interface OpenedFile {
+  fd: number;
+  stat: EntryStat;
+}
+
+/**
+ * How long an open refused because another process holds a lease on the file is retried:
+ * longer than the kernel waits before it breaks the lease itself (/proc/sys/fs/lease-break-time,
+ * 45 s by default).
+ */
+const LEASE_WAIT_MS = 60_000;
+const LEASE_POLL_MS = 50;
+
+/**
+ * Opens `path` for reading if it is a regular file, and never waits on anything else:
+ *
+ * - O_NOFOLLOW: a symlink is not followed (refused as ChangedTypeError('symlink'));
+ * - O_NONBLOCK: opening a FIFO does not wait for a writer (nor a serial device for its carrier);
+ * - fstat of the descriptor: anything but a regular file is closed and refused
+ *   (ChangedTypeError), so a path swapped since it was scanned is never read as something else;
+ * - O_NOATIME when asked, and without it where the kernel refuses it (EPERM: not our file).
+ *
+ * O_NONBLOCK stays set: reads of regular files ignore it (Linux passes only O_APPEND, O_DIRECT
+ * and the sync flags of the open file on to reads, see iocb_flags(); waiting is skipped only
+ * for RWF_NOWAIT and io_uring). Its one effect on a regular file is at open: where another
+ * process holds a lease (Samba oplocks, NFS delegations) the open fails EAGAIN instead of
+ * waiting for the lease to be broken; it is retried for as long as the kernel takes to break it.
+ */
+export function openRegularFile(path: Buffer, options: { noAtime: boolean }): OpenedFile {
+  const flags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+  const deadline = Date.now() + LEASE_WAIT_MS;
+  let noAtime = options.noAtime;
+  for (;;) {
+    let fd: number;
+    try {
+      fd = openSync(path, noAtime ? flags | constants.O_NOATIME : flags);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EPERM' && noAtime) {
+        noAtime = false;
+        continue;
+      }
+      if (code === 'EAGAIN' && Date.now() < deadline) {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, LEASE_POLL_MS);
+        continue;
+      }
+      // O_NOFOLLOW refuses a symlink with ELOOP, which would read as a loop of links.
+      if (code === 'ELOOP' && isSymlink(path)) throw new ChangedTypeError('symlink');
+      throw error;
+    }
+    try {
+      const stat = entryStatOf(fstatSync(fd, { bigint: true }));
+      const type = entryType(stat.mode);
+      if (type !== 'file') throw new ChangedTypeError(type);
+      return { fd, stat };
+    } catch (error) {
+      closeSync(fd);
+      throw error;
+    }
+  }
+}
+
+function isSymlink(path: Buffer): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}

@@ -7,17 +7,19 @@
  * - Change detection: a regular file whose type, size, mtime, ctime and inode equal its node in
  *   the parent snapshot (and whose blobs the index still has) reuses the parent's chunk list
  *   without being read.
- * - Errors on single entries (unreadable file, vanished directory) are reported and the entry is
- *   left out; the snapshot is still made.
+ * - Errors on single entries (unreadable file, vanished directory, a file that became a FIFO)
+ *   are reported and the entry is left out; the snapshot is still made.
  * - The virtual root mirrors absolute paths: backing up /srv/www gives root → srv → www, as restic
  *   does, so several paths share one tree and a restore recreates them under the target.
+ *   Overlapping paths give their union, each entry once (see virtualRoot).
  */
-import { type BigIntStats, constants, lstatSync, readlinkSync } from 'node:fs';
+import { lstatSync, readlinkSync, statSync } from 'node:fs';
+import { posix } from 'node:path';
 import { chunkStream, gearTable } from '../chunker/index.js';
 import type { BlobType } from '../repo/crypto.js';
 import { AbortedError } from '../repo/errors.js';
 import { type IndexedRepository, mapLimit } from '../repo/repository.js';
-import { type EntryStat, getXattr, listXattrs, scanDir } from '../fsx/index.js';
+import { type EntryStat, entryStatOf, entryType, getXattr, listXattrs, scanDir } from '../fsx/index.js';
 import type { PathMatcher } from './exclude.js';
 import { FileChunkerPool } from './file-chunker.js';
 import { KnownBlobFilter } from './known-blobs.js';
@@ -77,17 +79,8 @@ function newCounters(): Counters {
   return { files_new: 0, files_changed: 0, files_unmodified: 0, dirs_new: 0, dirs_changed: 0, dirs_unmodified: 0, bytes_read: 0, bytes_added: 0, total_bytes: 0, total_files: 0, errors: 0 };
 }
 
-const NODE_TYPES_BY_MODE = new Map<number, NodeType>([
-  [constants.S_IFREG, 'file'],
-  [constants.S_IFDIR, 'dir'],
-  [constants.S_IFLNK, 'symlink'],
-  [constants.S_IFIFO, 'fifo'],
-  [constants.S_IFCHR, 'chardev'],
-  [constants.S_IFBLK, 'blockdev'],
-]);
-
 function nodeType(st: EntryStat): NodeType {
-  return NODE_TYPES_BY_MODE.get(st.mode & constants.S_IFMT) ?? 'socket';
+  return entryType(st.mode);
 }
 
 /** The node of an entry, from its lstat: every field but content, subtree, link target, rdev and xattrs. */
@@ -108,19 +101,52 @@ export function baseNode(name: Buffer, st: EntryStat): TreeNode {
   };
 }
 
-/** The fields of an lstat the archiver uses, as scanDir gives them (xattrs not probed). */
-function entryStatOf(st: BigIntStats): EntryStat {
-  return { mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), nlink: Number(st.nlink), size: Number(st.size), ino: st.ino, dev: st.dev, rdev: st.rdev, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs };
-}
-
 function joinPath(dir: Buffer, name: Buffer): Buffer {
   return dir.length === 1 && dir[0] === 0x2f ? Buffer.concat([dir, name]) : Buffer.concat([dir, SLASH, name]);
 }
 
-/** A directory of the virtual root: real directories named by the backup paths, and the real entry at each path's end. */
-interface VirtualDir {
+/**
+ * An entry of the virtual root: a backup path, or a directory on the way to one. Below a backup
+ * path, the backup paths inside it are kept too: its walk may leave them out (an excluded
+ * directory on the way), and then they add what the walk left out.
+ */
+interface VirtualEntry {
+  /** The absolute path, normalized. */
   path: Buffer;
-  children: Map<string, VirtualDir | 'leaf'>;
+  /** Given to back up: the entry is walked whole. Otherwise only a directory on the way. */
+  given: boolean;
+  /** By name bytes as latin1 (one char a byte, so every name is its own key). */
+  children: Map<string, VirtualEntry>;
+}
+
+/**
+ * The tree the backup paths make. Each path is normalized as text (`.`, `..`, repeated and
+ * trailing slashes, as restic's filepath.Clean; symlinks are not resolved), so a path given
+ * twice, or spelled two ways, is one entry; a path below another one is a child of it.
+ */
+function virtualRoot(paths: string[]): VirtualEntry {
+  const root: VirtualEntry = { path: SLASH, given: false, children: new Map() };
+  for (const path of paths) {
+    let entry = root;
+    for (const part of posix.resolve(path).split('/')) {
+      if (part === '') continue;
+      const name = Buffer.from(part);
+      const key = name.toString('latin1');
+      let next = entry.children.get(key);
+      if (!next) {
+        next = { path: joinPath(entry.path, name), given: false, children: new Map() };
+        entry.children.set(key, next);
+      }
+      entry = next;
+    }
+    entry.given = true;
+  }
+  return root;
+}
+
+/** The backup paths at or below `entry`, outermost only (the others are inside them). */
+function outermostGiven(entry: VirtualEntry): VirtualEntry[] {
+  return entry.given ? [entry] : [...entry.children.values()].flatMap(outermostGiven);
 }
 
 export class Archiver {
@@ -135,6 +161,8 @@ export class Archiver {
 
   constructor(private readonly repo: IndexedRepository, private readonly options: ArchiveOptions) {
     this.gear = gearTable(repo.keys.chunkerSeed);
+    // An interrupt does not wait for the files the workers are reading.
+    options.signal?.addEventListener('abort', () => this.chunkerPool?.cancel(new AbortedError()), { once: true });
   }
 
   /**
@@ -155,32 +183,17 @@ export class Archiver {
 
   async run(): Promise<ArchiveResult> {
     if (!this.options.parentTree) void this.chunker;
-    if (this.options.paths.some((path) => path.split('/').every((part) => part === ''))) {
+    const root = virtualRoot(this.options.paths);
+    let tree: Buffer;
+    if (root.given) {
       // "/" itself: the root tree is the root directory's listing (every other path is inside it).
       const node = baseNode(SLASH, entryStatOf(lstatSync(SLASH, { bigint: true })));
       const parent = this.options.parentTree ? { ...node, subtree: this.options.parentTree } : undefined;
-      await this.saveDir(SLASH, node, parent);
-      this.report(true);
-      return { tree: node.subtree!, counters: this.counters, errors: this.errors };
+      await this.saveDir(SLASH, node, parent, root.children);
+      tree = node.subtree!;
+    } else {
+      tree = await this.saveVirtualChildren(root, await this.loadParentNodes(this.options.parentTree));
     }
-    const root: VirtualDir = { path: SLASH, children: new Map() };
-    for (const path of this.options.paths) {
-      const parts = path.split('/').filter((p) => p !== '');
-      let dir = root;
-      parts.forEach((part, i) => {
-        const existing = dir.children.get(part);
-        if (existing === 'leaf') return;
-        if (i === parts.length - 1) {
-          dir.children.set(part, 'leaf');
-          return;
-        }
-        const next = existing ?? { path: joinPath(dir.path, Buffer.from(part)), children: new Map() };
-        dir.children.set(part, next);
-        dir = next;
-      });
-    }
-    const parentNodes = await this.loadParentNodes(this.options.parentTree);
-    const tree = await this.saveVirtualDir(root, parentNodes);
     this.report(true);
     return { tree, counters: this.counters, errors: this.errors };
   }
@@ -211,39 +224,57 @@ export class Archiver {
     return { tree, counters: this.counters, errors: this.errors };
   }
 
-  private async saveVirtualDir(dir: VirtualDir, parentNodes: Map<string, TreeNode>): Promise<Buffer> {
+  /** The tree of a directory on the way to backup paths: the entries that lead to them, nothing else. */
+  private async saveVirtualChildren(dir: VirtualEntry, parentNodes: Map<string, TreeNode>): Promise<Buffer> {
     const nodes: TreeNode[] = [];
-    for (const [name, child] of dir.children) {
-      const nameBytes = Buffer.from(name);
-      const path = joinPath(dir.path, nameBytes);
-      const parentNode = parentNodes.get(nameBytes.toString('latin1'));
-      const st = this.lstatOrReport(path);
-      if (!st) continue;
-      if (child === 'leaf') {
-        const node = await this.saveEntry(path, nameBytes, parentNode, st);
-        if (node) nodes.push(node);
-        continue;
-      }
-      const node = baseNode(nameBytes, st);
-      node.type = 'dir';
-      node.subtree = await this.saveVirtualDir(child, await this.loadParentNodes(parentNode?.subtree));
-      nodes.push(node);
+    for (const [key, child] of dir.children) {
+      const node = await this.saveVirtual(child, Buffer.from(key, 'latin1'), parentNodes.get(key));
+      if (node) nodes.push(node);
     }
     return this.saveTree(nodes);
   }
 
-  /** The lstat of a path given on the command line (entries inside directories come from scanDir). */
-  private lstatOrReport(path: Buffer): EntryStat | undefined {
+  /** A backup path (walked whole), or a directory on the way to backup paths (only what leads to them). */
+  private async saveVirtual(entry: VirtualEntry, name: Buffer, parentNode: TreeNode | undefined): Promise<TreeNode | undefined> {
+    if (entry.given) {
+      // The path as given: its last component is not followed.
+      let st: EntryStat;
+      try {
+        st = entryStatOf(lstatSync(entry.path, { bigint: true }));
+      } catch (error) {
+        this.reportError(entry.path, error);
+        return undefined;
+      }
+      return this.saveEntry(entry.path, name, parentNode, st, entry.children);
+    }
+    // On the way to a backup path a symlink is followed, as the kernel follows it to reach the
+    // path; the directory it leads to is recorded here, as restic does.
+    let st: EntryStat;
     try {
-      return entryStatOf(lstatSync(path, { bigint: true }));
+      st = entryStatOf(statSync(entry.path, { bigint: true }));
     } catch (error) {
-      this.reportError(path, error);
+      this.reportUnreachable(entry, (error as Error).message);
       return undefined;
     }
+    if (nodeType(st) !== 'dir') {
+      this.reportUnreachable(entry, `${entry.path.toString()} is not a directory`);
+      return undefined;
+    }
+    const node = baseNode(name, st);
+    node.subtree = await this.saveVirtualChildren(entry, await this.loadParentNodes(parentNode?.type === 'dir' ? parentNode.subtree : undefined));
+    return node;
   }
 
-  /** The node for one real entry, or undefined when it is excluded or unreadable. */
-  private async saveEntry(path: Buffer, name: Buffer, parentNode: TreeNode | undefined, st: EntryStat): Promise<TreeNode | undefined> {
+  /** Reports each backup path at or below `entry` as left out, and why. */
+  private reportUnreachable(entry: VirtualEntry, why: string): void {
+    for (const given of outermostGiven(entry)) this.reportError(given.path, new Error(`not backed up: ${why}`));
+  }
+
+  /**
+   * The node for one real entry, or undefined when it is unreadable. `inside` holds the backup
+   * paths below it (see VirtualEntry), when it is one or leads to one.
+   */
+  private async saveEntry(path: Buffer, name: Buffer, parentNode: TreeNode | undefined, st: EntryStat, inside?: Map<string, VirtualEntry>): Promise<TreeNode | undefined> {
     this.throwIfAborted();
     const node = baseNode(name, st);
     this.current = path.toString();
@@ -256,7 +287,7 @@ export class Archiver {
           await this.saveFile(path, node, st, parentNode);
           break;
         case 'dir':
-          await this.saveDir(path, node, parentNode);
+          await this.saveDir(path, node, parentNode, inside);
           break;
         case 'symlink':
           node.linkTarget = readlinkSync(path, { encoding: 'buffer' });
@@ -271,25 +302,46 @@ export class Archiver {
     } catch (error) {
       if (error instanceof AbortedError) throw error;
       this.reportError(path, error);
+      for (const child of inside?.values() ?? []) this.reportUnreachable(child, `${path.toString()} could not be backed up`);
       return undefined;
+    }
+    if (node.type !== 'dir') {
+      // A backup path through a symlink inside another backup path: the snapshot has one entry
+      // by that name, and it is what the walk found, which follows no symlink.
+      for (const child of inside?.values() ?? []) this.reportUnreachable(child, `it runs through ${path.toString()}, a ${node.type} inside another backup path, which is stored as such and not followed; back it up in a separate run`);
     }
     this.report(false);
     return node;
   }
 
-
-
-  private async saveDir(path: Buffer, node: TreeNode, parentNode: TreeNode | undefined): Promise<void> {
+  /** Walks a directory into `node.subtree`; `inside` holds the backup paths below it (see VirtualEntry). */
+  private async saveDir(path: Buffer, node: TreeNode, parentNode: TreeNode | undefined, inside?: Map<string, VirtualEntry>): Promise<void> {
     // Reading the parent's listing overlaps with scanning the directory on the thread pool.
     const [scanned, parentNodes] = await Promise.all([scanDir(path), this.loadParentNodes(parentNode?.type === 'dir' ? parentNode.subtree : undefined)]);
-    const entries = scanned.map((e) => ({ ...e, path: joinPath(path, e.name) })).filter((e) => !this.options.exclude(e.path.toString(), e.name.toString()));
+    const entries: { name: Buffer; path: Buffer; stat: EntryStat | Error | undefined; virtual: VirtualEntry | undefined; excluded: boolean }[] = [];
+    for (const { name, stat } of scanned) {
+      const entryPath = joinPath(path, name);
+      const virtual = inside?.get(name.toString('latin1'));
+      const excluded = this.options.exclude(entryPath.toString(), name.toString());
+      if (!excluded || virtual) entries.push({ name, path: entryPath, stat, virtual, excluded });
+    }
+    // Backup paths below this directory that its scan did not list: gone since they were given.
+    const listed = new Set(scanned.map((e) => e.name.toString('latin1')));
+    for (const [key, virtual] of inside ?? []) {
+      if (!listed.has(key)) entries.push({ name: Buffer.from(key, 'latin1'), path: virtual.path, stat: undefined, virtual, excluded: false });
+    }
     // Several entries at once, so one file's I/O latency overlaps another's work; the tree
     // keeps the sorted order whatever order they finish in.
     const slots = new Array<TreeNode | undefined>(entries.length);
     const save = async (i: number): Promise<void> => {
-      const { path: entryPath, name, stat } = entries[i]!;
-      if (stat instanceof Error) this.reportError(entryPath, stat);
-      else slots[i] = await this.saveEntry(entryPath, name, parentNodes.get(name.toString('latin1')), stat);
+      const { path: entryPath, name, stat, virtual, excluded } = entries[i]!;
+      const before = parentNodes.get(name.toString('latin1'));
+      // Not part of this walk (excluded, or not listed), but a backup path is at or below it.
+      if (virtual && (stat === undefined || (excluded && !virtual.given))) slots[i] = await this.saveVirtual(virtual, name, before);
+      else if (stat instanceof Error) {
+        this.reportError(entryPath, stat);
+        if (virtual && !virtual.given) this.reportUnreachable(virtual, `${entryPath.toString()} could not be backed up`);
+      } else if (stat) slots[i] = await this.saveEntry(entryPath, name, before, stat, virtual?.children);
     };
     const indices = entries.map((_, i) => i);
     await Promise.all([
@@ -316,7 +368,8 @@ export class Archiver {
     const content: Buffer[] = [];
     const release = await this.fileSlots.acquire();
     try {
-      node.size = await this.chunker.chunk(path, { seal: !this.options.dryRun, noAtime: mayUseNoAtime(st) }, async (piece) => {
+      this.throwIfAborted();
+      const outcome = await this.chunker.chunk(path, st, { seal: !this.options.dryRun, noAtime: mayUseNoAtime(st) }, async (piece) => {
         this.throwIfAborted();
         this.counters.bytes_read += piece.rawLength;
         if (piece.envelope) await this.repo.addSealedBlob('data', piece.id, piece.envelope, piece.rawLength);
@@ -325,6 +378,9 @@ export class Archiver {
         content.push(piece.id);
         this.report(false);
       });
+      // Another regular file renamed over this one since the scan: record the one that was read.
+      if (outcome.replacedBy) Object.assign(node, baseNode(node.name, outcome.replacedBy));
+      node.size = outcome.size;
     } finally {
       release();
     }
@@ -454,8 +510,8 @@ function mayUseNoAtime(st: EntryStat): boolean {
   return uid === 0 || uid === st.uid;
 }
 
-function isDirectory(stat: EntryStat | Error): boolean {
-  return !(stat instanceof Error) && nodeType(stat) === 'dir';
+function isDirectory(stat: EntryStat | Error | undefined): boolean {
+  return stat !== undefined && !(stat instanceof Error) && nodeType(stat) === 'dir';
 }
 
 function readXattrs(path: Buffer): TreeNode['xattrs'] {

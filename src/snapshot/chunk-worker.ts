@@ -70,7 +70,7 @@ function take(bytes: number): void {
 
 function run(job: ChunkJob): void {
   try {
-    const size = chunkFile(Buffer.from(job.path, 'latin1'), { params: init.params, gear, keys, codec, seal: job.seal, known, noAtime: job.noAtime }, (piece) => {
+    const { size, stat } = chunkFile(Buffer.from(job.path, 'latin1'), { params: init.params, gear, keys, codec, seal: job.seal, known, noAtime: job.noAtime }, (piece) => {
       const body = piece.envelope ?? piece.plaintext;
       const length = body?.length ?? 0;
       take(length);
@@ -80,7 +80,8 @@ function run(job: ChunkJob): void {
       batchBytes += ID_SIZE + length;
       send({ seq: job.seq, piece: { at, form: piece.envelope ? 'sealed' : piece.plaintext ? 'plain' : 'hashed', length, rawLength: piece.rawLength } });
     });
-    send({ seq: job.seq, size });
+    // Another file renamed over the scanned one is read as what it is; its fields go back only then.
+    send(stat.ino === job.ino && stat.dev === job.dev ? { seq: job.seq, size } : { seq: job.seq, size, replacedBy: stat });
   } catch (error) {
     const e = error as NodeJS.ErrnoException;
     send({ seq: job.seq, error: { message: e.message, code: e.code } });

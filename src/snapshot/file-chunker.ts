@@ -13,6 +13,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { ChunkerParams } from '../chunker/index.js';
+import type { EntryStat } from '../fsx/index.js';
 import type { CompressionSettings } from '../repo/compression.js';
 import type { MasterKeys } from '../repo/crypto.js';
 import type { ChunkedPiece } from './file-chunks.js';
@@ -38,6 +39,9 @@ export interface ChunkJob {
   path: string;
   seal: boolean;
   noAtime: boolean;
+  /** Inode and device of the file when it was scanned. */
+  ino: bigint;
+  dev: bigint;
 }
 
 /**
@@ -54,7 +58,7 @@ export interface PieceRecord {
 
 export type ChunkMessage =
   | { seq: number; piece: PieceRecord }
-  | { seq: number; size: number }
+  | { seq: number; size: number; replacedBy?: EntryStat }
   | { seq: number; error: { message: string; code: string | undefined } };
 
 /**
@@ -81,13 +85,24 @@ export const CREDIT_BYTES = 8 * 1024 * 1024;
  */
 const WORKER_SCRIPT = fileURLToPath(new URL('../../dist/snapshot/chunk-worker.js', import.meta.url));
 
+/** What became of one file. */
+export interface ChunkOutcome {
+  /** Bytes read. */
+  size: number;
+  /**
+   * The lstat-like fields of the file that was read, when it is not the one scanned (another
+   * regular file renamed over it in between): the snapshot records what was read.
+   */
+  replacedBy?: EntryStat | undefined;
+}
+
 interface Job {
   onPiece: (piece: ChunkedPiece) => Promise<void>;
   /** Pieces are taken in one after another, in order. */
   chain: Promise<void>;
   /** The first error of onPiece; later pieces are dropped (their credit still returned). */
   failed?: unknown;
-  resolve: (size: number) => void;
+  resolve: (outcome: ChunkOutcome) => void;
   reject: (error: Error) => void;
 }
 
@@ -133,16 +148,19 @@ export class FileChunkerPool {
     }
   }
 
-  /** Chunks (and, with `seal`, seals) one file; resolves to its size once every piece was taken in. */
-  chunk(path: Buffer, options: { seal: boolean; noAtime: boolean }, onPiece: (piece: ChunkedPiece) => Promise<void>): Promise<number> {
+  /**
+   * Chunks (and, with `seal`, seals) the file at `path`, scanned as `scanned`; resolves once
+   * every piece was taken in.
+   */
+  chunk(path: Buffer, scanned: EntryStat, options: { seal: boolean; noAtime: boolean }, onPiece: (piece: ChunkedPiece) => Promise<void>): Promise<ChunkOutcome> {
     const seq = this.seq++;
     const slot = this.workers.reduce((best, w) => (w.jobs < best.jobs ? w : best));
     // A busy worker keeps the process alive; an idle one must not.
     if (slot.jobs++ === 0) slot.worker.ref();
-    return new Promise<number>((resolve, reject) => {
+    return new Promise<ChunkOutcome>((resolve, reject) => {
       this.jobs.set(seq, { onPiece, chain: Promise.resolve(), resolve, reject });
       if (slot.queued.length === 0) setImmediate(() => this.post(slot));
-      slot.queued.push({ seq, path: path.toString('latin1'), seal: options.seal, noAtime: options.noAtime });
+      slot.queued.push({ seq, path: path.toString('latin1'), seal: options.seal, noAtime: options.noAtime, ino: scanned.ino, dev: scanned.dev });
     }).finally(() => {
       if (--slot.jobs === 0) slot.worker.unref();
     });
@@ -184,8 +202,18 @@ export class FileChunkerPool {
     void job.chain.then(() => {
       if (job.failed !== undefined) job.reject(job.failed as Error);
       else if ('error' in message) job.reject(new FileError(message.error.message, message.error.code));
-      else job.resolve(message.size);
+      else job.resolve({ size: message.size, replacedBy: message.replacedBy });
     });
+  }
+
+  /**
+   * Fails every file in progress with `error` at once, without waiting for the workers to finish
+   * them (a worker may be deep in a large file, or waiting for a lease on one); close() then
+   * stops the workers.
+   */
+  cancel(error: Error): void {
+    for (const job of this.jobs.values()) job.reject(error);
+    this.jobs.clear();
   }
 
   async close(): Promise<void> {

@@ -9,9 +9,10 @@
  * the repository had when the backup started are recognised by a shared filter and passed on
  * unsealed; duplicates within one backup are still sealed, which saves a round trip per chunk.
  */
-import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
 import { findBoundary } from '../chunker/index.js';
 import type { ChunkerParams } from '../chunker/index.js';
+import { type EntryStat, openRegularFile } from '../fsx/index.js';
 import { sealBlobPayload } from '../repo/blob-sealer.js';
 import type { PayloadCodec } from '../repo/compression.js';
 import type { MasterKeys } from '../repo/crypto.js';
@@ -41,22 +42,23 @@ export interface ChunkFileOptions {
 /** One reusable read buffer per thread: twice the largest chunk, so a cut always fits. */
 let buffer = Buffer.alloc(0);
 
+export interface ChunkedFile {
+  /** Bytes read. */
+  size: number;
+  /** The fstat of the file that was read (which may not be the one scanned: see openRegularFile). */
+  stat: EntryStat;
+}
+
 /**
- * Chunks the file at `path`, calling `emit` for each chunk in order; returns the file's size.
- * The file is opened with O_NOFOLLOW: an entry swapped for a symlink since lstat fails instead
- * of being read elsewhere. Errors carry Node's `code` (EACCES, EIO, …).
+ * Chunks the file at `path`, calling `emit` for each chunk in order. The file is opened by
+ * openRegularFile: an entry swapped since it was scanned for a symlink, FIFO, device or
+ * directory is refused (ChangedTypeError), never followed or waited on. Other errors carry
+ * Node's `code` (EACCES, EIO, …).
  */
-export function chunkFile(path: Buffer, options: ChunkFileOptions, emit: (piece: ChunkedPiece) => void): number {
+export function chunkFile(path: Buffer, options: ChunkFileOptions, emit: (piece: ChunkedPiece) => void): ChunkedFile {
   const { params, gear, keys, codec } = options;
   if (buffer.length < 2 * params.max) buffer = Buffer.allocUnsafe(2 * params.max);
-  const flags = fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW;
-  let fd: number;
-  try {
-    fd = openSync(path, options.noAtime ? flags | fsConstants.O_NOATIME : flags);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EPERM' || !options.noAtime) throw error;
-    fd = openSync(path, flags);
-  }
+  const { fd, stat } = openRegularFile(path, { noAtime: options.noAtime });
   let size = 0;
   try {
     let start = 0;
@@ -89,5 +91,5 @@ export function chunkFile(path: Buffer, options: ChunkFileOptions, emit: (piece:
   } finally {
     closeSync(fd);
   }
-  return size;
+  return { size, stat };
 }

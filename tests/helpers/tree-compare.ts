@@ -15,6 +15,11 @@ export interface CompareOptions {
   ignoreRootMtime?: boolean;
   /** Xattr namespace prefix to compare; default 'user.'. */
   xattrPrefix?: string;
+  /**
+   * Which entries of `source` (by path relative to it, as bytes) the restored tree must have;
+   * default all. An entry left out leaves out all below it.
+   */
+  include?: (relative: Buffer) => boolean;
 }
 
 interface Side {
@@ -143,7 +148,8 @@ export async function compareTrees(source: string | Buffer, restored: string | B
         differ('rdev', sa.rdev, sb.rdev);
         break;
       case 'dir': {
-        const [na, nb] = await Promise.all([readdir(pa, { encoding: 'buffer' }), readdir(pb, { encoding: 'buffer' })]);
+        const [all, nb] = await Promise.all([readdir(pa, { encoding: 'buffer' }), readdir(pb, { encoding: 'buffer' })]);
+        const na = opts.include ? all.filter((n) => opts.include!(join(rel, n))) : all;
         const setB = new Set(nb.map((n) => n.toString('hex')));
         const setA = new Set(na.map((n) => n.toString('hex')));
         for (const n of na) if (!setB.has(n.toString('hex'))) diffs.push(`${showPath(join(rel, n))}: missing in restored tree`);
