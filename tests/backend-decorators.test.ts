@@ -9,7 +9,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Backend, type FileRef, LocalBackend, NotFoundError } from '../src/backends/index.js';
+import { AlreadyExistsError, type Backend, type FileRef, LocalBackend, NotFoundError } from '../src/backends/index.js';
 import { BackendOperationError, TransientError, isTransient, retryOptionsFromEnv, withRetry } from '../src/backends/retry.js';
 import { withThrottle } from '../src/backends/throttle.js';
 import { bh, initRepo, makeTempDir, removeDir } from './helpers/cli.js';
@@ -174,6 +174,49 @@ describe('withRetry', () => {
     ];
     for (const e of transient) expect(isTransient(e), e.message).toBe(true);
     for (const e of permanent) expect(isTransient(e), e.message).toBe(false);
+  });
+
+  it('an exclusive write whose stored attempt lost its answer succeeds on retry; another writer\'s file stays AlreadyExistsError', async () => {
+    const target = new LocalBackend(join(dir, 'exclusive'));
+    await target.create();
+    const config: FileRef = { type: 'config', name: 'config' };
+    const stored = (): string => readFileSync(join(dir, 'exclusive', 'config'), 'utf8');
+    // The first write reaches the store, then the connection drops before the answer.
+    let answersLost = 1;
+    const lossy: Backend = {
+      ...faulty(target, 'write', 0, connectionReset),
+      write: async (ref, data, options) => {
+        await target.write(ref, data, options);
+        if (answersLost-- > 0) throw connectionReset();
+      },
+    };
+    const lines: string[] = [];
+    await withRetry(lossy, { ...fast, log: (l) => lines.push(l) }).write(config, Buffer.from('mine'), { exclusive: true });
+    expect(stored()).toBe('mine');
+    expect(lines).toHaveLength(1);
+
+    // Here the first attempt stores nothing and the second finds another writer's config.
+    const flaky = faulty(target, 'write', 1, connectionReset);
+    const theirs = withRetry(flaky, { ...fast, log: () => undefined }).write(config, Buffer.from('theirs'), { exclusive: true });
+    await expect(theirs).rejects.toBeInstanceOf(AlreadyExistsError);
+    expect(flaky.calls).toBe(2);
+    expect(stored()).toBe('mine');
+  });
+
+  it('passes exclusive writes and temporary files through, with the throttle around it', async () => {
+    const target = new LocalBackend(join(dir, 'through'));
+    await target.create();
+    const be = withThrottle(withRetry(target, fast), { uploadKiBs: 10_000, downloadKiBs: 10_000 });
+    const config: FileRef = { type: 'config', name: 'config' };
+    await be.write(config, Buffer.from('one'), { exclusive: true });
+    await expect(be.write(config, Buffer.from('two'), { exclusive: true })).rejects.toBeInstanceOf(AlreadyExistsError);
+    expect(readFileSync(join(dir, 'through', 'config'), 'utf8')).toBe('one');
+    const leftover = join(dir, 'through', 'locks', `.tmp-${'0f'.repeat(12)}`);
+    await writeFile(leftover, 'part');
+    const listed = await be.temporaries!.list();
+    expect(listed).toEqual([{ path: `locks/.tmp-${'0f'.repeat(12)}`, size: 4, mtimeMs: statSync(leftover).mtimeMs }]);
+    await be.temporaries!.remove(listed[0]!);
+    expect(existsSync(leftover)).toBe(false);
   });
 });
 

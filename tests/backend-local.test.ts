@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { describeBackendContract } from './helpers/backend-contract.js';
 
 import {
+  AlreadyExistsError,
   FILE_TYPES,
   LocalBackend,
   NotFoundError,
@@ -17,18 +18,19 @@ import {
 
 /**
  * Fault injection: while `failWrites` is set, every FileHandle opened through node:fs/promises
- * writes part of its first chunk and then fails with ENOSPC, as a full disk would. While
- * `shortWritev` is set, writev writes only the first half of its bytes and says so, as the
- * kernel may; the caller must write the rest.
+ * (or, set to a predicate, every one whose path it accepts) writes part of its first chunk and
+ * then fails with ENOSPC, as a full disk would. While `shortWritev` is set, writev writes only
+ * the first half of its bytes and says so, as the kernel may; the caller must write the rest.
+ * While `noHardLinks` is set, link() fails with EPERM, as on vfat and exFAT.
  * The test file itself uses node:fs (not mocked) to inspect the disk.
  */
-const fault = vi.hoisted(() => ({ failWrites: false, shortWritev: false }));
+const fault = vi.hoisted(() => ({ failWrites: false as boolean | ((file: string) => boolean), shortWritev: false, noHardLinks: false }));
 
 vi.mock('node:fs/promises', async (importOriginal) => {
   const orig = await importOriginal<typeof import('node:fs/promises')>();
   const open: typeof orig.open = async (...args: Parameters<typeof orig.open>) => {
     const fh = await orig.open(...args);
-    if (fault.failWrites) {
+    if (fault.failWrites === true || (typeof fault.failWrites === 'function' && fault.failWrites(String(args[0])))) {
       const realWrite = fh.write.bind(fh) as (...a: unknown[]) => Promise<{ bytesWritten: number }>;
       (fh as unknown as { write: unknown }).write = async (buf: Buffer, offset: number, length: number, position: number) => {
         const half = Math.max(1, Math.floor(length / 2));
@@ -50,7 +52,11 @@ vi.mock('node:fs/promises', async (importOriginal) => {
     }
     return fh;
   };
-  return { ...orig, open, default: { ...orig, open } };
+  const link: typeof orig.link = async (...args: Parameters<typeof orig.link>) => {
+    if (fault.noHardLinks) throw Object.assign(new Error(`EPERM: operation not permitted, link '${String(args[0])}' -> '${String(args[1])}'`), { code: 'EPERM', errno: -1 });
+    return orig.link(...args);
+  };
+  return { ...orig, open, link, default: { ...orig, open, link } };
 });
 
 const sha = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
@@ -73,6 +79,7 @@ afterAll(async () => {
 afterEach(() => {
   fault.failWrites = false;
   fault.shortWritev = false;
+  fault.noHardLinks = false;
 });
 
 /** Points `dir`/`be` at a freshly created repository in a new folder under the temp root. */
@@ -216,6 +223,24 @@ describe('LocalBackend', () => {
       expect(tempFilesUnder(be.location)).toEqual([]);
     });
 
+    it('without hard links (vfat, exFAT) an exclusive write creates the final name with O_EXCL: one winner, nothing else left', async () => {
+      const config: FileRef = { type: 'config', name: 'config' };
+      const configPath = path.join(be.location, 'config');
+      fault.noHardLinks = true;
+      const outcomes = await Promise.allSettled(['a', 'b', 'c', 'd'].map((c) => be.write(config, Buffer.from(`config ${c}`), { exclusive: true })));
+      expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+      for (const o of outcomes) if (o.status === 'rejected') expect(o.reason).toBeInstanceOf(AlreadyExistsError);
+      expect(fs.readFileSync(configPath, 'utf8')).toMatch(/^config [a-d]$/);
+      expect(mode(configPath)).toBe(0o600);
+      expect(tempFilesUnder(be.location)).toEqual([]);
+      fs.unlinkSync(configPath);
+      // A write that fails there removes the short file it created: no config half written.
+      fault.failWrites = (file) => file === configPath;
+      await expect(be.write(config, Buffer.alloc(64 * 1024, 1), { exclusive: true })).rejects.toMatchObject({ code: 'ENOSPC' });
+      expect(fs.existsSync(configPath)).toBe(false);
+      expect(tempFilesUnder(be.location)).toEqual([]);
+    });
+
     it('a failing rename removes the written temp file', async () => {
       // A directory squatting on the final name makes rename fail after the data is written.
       const r = ref('keys', 'squatted');
@@ -290,9 +315,10 @@ describe('LocalBackend', () => {
 });
 
 describeBackendContract('local', async () => {
-  const backend = new LocalBackend(fs.mkdtempSync(path.join(tmpRoot, 'contract-')));
+  const folder = fs.mkdtempSync(path.join(tmpRoot, 'contract-'));
+  const backend = new LocalBackend(folder);
   await backend.create();
-  return backend;
+  return { backend, folder };
 });
 
 describe('openBackend', () => {

@@ -49,7 +49,7 @@ function rawClient(): S3Client {
 describeBackendContract('s3', async () => {
   const backend = backendAt(freshPrefix());
   await backend.create();
-  return backend;
+  return { backend };
 });
 
 describe('S3 locations', () => {
@@ -224,13 +224,20 @@ describe('S3 backend on s3rver', () => {
     expect(classOf(`${prefix}/keys/${key.name}`)).toBeUndefined();
   });
 
-  it('never overwrites config: the second conditional write is refused and the first stays', async () => {
+  it('an exclusive write is a conditional PUT: the second is refused (HTTP 412) and the first stays', async () => {
     const prefix = freshPrefix();
     const a = backendAt(prefix);
     const b = backendAt(prefix);
-    await a.write(CONFIG, Buffer.from('first'));
-    await expect(b.write(CONFIG, Buffer.from('second'))).rejects.toThrow(/config already exists.*refusing to overwrite/);
+    await a.write(CONFIG, Buffer.from('first'), { exclusive: true });
+    await expect(b.write(CONFIG, Buffer.from('second'), { exclusive: true })).rejects.toThrow(/config already exists; refusing to overwrite/);
     expect(readFileSync(server.objectFile(server.bucket, `${prefix}/config`), 'utf8')).toBe('first');
+    // Above the multipart threshold too: one conditional PUT, never an unconditional multipart upload.
+    const small = backendAt(freshPrefix(), { multipartThreshold: 1000, partSize: 1000 });
+    server.requests.length = 0;
+    const big = ref('keys', 'big');
+    await small.write(big, Buffer.alloc(5000, 1), { exclusive: true });
+    await expect(small.write(big, Buffer.alloc(5000, 2), { exclusive: true })).rejects.toThrow(/already exists/);
+    expect(server.requests.filter((r) => r.startsWith('POST'))).toEqual([]);
     // Content-addressed files may be written again (same name, same bytes).
     const k = ref('keys', 'same');
     await a.write(k, Buffer.from('same'));
@@ -244,7 +251,8 @@ describe('S3 backend on s3rver', () => {
     const winners = results.filter((r): r is Exclude<typeof r, Error> => !(r instanceof Error));
     const losers = results.filter((r): r is Error => r instanceof Error);
     expect(winners).toHaveLength(1);
-    expect(losers[0]!.message).toMatch(/already (exists|holds a bh repository)/);
+    // Refused by init's first look, or by the conditional PUT when both looked before either wrote.
+    expect(losers[0]!.message).toMatch(/already holds a bh repository|a repository appeared at .* meanwhile/);
     const opened = await winners[0]!.repo.run(['snapshots', '--json']);
     expect(opened.code, opened.stderr).toBe(0);
   });

@@ -55,9 +55,10 @@ afterAll(async () => {
 });
 
 describeBackendContract('sftp', async () => {
-  const be = await open(freshPath());
-  await be.create();
-  return be;
+  const folder = freshPath();
+  const backend = await open(folder);
+  await backend.create();
+  return { backend, folder };
 });
 
 describe('SFTP locations', () => {

@@ -1,12 +1,13 @@
 /**
  * The real CLI on an SFTP repository served by a real sshd (tests/helpers/sshd.ts): init, backup,
- * snapshots, restore, check --read-data, with the files checked on the server's disk; then sshd
+ * snapshots, restore, check --read-data, with the files checked on the server's disk; a killed
+ * write's temporary file on the server, noted by check and removed by prune; then sshd
  * SIGKILLed (with its per-connection children) in the middle of a backup and of a restore: bh
  * fails with a clear message naming sftp and the operation, the repository checks clean once
  * sshd is back, and the rerun succeeds and restores byte for byte.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -99,6 +100,22 @@ describe('bh on an SFTP repository', () => {
     expectOk(await repo.run(['restore', id, '--target', target]), 'restore');
     expect(await compareTrees(src, join(target, src))).toEqual([]);
     expectOk(await repo.run(['check', '--read-data']), 'check --read-data');
+  });
+
+  it('a temporary file a killed write left on the server: check notes it, prune removes it once older than 30 minutes', async () => {
+    const repoPath = join(sshd.dir, 'temporaries-repo');
+    const repo = await sftpRepo(repoPath);
+    const relative = `data/7c/.tmp-${randomBytes(12).toString('hex')}`;
+    const leftover = join(repoPath, relative);
+    writeFileSync(leftover, randomBytes(70_000), { mode: 0o600 });
+    const old = new Date(Date.now() - 31 * 60_000);
+    utimesSync(leftover, old, old);
+
+    const check = expectOk(await repo.run(['check']), 'check');
+    expect(check.stdout).toContain(`note: ${relative}: temporary file of an interrupted write (70000 bytes, last written ${new Date(Math.floor(old.getTime() / 1000) * 1000).toISOString()}); harmless, prune removes it`);
+    const prune = expectOk(await repo.run(['prune']), 'prune');
+    expect(prune.stdout).toContain('remove 1 temporary files of interrupted writes');
+    expect(existsSync(leftover)).toBe(false);
   });
 
   it('a wrong host key or login stops bh with exit 1 and a message, before anything is written', async () => {

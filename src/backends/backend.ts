@@ -3,7 +3,8 @@
  *
  * A backend knows nothing of encryption or formats: it stores named, immutable byte files in a
  * handful of folders. Files are written once under their final name and never modified
- * (docs/FORMAT.md, "Invariants"), so `write` may assume the name is new or its content equal.
+ * (docs/FORMAT.md, "Invariants"), so `write` may assume the name is new or its content equal;
+ * the one file not named by its content, `config`, is written with `{ exclusive: true }`.
  */
 
 /** The folders of a repository. `config` is a single file named "config" at the top. */
@@ -27,6 +28,35 @@ export interface ByteRange {
   length: number;
 }
 
+export interface WriteOptions {
+  /**
+   * Store the file only if none of that name exists, else throw AlreadyExistsError and leave
+   * the existing one untouched; of writers racing for one name, exactly one succeeds. Still
+   * atomic and durable. For `config`, the one file whose name does not follow from its content.
+   */
+  exclusive?: boolean;
+}
+
+/**
+ * A file an atomic write left under its temporary name (`.tmp-<hex>` beside the final name,
+ * docs/FORMAT.md §1.1) when the process died before the rename.
+ */
+export interface TemporaryFile {
+  /** Relative to the repository root: `data/4e/.tmp-…`, `index/.tmp-…`, `.tmp-…` (config's). */
+  path: string;
+  size: number;
+  /** Last modification by the storage's clock, in ms since the epoch: a write in progress keeps it fresh. */
+  mtimeMs: number;
+}
+
+/** The temporary files of a backend whose writes go through a temporary name. */
+export interface TemporaryFiles {
+  /** Every temporary file in the repository's folders, of writes in progress or interrupted. */
+  list(): Promise<TemporaryFile[]>;
+  /** Removes one listed file; one already gone is not an error. */
+  remove(file: TemporaryFile): Promise<void>;
+}
+
 export interface Backend {
   /** Where this backend points, for messages ("/srv/repo", "sftp:host:/path"). Never holds secrets. */
   readonly location: string;
@@ -44,11 +74,17 @@ export interface Backend {
    * Stores `data` (one buffer, or parts to concatenate) under `ref` atomically: readers see
    * either no file or all of it, and it is durable on return. Parts spare a pack its 16 MiB copy.
    */
-  write(ref: FileRef, data: Buffer | readonly Buffer[]): Promise<void>;
+  write(ref: FileRef, data: Buffer | readonly Buffer[], options?: WriteOptions): Promise<void>;
   /** Removes one file; removing a file that does not exist is not an error. */
   remove(ref: FileRef): Promise<void>;
   /** Creates the folder skeleton of a new repository (idempotent). */
   create(): Promise<void>;
+  /**
+   * Leftovers of interrupted writes, on backends that write through a temporary name (local,
+   * SFTP): `check` lists them, `prune` removes the stale ones. Absent where a write leaves no
+   * file behind (S3: a PUT is atomic, and the backend aborts its own stale multipart uploads).
+   */
+  readonly temporaries?: TemporaryFiles;
   close(): Promise<void>;
 }
 
@@ -56,6 +92,14 @@ export class NotFoundError extends Error {
   constructor(readonly location: string, readonly ref: FileRef) {
     super(`${location}: ${describeRef(ref)} does not exist`);
     this.name = 'NotFoundError';
+  }
+}
+
+/** An exclusive write found a file of that name already there (WriteOptions.exclusive). */
+export class AlreadyExistsError extends Error {
+  constructor(readonly location: string, readonly ref: FileRef) {
+    super(`${location}: ${describeRef(ref)} already exists; refusing to overwrite it`);
+    this.name = 'AlreadyExistsError';
   }
 }
 

@@ -10,7 +10,8 @@
  *
  * Every name but "config" is 64 lowercase hex digits; anything else is refused before it is
  * turned into a path, so a crafted name cannot escape the repository. Temporary files of an
- * atomic write live beside their final name as `.tmp-<random hex>` and are never listed.
+ * atomic write live beside their final name as `.tmp-<random hex>`; `list` never shows them,
+ * the backends' `temporaries` do (for check and prune).
  */
 import { randomBytes } from 'node:crypto';
 import { NotFoundError, describeRef, type Backend, type ByteRange, type FileInfo, type FileRef, type FileType } from './backend.js';
@@ -68,6 +69,41 @@ export function checkRange(ref: FileRef, range: ByteRange): void {
 /** A fresh temporary file name for an atomic write. */
 export function tempName(): string {
   return TEMP_PREFIX + randomBytes(12).toString('hex');
+}
+
+const TEMP_RE = /^\.tmp-[0-9a-f]+$/;
+
+/** Whether a directory entry is a temporary file of an atomic write. */
+export function isTemporaryName(name: string): boolean {
+  return TEMP_RE.test(name);
+}
+
+/** The folders writes put temporary files in, relative to the root ('' is the root, config's). */
+export const TEMPORARY_FOLDERS: readonly string[] = [
+  '',
+  FOLDERS.keys,
+  FOLDERS.index,
+  FOLDERS.snapshots,
+  FOLDERS.locks,
+  ...DATA_SUBFOLDERS.map((sub) => `${FOLDERS.data}/${sub}`),
+];
+const TEMPORARY_FOLDER_SET: ReadonlySet<string> = new Set(TEMPORARY_FOLDERS);
+
+/** The relative path of temporary file `name` in `folder` (one of TEMPORARY_FOLDERS). */
+export function temporaryPath(folder: string, name: string): string {
+  return folder === '' ? name : `${folder}/${name}`;
+}
+
+/**
+ * The path segments of a temporary file's relative path, after checking that it names a
+ * temporary file in one of TEMPORARY_FOLDERS: nothing else can be removed through it.
+ */
+export function checkedTemporarySegments(path: string): string[] {
+  const slash = path.lastIndexOf('/');
+  const folder = slash < 0 ? '' : path.slice(0, slash);
+  const name = path.slice(slash + 1);
+  if (!TEMPORARY_FOLDER_SET.has(folder) || !isTemporaryName(name)) throw new Error(`invalid temporary file path ${JSON.stringify(path)}`);
+  return [...(folder === '' ? [] : folder.split('/')), name];
 }
 
 /**

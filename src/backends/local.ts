@@ -15,12 +15,17 @@
  * files 0600: repository contents are private. Writes go to a temporary file in the same folder
  * (`.tmp-<random hex>`), are fsynced, renamed onto the final name, and the folder is fsynced, so a
  * reader sees either no file or all of it and the file survives a crash once `write` returns.
+ * An exclusive write (config) hard-links the temporary file to the final name instead, which
+ * fails when that name exists, then removes the temporary name; on filesystems without hard
+ * links (FAT, exFAT) it creates the final name with O_EXCL and writes it in place.
+ * A write killed before its rename leaves its `.tmp-…` file: `temporaries` lists and removes them.
  */
 
-import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 
 import {
+  AlreadyExistsError,
   NotFoundError,
   ShortReadError,
   describeRef,
@@ -29,8 +34,26 @@ import {
   type FileInfo,
   type FileRef,
   type FileType,
+  type TemporaryFile,
+  type TemporaryFiles,
+  type WriteOptions,
 } from './backend.js';
-import { DATA_SUBFOLDERS, FOLDERS, checkRange, listConfig, checkedFolder, checkedName, folderSegments, isListedName, mapLimit, tempName } from './layout.js';
+import {
+  DATA_SUBFOLDERS,
+  FOLDERS,
+  TEMPORARY_FOLDERS,
+  checkRange,
+  checkedFolder,
+  checkedName,
+  checkedTemporarySegments,
+  folderSegments,
+  isListedName,
+  isTemporaryName,
+  listConfig,
+  mapLimit,
+  tempName,
+  temporaryPath,
+} from './layout.js';
 
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
@@ -38,6 +61,8 @@ const FILE_MODE = 0o600;
 const LIST_CONCURRENCY = 16;
 /** How many files of one folder `list` stats at once. */
 const STAT_CONCURRENCY = 8;
+/** link() errors of filesystems that have no hard links (vfat and exFAT say EPERM). */
+const NO_HARD_LINKS: ReadonlySet<string> = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
 
 function errno(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
@@ -98,10 +123,11 @@ export class LocalBackend implements Backend {
     await mapLimit(DATA_SUBFOLDERS, LIST_CONCURRENCY, (sub) => mkdirp(path.join(dataDir, sub)));
   }
 
-  async write(ref: FileRef, data: Buffer | readonly Buffer[]): Promise<void> {
+  async write(ref: FileRef, data: Buffer | readonly Buffer[], options: WriteOptions = {}): Promise<void> {
     const dir = this.folderOf(ref);
     const finalPath = path.join(dir, ref.name);
     const tempPath = path.join(dir, tempName());
+    const parts = Array.isArray(data) ? data : [data as Buffer];
 
     let fh: FileHandle;
     try {
@@ -114,21 +140,56 @@ export class LocalBackend implements Backend {
       fh = await open(tempPath, 'wx', FILE_MODE);
     }
 
+    // The temporary name is gone once renamed; a link leaves it to remove.
     let renamed = false;
     try {
-      try {
-        await writeAll(fh, Array.isArray(data) ? data : [data], () => `${this.location}: writing ${describeRef(ref)} made no progress`);
-        await fh.sync();
-      } finally {
-        await fh.close();
+      await this.writeAndSync(fh, ref, parts);
+      if (options.exclusive) await this.linkExclusive(ref, tempPath, finalPath, parts);
+      else {
+        await rename(tempPath, finalPath);
+        renamed = true;
       }
-      await rename(tempPath, finalPath);
-      renamed = true;
-    } catch (err) {
+    } finally {
       if (!renamed) await unlink(tempPath).catch(() => undefined);
-      throw err;
     }
     await syncDir(dir);
+  }
+
+  /** Writes `parts` to `fh` from offset 0, fsyncs and closes it. */
+  private async writeAndSync(fh: FileHandle, ref: FileRef, parts: readonly Buffer[]): Promise<void> {
+    try {
+      await writeAll(fh, parts, () => `${this.location}: writing ${describeRef(ref)} made no progress`);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Gives the complete temporary file its final name unless that name exists (then AlreadyExistsError). */
+  private async linkExclusive(ref: FileRef, tempPath: string, finalPath: string, parts: readonly Buffer[]): Promise<void> {
+    try {
+      await link(tempPath, finalPath);
+      return;
+    } catch (err) {
+      if (errno(err) === 'EEXIST') throw new AlreadyExistsError(this.location, ref);
+      if (!NO_HARD_LINKS.has(errno(err) ?? '')) throw err;
+    }
+    // No hard links here: O_EXCL decides the race; the file is written in place, so a reader
+    // (or a crash) in the moment between may find it short.
+    let fh: FileHandle;
+    try {
+      fh = await open(finalPath, 'wx', FILE_MODE);
+    } catch (err) {
+      if (errno(err) === 'EEXIST') throw new AlreadyExistsError(this.location, ref);
+      throw err;
+    }
+    try {
+      await this.writeAndSync(fh, ref, parts);
+    } catch (err) {
+      // The name is ours (O_EXCL): a short file under it must not pass for a repository's.
+      await unlink(finalPath).catch(() => undefined);
+      throw err;
+    }
   }
 
   async read(ref: FileRef, range?: ByteRange): Promise<Buffer> {
@@ -216,6 +277,45 @@ export class LocalBackend implements Backend {
       throw err;
     }
     await syncDir(dir);
+  }
+
+  readonly temporaries: TemporaryFiles = {
+    list: () => this.listTemporaries(),
+    remove: (file) => this.removeTemporary(file),
+  };
+
+  private async listTemporaries(): Promise<TemporaryFile[]> {
+    const perFolder = await mapLimit(TEMPORARY_FOLDERS, LIST_CONCURRENCY, async (folder): Promise<TemporaryFile[]> => {
+      let names: string[];
+      try {
+        names = await readdir(path.join(this.location, folder));
+      } catch (err) {
+        if (errno(err) === 'ENOENT') return [];
+        throw err;
+      }
+      const found: TemporaryFile[] = [];
+      for (const name of names.filter(isTemporaryName)) {
+        const file = temporaryPath(folder, name);
+        try {
+          const st = await lstat(path.join(this.location, file));
+          if (st.isFile()) found.push({ path: file, size: st.size, mtimeMs: st.mtimeMs });
+        } catch (err) {
+          // Renamed or removed since readdir: a write that finished.
+          if (errno(err) !== 'ENOENT') throw err;
+        }
+      }
+      return found;
+    });
+    return perFolder.flat();
+  }
+
+  private async removeTemporary(file: TemporaryFile): Promise<void> {
+    const segments = checkedTemporarySegments(file.path);
+    try {
+      await unlink(path.join(this.location, ...segments));
+    } catch (err) {
+      if (errno(err) !== 'ENOENT') throw err;
+    }
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,13 @@
  * jitter while its error is transient, bounded in attempts and in total time, each retry logged.
  * Writes are safe to retry: files are immutable, written atomically under content-hash names
  * (backend.ts), so a write repeated after an unclear failure stores the same bytes again.
+ * An exclusive write (config) is the exception: when an attempt failed without an answer, the
+ * file may have been stored all the same, and the next attempt then finds it there. So an
+ * exclusive write that gets AlreadyExistsError after a failed attempt reads the file back: if
+ * it holds exactly the bytes being written, the earlier attempt stored them and the write
+ * succeeded; otherwise another writer won and AlreadyExistsError stands. Equal bytes can only
+ * be this writer's because bh writes exclusively only what no other writer can reproduce:
+ * config carries a random 32-byte repository id.
  *
  * How a backend tells transient from permanent (the API the SFTP and S3 backends use):
  *
@@ -21,9 +28,23 @@
  *
  * A permanent error, or the last transient one, reaches the caller as a `BackendOperationError`
  * that names the location, the operation and the file (`sftp:host:/srv: write data/ab12…:
- * <cause>`); NotFoundError and ShortReadError pass through unchanged, because callers test for them.
+ * <cause>`); NotFoundError, ShortReadError and AlreadyExistsError pass through unchanged, because
+ * callers test for them. The optional `temporaries` of a backend are retried like the rest.
  */
-import { type Backend, type ByteRange, type FileInfo, type FileRef, type FileType, NotFoundError, ShortReadError, describeRef } from './backend.js';
+import {
+  AlreadyExistsError,
+  NotFoundError,
+  ShortReadError,
+  describeRef,
+  type Backend,
+  type ByteRange,
+  type FileInfo,
+  type FileRef,
+  type FileType,
+  type TemporaryFile,
+  type TemporaryFiles,
+  type WriteOptions,
+} from './backend.js';
 
 /** An error a backend marks as worth retrying. */
 export class TransientError extends Error {
@@ -80,7 +101,7 @@ interface ErrorShape {
 /** Whether retrying the operation that threw `error` may succeed (see the top of this file). */
 export function isTransient(error: unknown, depth = 0): boolean {
   if (typeof error !== 'object' || error === null || depth > 4) return false;
-  if (error instanceof NotFoundError || error instanceof ShortReadError) return false;
+  if (error instanceof NotFoundError || error instanceof ShortReadError || error instanceof AlreadyExistsError) return false;
   const e = error as ErrorShape;
   if (e.transient === true) return true;
   if (e.transient === false) return false;
@@ -156,7 +177,7 @@ export function withRetry(backend: Backend, options: RetryOptions = {}): Backend
       try {
         return await run();
       } catch (error) {
-        if (error instanceof NotFoundError || error instanceof ShortReadError) throw error;
+        if (error instanceof NotFoundError || error instanceof ShortReadError || error instanceof AlreadyExistsError) throw error;
         // Full jitter over the upper half: retries of many operations failing at once spread out.
         const ceiling = Math.min(settings.maxDelayMs, settings.baseDelayMs * 2 ** (k - 1));
         const delay = ceiling / 2 + Math.random() * (ceiling / 2);
@@ -169,14 +190,37 @@ export function withRetry(backend: Backend, options: RetryOptions = {}): Backend
     }
   }
 
+  /** An exclusive write, told apart from a lost race when an earlier attempt stored it (see the top of this file). */
+  async function writeExclusive(ref: FileRef, data: Buffer | readonly Buffer[]): Promise<void> {
+    let attempts = 0;
+    try {
+      await attempt('write', describeRef(ref), () => {
+        attempts++;
+        return backend.write(ref, data, { exclusive: true });
+      });
+    } catch (error) {
+      if (!(error instanceof AlreadyExistsError) || attempts === 1) throw error;
+      const stored = await attempt('read', describeRef(ref), () => backend.read(ref)).catch(() => undefined);
+      if (stored === undefined || !stored.equals(Buffer.isBuffer(data) ? data : Buffer.concat(data as readonly Buffer[]))) throw error;
+    }
+  }
+
+  const temporaries = backend.temporaries;
   return {
     location: backend.location,
     list: (type: FileType): Promise<FileInfo[]> => attempt('list', type, () => backend.list(type)),
     stat: (ref: FileRef): Promise<FileInfo> => attempt('stat', describeRef(ref), () => backend.stat(ref)),
     read: (ref: FileRef, range?: ByteRange, signal?: AbortSignal): Promise<Buffer> => attempt('read', describeRef(ref), () => backend.read(ref, range, signal)),
-    write: (ref: FileRef, data: Buffer | readonly Buffer[]): Promise<void> => attempt('write', describeRef(ref), () => backend.write(ref, data)),
+    write: (ref: FileRef, data: Buffer | readonly Buffer[], options?: WriteOptions): Promise<void> =>
+      options?.exclusive ? writeExclusive(ref, data) : attempt('write', describeRef(ref), () => backend.write(ref, data, options)),
     remove: (ref: FileRef): Promise<void> => attempt('remove', describeRef(ref), () => backend.remove(ref)),
     create: (): Promise<void> => attempt('create', '', () => backend.create()),
+    ...(temporaries && {
+      temporaries: {
+        list: (): Promise<TemporaryFile[]> => attempt('list', 'temporary files', () => temporaries.list()),
+        remove: (file: TemporaryFile): Promise<void> => attempt('remove', file.path, () => temporaries.remove(file)),
+      } satisfies TemporaryFiles,
+    }),
     close: (): Promise<void> => backend.close(),
   };
 }

@@ -9,11 +9,13 @@
  * Keys mirror the local layout under the prefix: `P/config`, `P/keys/<id>`, `P/data/<xx>/<id>`,
  * `P/index/<id>`, `P/snapshots/<id>`, `P/locks/<id>`. Names are validated (64 lowercase hex) before
  * any key is built. S3 has no rename, and needs none: a PUT is atomic (readers see the old object,
- * none, or all of the new one), files are content-addressed and written once, and `config`, the
- * one file whose name is not its hash, is written with `If-None-Match: *` so a second `bh init`
- * cannot replace it. Bodies over the multipart threshold go up in parts (aborted on failure);
+ * none, or all of the new one) and files are content-addressed and written once. An exclusive
+ * write (`config`, the one file whose name is not its hash) is a single PUT with
+ * `If-None-Match: *`, so of two racing `bh init` one gets 412 (AlreadyExistsError); a server
+ * that answers 501 (no conditional writes) gets a plain PUT, after init has checked that no
+ * config exists. Other bodies over the multipart threshold go up in parts (aborted on failure);
  * uploads a killed process left behind are aborted by the first write of a later process once
- * they are older than a day.
+ * they are older than a day. There are no temporary files (`temporaries` is absent).
  *
  * Retries: the SDK's own retries are off (maxAttempts 1); errors that are worth retrying (network,
  * timeouts, 5xx, throttling) carry `transient: true` for the logging retry decorator, so attempts
@@ -43,7 +45,7 @@ import {
   type StorageClass,
 } from '@aws-sdk/client-s3';
 
-import { NotFoundError, ShortReadError, describeRef, type Backend, type ByteRange, type FileInfo, type FileRef, type FileType } from './backend.js';
+import { AlreadyExistsError, NotFoundError, ShortReadError, describeRef, type Backend, type ByteRange, type FileInfo, type FileRef, type FileType, type WriteOptions } from './backend.js';
 import type { BackendOptions } from './options.js';
 
 const NAME_RE = /^[0-9a-f]{64}$/;
@@ -288,7 +290,7 @@ export class S3Backend implements Backend {
     }
   }
 
-  async write(ref: FileRef, data: Buffer | readonly Buffer[]): Promise<void> {
+  async write(ref: FileRef, data: Buffer | readonly Buffer[], options: WriteOptions = {}): Promise<void> {
     const key = this.keyOf(ref);
     // Best effort: servers without ListMultipartUploads (s3rver), or credentials without it, skip it.
     this.staleCleanup ??= this.abortStaleUploads().then(() => undefined, () => undefined);
@@ -296,7 +298,8 @@ export class S3Backend implements Backend {
     const size = parts.reduce((n, p) => n + p.length, 0);
     const storageClass = ref.type === 'data' ? this.settings.storageClassData : ref.type === 'index' || ref.type === 'snapshots' ? this.settings.storageClassMetadata : undefined;
     const common = { Bucket: this.settings.bucket, Key: key, ...(storageClass === undefined ? {} : { StorageClass: storageClass }) };
-    if (size > this.settings.multipartThreshold) {
+    // An exclusive write is one conditional PUT whatever its size (a PUT takes up to 5 GiB).
+    if (size > this.settings.multipartThreshold && !options.exclusive) {
       await this.writeMultipart(key, common, parts);
       return;
     }
@@ -305,18 +308,17 @@ export class S3Backend implements Backend {
       this.request('PutObject', key, () =>
         this.client.send(new PutObjectCommand({ ...common, Body: body, ContentLength: body.length, ContentMD5: md5(body), ...(conditional ? { IfNoneMatch: '*' } : {}) })),
       );
-    if (ref.type !== 'config') {
+    if (!options.exclusive) {
       await put(false);
       return;
     }
-    // config is the one file not named by its content: it must never be replaced.
     try {
       await put(true);
     } catch (error) {
       const status = (error as S3RequestError).status;
-      if (status === 412 || status === 409) {
-        throw new Error(`${this.location}: ${describeRef(ref)} already exists (another 'bh init' got there first?); refusing to overwrite it`);
-      }
+      if (status === 412) throw new AlreadyExistsError(this.location, ref);
+      // 409: another conditional write of this key is in progress; asking again tells who won.
+      if (status === 409) throw Object.assign(new Error(`${(error as Error).message} (another conditional write of this key was in progress)`, { cause: error }), { transient: true });
       // Servers without conditional writes: bh init has checked that no config exists.
       if (status === 501) await put(false);
       else throw error;

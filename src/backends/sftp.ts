@@ -12,6 +12,13 @@
  *   requests in flight, fsynced (fsync@openssh.com) when the server offers it, then renamed over
  *   the final name with posix-rename@openssh.com (plain SFTP rename refuses an existing target).
  *   A failed write removes its temp file (on the next connection if this one died).
+ * - Exclusive writes (config): the complete temp file gets the final name with
+ *   hardlink@openssh.com (link(2): fails when the name exists), then the temp name is removed;
+ *   without that extension, with the protocol's plain rename, which must fail on an existing
+ *   target (draft-ietf-secsh-filexfer-02 §6.5). Either way the file is never seen half-written,
+ *   and a failure with the final name present is AlreadyExistsError.
+ * - Temp files of writes killed before their rename are listed (with size and mtime) and
+ *   removed through `temporaries`, for check and prune.
  * - Reads: ranged reads on a handle, several requests in flight; ShortReadError when the file
  *   ends early; NotFoundError for SFTP status 2 (no such file).
  * - Sessions: up to `connections` SSH connections (one SFTP channel each), opened as work needs
@@ -26,9 +33,37 @@ import { homedir } from 'node:os';
 import { posix } from 'node:path';
 import ssh2, { type AnyAuthMethod, type AuthenticationType, type FileEntryWithStats, type NextAuthHandler, type OpenMode, type SFTPWrapper, type Stats } from 'ssh2';
 
-import { NotFoundError, ShortReadError, describeRef, type Backend, type ByteRange, type FileInfo, type FileRef, type FileType } from './backend.js';
+import {
+  AlreadyExistsError,
+  NotFoundError,
+  ShortReadError,
+  describeRef,
+  type Backend,
+  type ByteRange,
+  type FileInfo,
+  type FileRef,
+  type FileType,
+  type TemporaryFile,
+  type TemporaryFiles,
+  type WriteOptions,
+} from './backend.js';
 import { HostKeyError, HostKeyPolicy } from './known-hosts.js';
-import { DATA_SUBFOLDERS, FOLDERS, checkRange, listConfig, checkedFolder, checkedName, folderSegments, isListedName, mapLimit, tempName } from './layout.js';
+import {
+  DATA_SUBFOLDERS,
+  FOLDERS,
+  TEMPORARY_FOLDERS,
+  checkRange,
+  checkedFolder,
+  checkedName,
+  checkedTemporarySegments,
+  folderSegments,
+  isListedName,
+  isTemporaryName,
+  listConfig,
+  mapLimit,
+  tempName,
+  temporaryPath,
+} from './layout.js';
 import type { BackendOptions } from './options.js';
 import { parseSftpLocation, type SftpLocation } from './sftp-location.js';
 
@@ -106,6 +141,7 @@ class Session {
   deathCause = '';
   readonly supportsFsync: boolean;
   readonly supportsPosixRename: boolean;
+  readonly supportsHardlink: boolean;
   readonly requestBytes: number;
 
   constructor(
@@ -119,6 +155,7 @@ class Session {
     const internals = sftp as unknown as { _extensions?: Record<string, string>; _maxWriteLen?: number; _maxReadLen?: number };
     this.supportsFsync = internals._extensions?.['fsync@openssh.com'] === '1';
     this.supportsPosixRename = internals._extensions?.['posix-rename@openssh.com'] === '1';
+    this.supportsHardlink = internals._extensions?.['hardlink@openssh.com'] === '1';
     this.requestBytes = Math.min(internals._maxWriteLen ?? DEFAULT_REQUEST_BYTES, internals._maxReadLen ?? DEFAULT_REQUEST_BYTES, DEFAULT_REQUEST_BYTES);
     const die = (cause: string): void => this.kill(cause);
     client.on('error', (err: Error) => die(err.message));
@@ -204,6 +241,12 @@ class Session {
 
   rename(from: string, to: string): Promise<void> {
     if (this.supportsPosixRename) return this.call((cb) => this.sftp.ext_openssh_rename(from, to, cb));
+    return this.call((cb) => this.sftp.rename(from, to, cb));
+  }
+
+  /** Gives `from` the new name `to` too, failing when `to` exists: hardlink@openssh.com, else the protocol's rename, which must not replace `to`. */
+  linkNew(from: string, to: string): Promise<void> {
+    if (this.supportsHardlink) return this.call((cb) => this.sftp.ext_openssh_hardlink(from, to, cb));
     return this.call((cb) => this.sftp.rename(from, to, cb));
   }
 
@@ -463,7 +506,7 @@ export class SftpBackend implements Backend {
   }
 
   private translate(err: unknown, session: Session, what: string, ref: FileRef | undefined): Error {
-    if (err instanceof NotFoundError || err instanceof ShortReadError || err instanceof SftpConnectionError || err instanceof RangeError) return err;
+    if (err instanceof NotFoundError || err instanceof ShortReadError || err instanceof AlreadyExistsError || err instanceof SftpConnectionError || err instanceof RangeError) return err;
     const code = statusCode(err);
     const message = err instanceof Error ? err.message : String(err);
     if (session.alive && code !== undefined && code !== SFTP_NO_CONNECTION && code !== SFTP_CONNECTION_LOST) {
@@ -512,7 +555,7 @@ export class SftpBackend implements Backend {
     );
   }
 
-  async write(ref: FileRef, data: Buffer | readonly Buffer[]): Promise<void> {
+  async write(ref: FileRef, data: Buffer | readonly Buffer[], options: WriteOptions = {}): Promise<void> {
     const dir = this.folderOf(ref);
     const finalPath = posix.join(dir, ref.name);
     const tempPath = posix.join(dir, tempName());
@@ -527,6 +570,7 @@ export class SftpBackend implements Backend {
         await s.mkdir(dir).catch(() => undefined);
         handle = await s.open(tempPath, 'wx', FILE_MODE);
       }
+      // The temp name is gone once renamed; a link leaves it to remove.
       let renamed = false;
       try {
         try {
@@ -537,8 +581,11 @@ export class SftpBackend implements Backend {
             if (!s.alive) throw err;
           });
         }
-        await s.rename(tempPath, finalPath);
-        renamed = true;
+        if (options.exclusive) await this.linkExclusive(s, ref, tempPath, finalPath);
+        else {
+          await s.rename(tempPath, finalPath);
+          renamed = true;
+        }
       } finally {
         if (!renamed) {
           if (s.alive) await s.unlink(tempPath).catch(() => undefined);
@@ -546,6 +593,22 @@ export class SftpBackend implements Backend {
         }
       }
     });
+  }
+
+  /** Gives the complete temp file its final name unless that name exists (then AlreadyExistsError). */
+  private async linkExclusive(s: Session, ref: FileRef, tempPath: string, finalPath: string): Promise<void> {
+    try {
+      await s.linkNew(tempPath, finalPath);
+    } catch (err) {
+      // OpenSSH answers a plain "failure" for an existing target: look at what is there.
+      if (!s.alive) throw err;
+      const exists = await s.stat(finalPath).then(
+        () => true,
+        (e: unknown) => (statusCode(e) === SFTP_NO_SUCH_FILE ? false : Promise.reject(e)),
+      );
+      if (exists) throw new AlreadyExistsError(this.location, ref);
+      throw err;
+    }
   }
 
   /** Writes the parts one after another with up to REQUESTS_IN_FLIGHT requests outstanding. */
@@ -618,9 +681,9 @@ export class SftpBackend implements Backend {
     return perSub.flat();
   }
 
-  /** The stored files of one folder (readdir brings sizes and types along); a missing folder has none. */
-  private async listFolder(folder: string, label: string, prefix?: string): Promise<FileInfo[]> {
-    const entries = await this.withSession(`listing ${label}`, undefined, async (s) => {
+  /** The entries of one folder, with sizes, types and times; a missing folder has none. */
+  private readFolder(folder: string, label: string): Promise<FileEntryWithStats[]> {
+    return this.withSession(`listing ${label}`, undefined, async (s) => {
       try {
         return await s.readdir(folder);
       } catch (err) {
@@ -628,6 +691,11 @@ export class SftpBackend implements Backend {
         throw err;
       }
     });
+  }
+
+  /** The stored files of one folder; a missing folder has none. */
+  private async listFolder(folder: string, label: string, prefix?: string): Promise<FileInfo[]> {
+    const entries = await this.readFolder(folder, label);
     return entries
       .filter((e) => isListedName(e.filename, prefix) && ((e.attrs.mode ?? S_IFREG) & S_IFMT) === S_IFREG)
       .map((e) => ({ name: e.filename, size: e.attrs.size }));
@@ -638,6 +706,32 @@ export class SftpBackend implements Backend {
     await this.withSession(`removing ${describeRef(ref)}`, undefined, async (s) => {
       try {
         await s.unlink(file);
+      } catch (err) {
+        if (statusCode(err) !== SFTP_NO_SUCH_FILE || !s.alive) throw err;
+      }
+    });
+  }
+
+  readonly temporaries: TemporaryFiles = {
+    list: () => this.listTemporaries(),
+    remove: (file) => this.removeTemporary(file),
+  };
+
+  private async listTemporaries(): Promise<TemporaryFile[]> {
+    const perFolder = await mapLimit(TEMPORARY_FOLDERS, LIST_CONCURRENCY, async (folder) => {
+      const entries = await this.readFolder(posix.join(this.root, folder), `temporary files in ${folder || 'the repository folder'}`);
+      return entries
+        .filter((e) => isTemporaryName(e.filename) && ((e.attrs.mode ?? S_IFREG) & S_IFMT) === S_IFREG)
+        .map((e): TemporaryFile => ({ path: temporaryPath(folder, e.filename), size: e.attrs.size, mtimeMs: e.attrs.mtime * 1000 }));
+    });
+    return perFolder.flat();
+  }
+
+  private async removeTemporary(file: TemporaryFile): Promise<void> {
+    const target = posix.join(this.root, ...checkedTemporarySegments(file.path));
+    await this.withSession(`removing ${file.path}`, undefined, async (s) => {
+      try {
+        await s.unlink(target);
       } catch (err) {
         if (statusCode(err) !== SFTP_NO_SUCH_FILE || !s.alive) throw err;
       }

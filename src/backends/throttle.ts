@@ -10,7 +10,7 @@
  * traffic, the burst a short idle period may save up. A read whose caller gives up (its signal
  * aborts: an interrupted restore) stops waiting at once, so no timer keeps the process alive.
  */
-import type { Backend, ByteRange, FileInfo, FileRef, FileType } from './backend.js';
+import type { Backend, ByteRange, FileInfo, FileRef, FileType, WriteOptions } from './backend.js';
 
 export interface ThrottleLimits {
   /** KiB/s; 0 for no limit. */
@@ -75,13 +75,15 @@ export function withThrottle(backend: Backend, limits: ThrottleLimits): Backend 
       await download?.take(bytes.length, signal);
       return bytes;
     },
-    async write(ref: FileRef, data: Buffer | readonly Buffer[]): Promise<void> {
+    async write(ref: FileRef, data: Buffer | readonly Buffer[], options?: WriteOptions): Promise<void> {
       const size = Buffer.isBuffer(data) ? data.length : (data as readonly Buffer[]).reduce((sum, part) => sum + part.length, 0);
       await upload?.take(size);
-      await backend.write(ref, data);
+      await backend.write(ref, data, options);
     },
     remove: (ref: FileRef): Promise<void> => backend.remove(ref),
     create: (): Promise<void> => backend.create(),
+    // Listing and removing temporary files moves no file contents: not metered.
+    ...(backend.temporaries && { temporaries: backend.temporaries }),
     close: (): Promise<void> => backend.close(),
   };
 }

@@ -15,6 +15,8 @@ export class CheckCommand extends RepositoryCommand {
       successive days to cover everything) or \`P%\` (a random share).
 
       Exits 0 only when everything is sound; each problem names the pack, blob or snapshot.
+      Leftovers of interrupted writes (packs no index lists, \`.tmp-\` files) are listed as
+      notes: harmless, and prune removes them.
     `,
     examples: [
       ['Check the structure', 'bh check -r /srv/backup'],

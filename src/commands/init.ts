@@ -10,7 +10,9 @@ export class InitCommand extends FromRepositoryCommand {
     details: `
       Creates an empty repository at the location given by -r/--repo or BH_REPO, sealed with the
       password (BH_PASSWORD, BH_PASSWORD_FILE, --password-file) or a 32-byte raw key file
-      (--key-file). Refuses to touch a location that already holds a repository.
+      (--key-file). Refuses to touch a location that already holds a repository. \`config\` is
+      created exclusively: of several inits racing for one location exactly one succeeds, the
+      others exit 1 saying a repository appeared meanwhile (and remove the key file they wrote).
 
       With --from-repo SRC --copy-chunker-params, the new repository takes the chunker settings,
       the chunker seed and the blob-id key of SRC (opened with BH_FROM_PASSWORD,

@@ -1,5 +1,6 @@
 import { Command, Option } from 'clipanion';
 import type { Repository } from '../repo/repository.js';
+import { STALE_AGE_TEXT } from '../repo/temporaries.js';
 import { DEFAULT_DELETE_AFTER_MS, executePrune, planPrune, type PruneOptions, type PruneStep, type PruneSummary } from '../snapshot/prune.js';
 import { RepositoryCommand, UserError, parseElapsed, parseSize } from './base.js';
 import { formatBytes, type Report } from './report.js';
@@ -13,7 +14,8 @@ export class PruneCommand extends RepositoryCommand {
       (backups stop deduplicating against them; they stay readable), packs condemned by an
       earlier prune at least --delete-after ago (default 2h) are deleted, and packs that are
       partly used are repacked (their used blobs copied to new packs, the old ones condemned)
-      until the unused space left is within --max-unused. The index is rewritten.
+      until the unused space left is within --max-unused. The index is rewritten. Temporary
+      files of interrupted writes (\`.tmp-…\`) last written over 30 minutes ago are removed.
 
       Backups of other hosts may run meanwhile: prune takes a prune lock, which excludes only
       other prunes and exclusive work. A condemned pack is not deleted while a lock holder that
@@ -68,7 +70,7 @@ export async function runPrune(report: Report, repo: Repository, options: PruneO
   }
   const summary = await executePrune(plan, { onStep: testPause, onProgress: (text) => report.progress(text) });
   report.jsonLine({ message_type: 'summary', dry_run: false, ...summary });
-  report.line(`wrote ${summary.packs_written} packs and ${summary.index_files_written} index files, removed ${summary.index_files_removed} index files and ${summary.delete.length} packs (${formatBytes(summary.bytes_deleted)} freed)`);
+  report.line(`wrote ${summary.packs_written} packs and ${summary.index_files_written} index files, removed ${summary.index_files_removed} index files, ${summary.delete.length} packs and ${summary.temporaries.length} temporary files (${formatBytes(summary.bytes_deleted + summary.bytes_temporaries)} freed)`);
   return summary;
 }
 
@@ -82,6 +84,8 @@ function printPlan(report: Report, s: PruneSummary, dryRun: boolean): void {
   if (s.waiting.length > 0) report.line(`${s.waiting.length} condemned packs wait for the safety margin or for running lock holders`);
   for (const holder of s.blocking_locks) report.line(`  waiting for ${holder}`);
   if (s.missing.length > 0) report.line(`${would}drop ${s.missing.length} packs from the index that are gone from the repository (no snapshot needs them)`);
+  if (s.temporaries.length > 0) report.line(`${would}remove ${s.temporaries.length} temporary files of interrupted writes (${formatBytes(s.bytes_temporaries)})`);
+  if (s.temporaries_young.length > 0) report.line(`${s.temporaries_young.length} temporary files younger than ${STALE_AGE_TEXT} are left alone (a write may still be running)`);
 }
 
 /**

@@ -3,18 +3,20 @@
  * (Which blobs the snapshots need is checked by src/snapshot/check-snapshots.ts.)
  *
  * Problems are errors (data a snapshot may need is missing or damaged); notes are harmless
- * (a pack no index lists, as a killed backup leaves behind).
+ * (a pack no index lists, or a temporary file, as a killed backup leaves behind).
  */
 import { randomInt } from 'node:crypto';
+import type { TemporaryFile } from '../backends/backend.js';
 import { decodeIndexFile } from './index-file.js';
 import { MasterIndex } from './master-index.js';
 import { createPackVerifier } from './pack-verifier.js';
 import type { PackedBlob } from './pack.js';
 import { IndexedRepository, type Repository } from './repository.js';
+import { STALE_AGE_TEXT, findTemporaries } from './temporaries.js';
 
 export interface CheckFinding {
   level: 'error' | 'note';
-  /** What is affected: "index/<id>", "data/<id>", "blob <id>", "snapshot <id>". */
+  /** What is affected: "index/<id>", "data/<id>", "blob <id>", "snapshot <id>", "data/<xx>/.tmp-<hex>". */
   subject: string;
   message: string;
 }
@@ -85,6 +87,13 @@ export async function checkStructure(
   for (const name of stored.keys()) {
     if (!packBlobs.has(name)) report({ level: 'note', subject: `data/${name}`, message: 'pack is not referenced by any index (left by an interrupted backup; harmless, prune removes it)' });
   }
+
+  // Temporary files of interrupted writes: invisible to every listing above, but they use space.
+  const temporaries = await findTemporaries(repo.backend, Date.now());
+  const noteTemporary = (file: TemporaryFile, what: string, fate: string): void =>
+    report({ level: 'note', subject: file.path, message: `temporary file of ${what} (${file.size} bytes, last written ${new Date(file.mtimeMs).toISOString()}); ${fate}` });
+  for (const file of temporaries.stale) noteTemporary(file, 'an interrupted write', 'harmless, prune removes it');
+  for (const file of temporaries.young) noteTemporary(file, 'a write in progress or interrupted', `prune removes it once it is ${STALE_AGE_TEXT} old`);
 
   const storedPacks = new Map([...packBlobs].filter(([id]) => stored.has(id)));
   return { indexed: new IndexedRepository(repo, index, indexNames), storedPacks };

@@ -11,8 +11,13 @@ export class RepositoryNotFoundError extends Error {
 }
 
 export class RepositoryExistsError extends Error {
-  constructor(location: string) {
-    super(`${location} already holds a bh repository (config exists); refusing to overwrite it`);
+  /** `meanwhile`: the repository appeared while this init was creating one (another init won the race). */
+  constructor(location: string, meanwhile = false) {
+    super(
+      meanwhile
+        ? `a repository appeared at ${location} meanwhile (another 'bh init' wrote its config first); this init stopped: open that repository with its password, or init another location`
+        : `${location} already holds a bh repository (config exists); refusing to overwrite it`,
+    );
     this.name = 'RepositoryExistsError';
   }
 }

@@ -12,7 +12,9 @@
  *   before the condemnation) is **revived**; a pack some index file lists as live is live.
  *
  * Order of execution: repacked blobs go to new packs → new index files (the last one lists the
- * index files it supersedes) → old index files removed → packs deleted.
+ * index files it supersedes) → old index files removed → packs deleted. Before all that, the
+ * temporary files of interrupted writes older than the lock stale time go
+ * (src/repo/temporaries.ts): no index or snapshot knows of them.
  */
 import { describeLock, isStale, type LockRecord } from './lock.js';
 import { openBlob } from './envelope.js';
@@ -23,6 +25,8 @@ import { IndexRewriter, blobsByPack, removeIndexFiles } from './index-rewrite.js
 import type { MasterIndex } from './master-index.js';
 import { PackBuilder } from './pack.js';
 import { DamagedFileError, type IndexedRepository, type RepositoryLock } from './repository.js';
+import type { TemporaryFile } from '../backends/backend.js';
+import { findTemporaries } from './temporaries.js';
 
 const TYPES: readonly BlobType[] = ['data', 'tree'];
 /**
@@ -98,6 +102,11 @@ export interface PruneSummary {
   unindexed: string[];
   /** Indexed packs missing from the backend that no snapshot needs: dropped from the index. */
   missing: string[];
+  /** Temporary files of interrupted writes, older than the lock stale time: removed. */
+  temporaries: string[];
+  /** Younger temporary files: a write may still be running; left to a later prune. */
+  temporaries_young: string[];
+  bytes_temporaries: number;
   bytes_deleted: number;
   bytes_condemned: number;
   bytes_repacked: number;
@@ -124,6 +133,8 @@ export interface PrunePlan {
   readonly fate: { keep: number[]; condemn: number[]; repack: number[]; delete: number[]; waiting: number[]; missing: number[] };
   /** Unindexed packs found in the backend, with the blobs their headers list. */
   readonly unindexed: IndexedPack[];
+  /** Temporary files old enough to remove. */
+  readonly temporaries: TemporaryFile[];
 }
 
 /** Steps a test may pause at (BH_TEST_PAUSE_AT) to kill prune there. */
@@ -142,6 +153,7 @@ export async function planPackChanges(indexed: IndexedRepository, used: UsedBlob
   const index = indexed.index;
   const now = Date.now();
   const stored = new Map((await indexed.repo.list('data')).map((f) => [f.name, f.size]));
+  const temporaries = await findTemporaries(indexed.repo.backend, now);
   const facts: PackFacts[] = index.packs().map((id) => ({ size: stored.get(id.toString('hex')) ?? -1, usedBytes: 0, usedBlobs: 0, blobs: 0 }));
   for (const type of TYPES) {
     for (let row = 0; row < index.rowCount(type); row++) {
@@ -235,6 +247,9 @@ export async function planPackChanges(indexed: IndexedRepository, used: UsedBlob
     waiting: hex(fate.waiting),
     unindexed: unindexed.map((p) => p.packId.toString('hex')),
     missing: hex(fate.missing),
+    temporaries: temporaries.stale.map((f) => f.path),
+    temporaries_young: temporaries.young.map((f) => f.path),
+    bytes_temporaries: temporaries.stale.reduce((sum, f) => sum + f.size, 0),
     bytes_deleted: bytes(fate.delete),
     bytes_condemned: bytes(fate.condemn) + unindexed.reduce((sum, p) => sum + (stored.get(p.packId.toString('hex')) ?? 0), 0),
     bytes_repacked: repackBytes,
@@ -244,7 +259,7 @@ export async function planPackChanges(indexed: IndexedRepository, used: UsedBlob
     index_files_removed: 0,
     packs_written: 0,
   };
-  return { summary, indexed, used, fate, unindexed };
+  return { summary, indexed, used, fate, unindexed, temporaries: temporaries.stale };
 }
 
 /** Carries out a plan; returns the summary with what was written and removed. */
@@ -254,6 +269,8 @@ export async function executePrune(plan: PrunePlan, hooks: PruneHooks = {}): Pro
   const repo = indexed.repo;
   const summary = { ...plan.summary };
   const s = plan.summary;
+  // Temporary files no running write owns go first: nothing below depends on them.
+  for (const file of plan.temporaries) await repo.backend.temporaries?.remove(file);
   if ([s.condemn, s.repack, s.delete, s.revive, s.unindexed, s.missing, indexed.supersededFiles].every((list) => list.length === 0)) return summary;
   const blobsOf = blobsByPack(index);
 

@@ -7,7 +7,7 @@
  * writes go packs → index → snapshot; reads go snapshots → index.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Backend, type FileInfo, type FileType, NotFoundError } from '../backends/backend.js';
+import { AlreadyExistsError, type Backend, type FileInfo, type FileType, NotFoundError } from '../backends/backend.js';
 import { AuthenticationError, type BlobType, type FileKind, MasterKeys, sha256, constantTimeEqual } from './crypto.js';
 import { PayloadCodec } from './compression.js';
 import { type RepoConfig, decodeConfig, encodeConfig, newConfig } from './config.js';
@@ -84,7 +84,21 @@ export class Repository {
     const keyId = sha256(keyFile).toString('hex');
     // The key goes first: a config without a key would be a repository nobody can open.
     await backend.write({ type: 'keys', name: keyId }, keyFile);
-    await backend.write({ type: 'config', name: 'config' }, encodeConfig(config));
+    // Exclusive: of inits racing for one location exactly one writes config. The losers remove
+    // their key files (named by the hash of their own random salt, so no one else's): one left
+    // behind would seal a master key that does not belong to this repository, and open() takes
+    // the first key file the password unseals.
+    try {
+      await backend.write({ type: 'config', name: 'config' }, encodeConfig(config), { exclusive: true });
+    } catch (error) {
+      if (!(error instanceof AlreadyExistsError)) throw error;
+      try {
+        await backend.remove({ type: 'keys', name: keyId });
+      } catch (removal) {
+        throw new Error(`${new RepositoryExistsError(backend.location, true).message}; its key file keys/${keyId} could not be removed (${(removal as Error).message}): remove that file by hand`, { cause: removal });
+      }
+      throw new RepositoryExistsError(backend.location, true);
+    }
     return new Repository(backend, config, keys, keyId);
   }
 

@@ -1,24 +1,41 @@
 /**
  * What every Backend must do, as one suite that each backend's test file runs against its own
  * real store (a local directory, sshd's SFTP, an S3-protocol server): round trips of every file
- * type, ranged reads, stat and list, the errors callers rely on, and concurrent writes.
+ * type, ranged reads, stat and list, the errors callers rely on, concurrent writes, exclusive
+ * writes (one winner of a race, nothing replaced), and the temporary files of killed writes
+ * (listed and removed where the backend has them, absent where it has none).
  */
 import { createHash } from 'node:crypto';
+import { mkdir, utimes, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { FILE_TYPES, NotFoundError, ShortReadError, type Backend, type FileRef, type FileType } from '../../src/backends/index.js';
+import { AlreadyExistsError, FILE_TYPES, NotFoundError, ShortReadError, type Backend, type FileRef, type FileType } from '../../src/backends/index.js';
 
 const sha = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
 const ref = (type: FileType, content: string | Buffer): FileRef => ({ type, name: sha(content) });
+
+const CONFIG: FileRef = { type: 'config', name: 'config' };
+
+export interface ContractTarget {
+  backend: Backend;
+  /**
+   * The repository's folder on this machine, given exactly when the backend writes through
+   * temporary files (local; SFTP to 127.0.0.1): the suite leaves a killed write's temporary
+   * files there. Without it the backend must have no `temporaries` (S3).
+   */
+  folder?: string;
+}
 
 /**
  * Registers the contract suite. `fresh` returns a backend on a new, empty, created repository
  * location each time it is called (the suite calls it once per describe block).
  */
-export function describeBackendContract(label: string, fresh: () => Promise<Backend>): void {
+export function describeBackendContract(label: string, fresh: () => Promise<ContractTarget>): void {
   describe(`${label}: Backend contract`, () => {
     let be: Backend;
+    let folder: string | undefined;
     beforeAll(async () => {
-      be = await fresh();
+      ({ backend: be, folder } = await fresh());
     });
 
     it('write, read, range read, stat, list, remove', async () => {
@@ -124,6 +141,67 @@ export function describeBackendContract(label: string, fresh: () => Promise<Back
       }
       await Promise.all(items.slice(0, 5).map(({ r, content }) => be.write(r, content)));
       for (const { r, content } of items.slice(0, 5)) expect((await be.read(r)).equals(content)).toBe(true);
+    });
+
+    it('an exclusive write never replaces a file: the second gets AlreadyExistsError, of 8 racing exactly one lands', async () => {
+      await be.write(CONFIG, Buffer.from('first'), { exclusive: true });
+      const second = be.write(CONFIG, Buffer.from('second'), { exclusive: true });
+      await expect(second).rejects.toBeInstanceOf(AlreadyExistsError);
+      await expect(second).rejects.toThrow('config already exists');
+      expect(await be.read(CONFIG)).toEqual(Buffer.from('first'));
+      await be.remove(CONFIG);
+
+      const contenders = Array.from({ length: 8 }, (_, i) => Buffer.from(`contender ${i} `.repeat(100 + i)));
+      const outcomes = await Promise.allSettled(contenders.map((content) => be.write(CONFIG, content, { exclusive: true })));
+      const winners = outcomes.flatMap((o, i) => (o.status === 'fulfilled' ? [i] : []));
+      expect(winners).toHaveLength(1);
+      for (const o of outcomes) if (o.status === 'rejected') expect(o.reason).toBeInstanceOf(AlreadyExistsError);
+      expect((await be.read(CONFIG)).equals(contenders[winners[0]!]!)).toBe(true);
+      // The losers left nothing behind.
+      expect((await be.temporaries?.list()) ?? []).toEqual([]);
+      await be.remove(CONFIG);
+
+      // Any type may be written exclusively; an absent name is simply written.
+      const key = ref('keys', 'exclusive key');
+      await be.write(key, Buffer.from('k'), { exclusive: true });
+      await expect(be.write(key, Buffer.from('k'), { exclusive: true })).rejects.toBeInstanceOf(AlreadyExistsError);
+    });
+
+    it('temporary files: none after all the writes above; a killed write\'s leftovers are listed with size and time, never by list, and removed', async () => {
+      // A backend whose writes are atomic without temporary files (S3) says so by having none.
+      if (folder === undefined) {
+        expect(be.temporaries).toBeUndefined();
+        return;
+      }
+      const temporaries = be.temporaries!;
+      expect(await temporaries.list()).toEqual([]);
+      // What a write killed before its rename leaves: part of the file under .tmp-<hex> beside the final name.
+      const when = new Date('2020-01-02T03:04:05Z');
+      const leftovers = [
+        { path: `data/4e/.tmp-${'ab'.repeat(12)}`, bytes: Buffer.alloc(3000, 7) },
+        { path: `index/.tmp-${'cd'.repeat(12)}`, bytes: Buffer.from('part of an index') },
+        { path: `.tmp-${'ef'.repeat(12)}`, bytes: Buffer.from('{"vers') },
+      ];
+      for (const { path, bytes } of leftovers) {
+        const file = join(folder, path);
+        await mkdir(dirname(file), { recursive: true });
+        await writeFile(file, bytes);
+        await utimes(file, when, when);
+      }
+      const byPath = (a: { path: string }, b: { path: string }): number => a.path.localeCompare(b.path);
+      const listed = (await temporaries.list()).sort(byPath);
+      expect(listed).toEqual(leftovers.map(({ path, bytes }) => ({ path, size: bytes.length, mtimeMs: when.getTime() })).sort(byPath));
+      expect(await be.list('data')).not.toContainEqual(expect.objectContaining({ size: 3000 }));
+      expect(await be.list('config')).toEqual([]);
+
+      for (const path of ['config', `data/4e/${sha('x')}`, `data/.tmp-${'ab'.repeat(12)}`, `../.tmp-${'ab'.repeat(12)}`, `data/4e/../../.tmp-${'ab'.repeat(12)}`, 'keys/.tmp-XYZ']) {
+        await expect(temporaries.remove({ path, size: 0, mtimeMs: 0 })).rejects.toThrow(/invalid temporary file path/);
+      }
+      await temporaries.remove(listed[0]!);
+      await temporaries.remove(listed[0]!);
+      expect((await temporaries.list()).sort(byPath)).toEqual(listed.slice(1));
+      for (const file of listed.slice(1)) await temporaries.remove(file);
+      expect(await temporaries.list()).toEqual([]);
     });
   });
 }
