@@ -7,10 +7,11 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LockConflictError } from '../src/repo/errors.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { openBackend, type Backend } from '../src/backends/index.js';
+import { LockConflictError, LockLostError } from '../src/repo/errors.js';
 import type { LockKind } from '../src/repo/lock.js';
-import type { RepositoryLock } from '../src/repo/repository.js';
+import { Repository, type RepositoryLock } from '../src/repo/repository.js';
 import { initRepo, makeTempDir, removeDir, type TestRepo } from './helpers/cli.js';
 import { openLibraryRepo } from './helpers/repo-lib.js';
 
@@ -129,4 +130,40 @@ describe('locks', () => {
     const both = await Promise.all([a.lock('shared'), b.lock('prune')]);
     for (const lock of both) await lock.release();
   });
+
+  it('a lock whose refreshes keep failing is lost before others may count it stale: its signal aborts and writes relying on it stop', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] });
+    try {
+      const backend = await openBackend(repo.path, { env: process.env });
+      let refusing = false;
+      // The store starts refusing lock writes (a full disk, revoked credentials, a dropped link).
+      const flaky = Object.assign(Object.create(backend) as Backend, {
+        write: (...args: Parameters<Backend['write']>) => (refusing && args[0].type === 'locks' ? Promise.reject(new Error('store refuses writes')) : backend.write(...args)),
+      });
+      const library = await Repository.open(flaky, { kind: 'password', password: Buffer.from(repo.env['BH_PASSWORD']!) });
+      const lock = await library.lock('shared');
+      refusing = true;
+      const settle = async (): Promise<void> => {
+        for (let i = 0; i < 50; i++) await Promise.resolve();
+      };
+      // Four failed refreshes (20 minutes): still safely fresh in others' eyes (stale after 30).
+      for (let tick = 1; tick <= 4; tick++) {
+        await vi.advanceTimersByTimeAsync(5 * 60_000);
+        await settle();
+        expect(lock.signal.aborted, `after ${tick * 5} minutes`).toBe(false);
+      }
+      expect(() => library.assertLocksHeld()).not.toThrow();
+      // The fifth fails too: the next try would come after others may count the lock stale.
+      await vi.advanceTimersByTimeAsync(5 * 60_000);
+      await settle();
+      expect(lock.signal.aborted).toBe(true);
+      expect(lock.signal.reason).toBeInstanceOf(LockLostError);
+      expect(() => library.assertLocksHeld()).toThrow(/could not be refreshed for 25 min \(store refuses writes\).*stopped before writing anything that relied on it/);
+      refusing = false;
+      await lock.release();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });
+
