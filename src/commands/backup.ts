@@ -5,7 +5,7 @@ import * as t from 'typanion';
 import { compilePatterns, parsePatternFile } from '../snapshot/exclude.js';
 import { runBackup } from '../snapshot/backup.js';
 import type { BackupMode } from '../snapshot/snapshot.js';
-import { ExitCode, RepositoryCommand, UserError } from './base.js';
+import { ExitCode, RepositoryCommand, UserError, parseTimeOption } from './base.js';
 import { formatBytes, formatDuration } from './report.js';
 
 export class BackupCommand extends RepositoryCommand {
@@ -38,7 +38,7 @@ export class BackupCommand extends RepositoryCommand {
   excludeFiles = Option.Array('--exclude-file', [], { description: 'Read exclude patterns from this file, one a line' });
   tags = Option.Array('--tag', [], { description: 'Tag the snapshot (repeatable)' });
   host = Option.String('--host', { description: 'Record this host name instead of this machine’s' });
-  time = Option.String('--time', { description: 'Record this time ("YYYY-MM-DD HH:MM:SS", local) instead of now' });
+  time = Option.String('--time', { description: 'Record this local time ("YYYY-MM-DD HH:MM:SS" or YYYYMMDD_HHMMSS) instead of now' });
   dryRun = Option.Boolean('--dry-run', false, { description: 'Read and chunk everything, store nothing' });
   stdin = Option.Boolean('--stdin', false, { description: 'Back up standard input as one file' });
   stdinFilename = Option.String('--stdin-filename', 'stdin', { description: 'Name of the file made from standard input' });
@@ -49,13 +49,13 @@ export class BackupCommand extends RepositoryCommand {
     if (this.stdin && (this.stdinFilename.includes('/') || ['', '.', '..'].includes(this.stdinFilename))) throw new UserError('--stdin-filename must be a plain file name');
     const patterns = [...this.excludes];
     for (const file of this.excludeFiles) {
-      try {
-        patterns.push(...parsePatternFile(await readFile(file, 'utf8')));
-      } catch (error) {
-        throw new UserError(`cannot read exclude file ${file}: ${(error as Error).message}`);
-      }
+      const text = await readFile(file, 'utf8').catch((error: Error) => {
+        throw new UserError(`cannot read exclude file ${file}: ${error.message}`);
+      });
+      patterns.push(...parsePatternFile(text, file));
     }
-    const time = this.time === undefined ? undefined : parseLocalTime(this.time);
+    const exclude = compilePatterns(patterns);
+    const time = this.time === undefined ? undefined : parseTimeOption(this.time, '--time');
     const paths = [...new Set(this.sources.map((p) => resolve(p)))];
     for (const path of paths) {
       await lstat(path).catch((error: Error) => {
@@ -70,7 +70,7 @@ export class BackupCommand extends RepositoryCommand {
     const result = await runBackup(repo, {
       paths,
       mode: this.mode as BackupMode,
-      exclude: compilePatterns(patterns),
+      exclude,
       excludePatterns: patterns,
       tags: this.tags,
       host: this.host,
@@ -104,12 +104,4 @@ export class BackupCommand extends RepositoryCommand {
     }
     return ExitCode.ok;
   }
-}
-
-/** "YYYY-MM-DD HH:MM:SS" in local time, as restic's --time takes it. */
-export function parseLocalTime(text: string): Date {
-  const m = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})$/.exec(text.trim());
-  const date = m ? new Date(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!) : undefined;
-  if (!date || Number.isNaN(date.getTime()) || date.getMonth() !== +m![2]! - 1) throw new UserError(`--time '${text}' is not a time of the form "YYYY-MM-DD HH:MM:SS"`);
-  return date;
 }

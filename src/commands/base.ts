@@ -11,8 +11,9 @@ import { AbortedError, LockConflictError, LockLostError, RepositoryNotFoundError
 import { parseRawKey, type Secret } from '../repo/keyfile.js';
 import type { LockKind } from '../repo/lock.js';
 import { type CacheOptions, cacheDirFromEnv } from '../repo/cache.js';
-import { Repository, type RepositoryLock } from '../repo/repository.js';
-import { loadSnapshots, type Snapshot } from '../snapshot/snapshot.js';
+import { type IndexedRepository, Repository, type RepositoryLock } from '../repo/repository.js';
+import { loadSnapshots, parseLocalTime, type Snapshot } from '../snapshot/snapshot.js';
+import { TreeReader } from '../snapshot/walk.js';
 import { Report } from './report.js';
 
 export const ExitCode = {
@@ -168,6 +169,11 @@ export abstract class RepositoryCommand extends BhCommand {
     return loadSnapshots(repo, this.warnDamagedSnapshot);
   }
 
+  /** What ls, find, diff and stats read trees with: stopped by `signal` (interruptSignal()), warnings on stderr. */
+  protected treeReader(indexed: IndexedRepository, signal: AbortSignal): TreeReader {
+    return new TreeReader(indexed, { signal, onWarning: (message) => this.report.warn(`warning: ${message}`) });
+  }
+
   /** The backend options given by flags; the environment fills the rest. */
   protected backendOptions(): BackendOptions {
     return {
@@ -290,6 +296,15 @@ export function parseSize(text: string, option: string): number {
   const match = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(text);
   if (!match) throw new UserError(`${option}: '${text}' is not a size (examples: 500M, 2G, 1T, 1048576)`);
   return Math.floor(Number(match[1]) * 1024 ** 'bkmgt'.indexOf((match[2] || 'b').toLowerCase()));
+}
+
+/** A --time value (see parseLocalTime), or a UserError naming `option`. */
+export function parseTimeOption(text: string, option: string): Date {
+  try {
+    return parseLocalTime(text);
+  } catch (error) {
+    throw new UserError(`${option} ${(error as Error).message}`);
+  }
 }
 
 export function exitCodeOf(error: unknown): number {

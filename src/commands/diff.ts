@@ -48,10 +48,12 @@ export class DiffCommand extends RepositoryCommand {
     const report = this.report;
     report.line(`comparing snapshot ${from.id.slice(0, 8)} to ${to.id.slice(0, 8)}:`);
     report.line('');
-    const diff = new TreeDiff(indexed, this.interruptSignal());
+    const signal = this.interruptSignal();
+    const diff = new TreeDiff(indexed, this.treeReader(indexed, signal));
     for await (const change of diff.changes(Buffer.from(from.record.tree, 'hex'), Buffer.from(to.record.tree, 'hex'))) {
       report.jsonLine({ message_type: 'change', ...pathFields(change.pathBytes), modifier: change.modifier, type: change.node.type, ...(change.previousType ? { previous_type: change.previousType } : {}) });
       report.line(`${change.modifier.padEnd(5)}${change.path}${change.node.type === 'dir' ? '/' : ''}`);
+      await report.drain(signal);
     }
     const s = diff.summary();
     report.jsonLine({ message_type: 'statistics', source_snapshot: from.id, target_snapshot: to.id, files: s.files, dirs: s.dirs, others: s.others, added: s.added, removed: s.removed });

@@ -18,10 +18,12 @@ export class FindCommand extends RepositoryCommand {
       searched further.
 
       Matches are grouped by snapshot (oldest first), each as restic's long listing: mode, uid,
-      gid, size, modification time (local) and path. Snapshots without a match are left out.
-      A tree that several snapshots share at the same path is searched once and its matches are
-      reported for each of them. --json prints one JSON array of
-      {"snapshot","short_id","time","hits","matches":[…]} with the fields of \`bh ls --json\`.
+      gid, size, modification time (local) and path, printed as they are found. Snapshots
+      without a match are left out. A directory found to hold no match is not searched again,
+      in a later snapshot or elsewhere in the same one (with a pattern containing "/": at the
+      same path). --json prints one JSON array of
+      {"snapshot","short_id","time","matches":[…],"hits"} with the fields of \`bh ls --json\`.
+      A malformed pattern (an unclosed "[" or "{", a range such as [z-a]) is refused.
     `,
     examples: [
       ['Where were the nginx configs?', "bh find -r /srv/backup '*.conf' --path /etc"],
@@ -37,30 +39,34 @@ export class FindCommand extends RepositoryCommand {
 
   async run(): Promise<number> {
     if (this.patterns.every((p) => p.trim() === '')) throw new UserError('give at least one non-empty pattern');
-    const matcher = compilePatterns(this.patterns);
+    const patterns = compilePatterns(this.patterns);
     const repo = await this.openRepository();
     const all = await this.loadSnapshots(repo);
     const filter = { host: this.host, tags: this.tags, paths: this.filterPaths };
     const selected = selectSnapshots(all, this.snapshotRefs, filter);
     const indexed = await repo.loadIndex();
-    const finder = new Finder(indexed, matcher, this.interruptSignal());
-    const results: unknown[] = [];
-    let first = true;
+    const signal = this.interruptSignal();
+    const finder = new Finder(this.treeReader(indexed, signal), patterns);
+    // Matches are written as they are found, the JSON document too: memory does not grow with them.
+    const out = this.context.stdout;
+    let groups = 0;
     for (const snapshot of selected) {
       this.report.progress(`searching snapshot ${snapshot.id.slice(0, 8)}`);
-      const hits = await finder.find(Buffer.from(snapshot.record.tree, 'hex'));
-      if (hits.length === 0) continue;
-      if (this.json) {
-        results.push({ snapshot: snapshot.id, short_id: snapshot.id.slice(0, 8), time: snapshot.record.time, hits: hits.length, matches: hits.map((h) => nodeJson(h.pathBytes, h.node)) });
-        continue;
+      let hits = 0;
+      for await (const hit of finder.find(Buffer.from(snapshot.record.tree, 'hex'))) {
+        if (hits++ === 0) {
+          if (this.json) out.write(`${groups === 0 ? '[' : ','}{"snapshot":"${snapshot.id}","short_id":"${snapshot.id.slice(0, 8)}","time":${JSON.stringify(snapshot.record.time)},"matches":[`);
+          else this.report.line(`${groups === 0 ? '' : '\n'}Found matching entries in snapshot ${snapshot.id.slice(0, 8)} from ${localTime(Date.parse(snapshot.record.time))}`);
+          groups++;
+        }
+        if (this.json) out.write(`${hits === 1 ? '' : ','}${JSON.stringify(nodeJson(hit.pathBytes, hit.node))}`);
+        else this.report.line(longLine(hit.path, hit.node));
+        await this.report.drain(signal);
       }
-      if (!first) this.report.line('');
-      first = false;
-      this.report.line(`Found matching entries in snapshot ${snapshot.id.slice(0, 8)} from ${localTime(Date.parse(snapshot.record.time))}`);
-      for (const hit of hits) this.report.line(longLine(hit.path, hit.node));
+      if (this.json && hits > 0) out.write(`],"hits":${hits}}`);
     }
     this.report.clearProgress();
-    if (this.json) this.context.stdout.write(JSON.stringify(results) + '\n');
+    if (this.json) out.write(groups === 0 ? '[]\n' : ']\n');
     return 0;
   }
 }

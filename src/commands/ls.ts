@@ -43,9 +43,10 @@ export class LsCommand extends RepositoryCommand {
     const snapshot = findSnapshot(snapshots, this.snapshot, { host: this.host, tags: this.tags, paths: this.filterPaths });
     const indexed = await repo.loadIndex();
     const signal = this.interruptSignal();
-    for await (const entry of listEntries(indexed, Buffer.from(snapshot.record.tree, 'hex'), this.dirs, this.recursive, signal)) {
+    for await (const entry of listEntries(this.treeReader(indexed, signal), Buffer.from(snapshot.record.tree, 'hex'), this.dirs, this.recursive)) {
       if (this.json) this.report.jsonLine(nodeJson(entry.pathBytes, entry.node));
       else this.report.line(this.long ? longLine(entry.path, entry.node) : entry.path);
+      await this.report.drain(signal);
     }
     return 0;
   }

@@ -3,7 +3,9 @@
  * when --json is given, so every command gets --json the same way. Progress goes to stderr and
  * only when stderr is a terminal; a pipe or a cron mail stays quiet.
  */
+import { once } from 'node:events';
 import type { Writable } from 'node:stream';
+import { AbortedError } from '../snapshot/archiver.js';
 
 export class Report {
   private progressShown = false;
@@ -25,6 +27,19 @@ export class Report {
   jsonLine(value: unknown): void {
     if (!this.json) return;
     this.stdout.write(JSON.stringify(value) + '\n');
+  }
+
+  /**
+   * Waits while stdout's buffer is full: a slow reader (a pager, a pipe) would otherwise let a
+   * long listing pile up in memory. Throws AbortedError when `signal` fires meanwhile.
+   */
+  async drain(signal: AbortSignal): Promise<void> {
+    if (!this.stdout.writableNeedDrain) return;
+    try {
+      await once(this.stdout, 'drain', { signal });
+    } catch (error) {
+      throw signal.aborted ? new AbortedError() : error;
+    }
   }
 
   /** A table of human output: columns padded to their widest cell. */

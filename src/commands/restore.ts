@@ -3,7 +3,7 @@ import * as t from 'typanion';
 import { compilePatterns } from '../snapshot/exclude.js';
 import { Restorer, type OverwritePolicy } from '../snapshot/restorer.js';
 import { findSnapshot } from '../snapshot/snapshot.js';
-import { ExitCode, RepositoryCommand, UserError } from './base.js';
+import { ExitCode, RepositoryCommand, UserError, parseTimeOption } from './base.js';
 import { formatBytes } from './report.js';
 
 export class RestoreCommand extends RepositoryCommand {
@@ -44,7 +44,7 @@ export class RestoreCommand extends RepositoryCommand {
   filterPaths = Option.Array('--path', [], { description: 'With latest: only snapshots of this path' });
   includes = Option.Array('--include', [], { description: 'Restore only entries matching this glob' });
   excludes = Option.Array('--exclude', [], { description: 'Leave out entries matching this glob' });
-  time = Option.String('--time', { description: 'Point in time YYYYMMDD_HHMMSS (local): newest snapshot at or before it' });
+  time = Option.String('--time', { description: 'Point in time, local (YYYYMMDD_HHMMSS or "YYYY-MM-DD HH:MM:SS"): newest snapshot at or before it' });
   dryRun = Option.Boolean('--dry-run', false, { description: 'Show what would be restored, write nothing' });
   verify = Option.Boolean('--verify', false, { description: 'Read every restored file back and check it against the snapshot' });
   overwrite = Option.String('--overwrite', 'always', { description: 'always, if-changed or never', validator: t.isEnum(['always', 'if-changed', 'never']) });
@@ -52,7 +52,9 @@ export class RestoreCommand extends RepositoryCommand {
 
   async run(): Promise<number> {
     if (this.overwriteDirs && this.overwrite === 'never') throw new UserError('--overwrite-dirs replaces directories and --overwrite never replaces nothing: use one of them');
-    const before = this.time === undefined ? undefined : parseCompactTime(this.time);
+    const before = this.time === undefined ? undefined : parseTimeOption(this.time, '--time');
+    const include = this.includes.length > 0 ? compilePatterns(this.includes) : undefined;
+    const exclude = compilePatterns(this.excludes);
     const repo = await this.openRepository();
     const snapshots = await this.loadSnapshots(repo);
     const snapshot = findSnapshot(snapshots, this.snapshot, { host: this.host, tags: this.tags, paths: this.filterPaths }, before);
@@ -61,8 +63,8 @@ export class RestoreCommand extends RepositoryCommand {
     report.line(`restoring snapshot ${snapshot.id.slice(0, 8)} of ${snapshot.record.paths.join(', ')} at ${snapshot.record.time} to ${this.target}`);
     const restorer = new Restorer(indexed, {
       target: this.target,
-      include: this.includes.length > 0 ? compilePatterns(this.includes) : undefined,
-      exclude: compilePatterns(this.excludes),
+      include,
+      exclude,
       overwrite: this.overwrite as OverwritePolicy,
       overwriteDirs: this.overwriteDirs,
       dryRun: this.dryRun,
@@ -85,12 +87,4 @@ export class RestoreCommand extends RepositoryCommand {
     }
     return ExitCode.ok;
   }
-}
-
-/** YYYYMMDD_HHMMSS in local time (the old tool's timestamp format). */
-function parseCompactTime(text: string): Date {
-  const m = /^(\d{4})(\d{2})(\d{2})_(\d{2})(\d{2})(\d{2})$/.exec(text);
-  const date = m ? new Date(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!) : undefined;
-  if (!date || Number.isNaN(date.getTime())) throw new UserError(`--time '${text}' is not of the form YYYYMMDD_HHMMSS`);
-  return date;
 }

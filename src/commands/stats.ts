@@ -37,8 +37,8 @@ export class StatsCommand extends RepositoryCommand {
     const filter = { host: this.host, tags: this.tags, paths: this.filterPaths };
     const selected = selectSnapshots(all, this.snapshotRefs, filter);
     const indexed = await repo.loadIndex();
-    const signal = this.interruptSignal();
-    const counter = this.mode === 'raw-data' ? new RawDataCounter(indexed, signal) : new RestoreSizeCounter(indexed, signal);
+    const trees = this.treeReader(indexed, this.interruptSignal());
+    const counter = this.mode === 'raw-data' ? new RawDataCounter(indexed, trees) : new RestoreSizeCounter(trees);
     for (const [i, snapshot] of selected.entries()) {
       this.report.progress(`${i}/${selected.length} snapshots, now ${snapshot.id.slice(0, 8)}`);
       await counter.addSnapshot(Buffer.from(snapshot.record.tree, 'hex'));

@@ -6,6 +6,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type { BackendOptions } from '../backends/options.js';
+import { patternProblem } from '../snapshot/exclude.js';
 import type { BackupMode } from '../snapshot/snapshot.js';
 import { type ConfigIssue, ConfigError, type IniDocument, type IniEntry, type IniSection, parseIni } from './ini.js';
 
@@ -226,6 +227,10 @@ export function validateJob(doc: IniDocument, env: Readonly<Record<string, strin
   else if (compress === 'zip' || compress === 'zip_pw') r.warnings.push(`[DEFAULT] compress_type = ${compress} is not applied: bh compresses every chunk with zstd and encrypts it; ZIP export is not part of bh run`);
   r.number('DEFAULT', 'parallel_copies', 1, 'integer', 1);
   const excludes = r.list('DEFAULT', 'exclude_patterns');
+  for (const pattern of excludes) {
+    const problem = patternProblem(pattern);
+    if (problem) r.problem('DEFAULT', 'exclude_patterns', `'${pattern}' is not a valid pattern: ${problem}`, 'fix the pattern; patterns are separated by commas, so write {a,b} alternatives as separate patterns (*.tmp, *.log)');
+  }
 
   const destinations = readDestinations(r);
   const secret = readSecret(r);

@@ -19,9 +19,8 @@
  */
 import type { BlobType } from '../repo/crypto.js';
 import type { IndexedRepository } from '../repo/repository.js';
-import { AbortedError } from './archiver.js';
 import { compareNames, type NodeType, type TreeNode } from './tree.js';
-import { childPath, loadTree, walkTree } from './walk.js';
+import { PathBuilder, repeatedTreeWarning, type TreeReader, walkTree } from './walk.js';
 
 export type DiffModifier = '+' | '-' | 'M' | 'U';
 
@@ -116,19 +115,70 @@ function metadataDiffers(a: TreeNode, b: TreeNode): boolean {
   return a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid || a.mtimeNs !== b.mtimeNs || !sameXattrs(a, b);
 }
 
+/** Two trees being merged: their entries, how far the merge got in each, and the length of their path. */
+interface DiffFrame {
+  a: TreeNode[];
+  b: TreeNode[];
+  i: number;
+  j: number;
+  pathLength: number;
+  /** The two tree ids, as the key of this pair on the current path. */
+  pair: string;
+}
+
 export class TreeDiff {
   private readonly counts: Record<Category, DiffCounts> = { files: newCounts(), dirs: newCounts(), others: newCounts() };
   private readonly before = new BlobSet();
   private readonly after = new BlobSet();
 
-  constructor(private readonly repo: IndexedRepository, private readonly signal?: AbortSignal) {}
+  constructor(
+    private readonly repo: IndexedRepository,
+    private readonly trees: TreeReader,
+  ) {}
 
-  /** Every change from the tree `from` to the tree `to`, in path order. */
+  /**
+   * Every change from the tree `from` to the tree `to`, in path order. The merge is a loop over
+   * a stack of tree pairs (as walkTree is), so the depth of the trees costs no call stack; a
+   * pair already open on the current path is not merged again (see walk.ts).
+   */
   async *changes(from: Buffer, to: Buffer): AsyncGenerator<DiffChange> {
     if (from.equals(to)) return;
     this.before.add('tree', from);
     this.after.add('tree', to);
-    yield* this.diffTrees(from, to, Buffer.alloc(0));
+    const path = new PathBuilder();
+    const open = new Set<string>();
+    const stack = [await this.frame(from, to, 0, open)];
+    while (stack.length > 0) {
+      const frame = stack[stack.length - 1]!;
+      const { a, b } = frame;
+      if (frame.i === a.length && frame.j === b.length) {
+        stack.pop();
+        open.delete(frame.pair);
+        continue;
+      }
+      await this.trees.checkpoint();
+      const order = frame.i === a.length ? 1 : frame.j === b.length ? -1 : compareNames(a[frame.i]!.name, b[frame.j]!.name);
+      if (order < 0) {
+        const node = a[frame.i++]!;
+        yield* this.whole('-', path.enter(frame.pathLength, node.name), node);
+        continue;
+      }
+      if (order > 0) {
+        const node = b[frame.j++]!;
+        yield* this.whole('+', path.enter(frame.pathLength, node.name), node);
+        continue;
+      }
+      const before = a[frame.i++]!;
+      const after = b[frame.j++]!;
+      const pathBytes = path.enter(frame.pathLength, after.name);
+      yield* this.pair(pathBytes, before, after);
+      if (before.type !== 'dir' || after.type !== 'dir' || !before.subtree || !after.subtree || before.subtree.equals(after.subtree)) continue;
+      this.before.add('tree', before.subtree);
+      this.after.add('tree', after.subtree);
+      const pair = pairKey(before.subtree, after.subtree);
+      if (open.has(pair)) this.trees.warn(repeatedTreeWarning(pathBytes.toString('utf8'), after.subtree.toString('hex')));
+      else stack.push(await this.frame(before.subtree, after.subtree, pathBytes.length, open));
+    }
   }
 
   /** Totals; complete once `changes()` has been iterated to its end. */
@@ -149,26 +199,18 @@ export class TreeDiff {
     return out;
   }
 
-  private async *diffTrees(from: Buffer, to: Buffer, prefix: Buffer): AsyncGenerator<DiffChange> {
-    if (this.signal?.aborted) throw new AbortedError();
-    const a = await loadTree(this.repo, from);
-    const b = await loadTree(this.repo, to);
-    let i = 0;
-    let j = 0;
-    while (i < a.length || j < b.length) {
-      const order = i >= a.length ? 1 : j >= b.length ? -1 : compareNames(a[i]!.name, b[j]!.name);
-      if (order < 0) yield* this.whole('-', prefix, a[i++]!);
-      else if (order > 0) yield* this.whole('+', prefix, b[j++]!);
-      else yield* this.pair(prefix, a[i++]!, b[j++]!);
-    }
+  private async frame(from: Buffer, to: Buffer, pathLength: number, open: Set<string>): Promise<DiffFrame> {
+    const pair = pairKey(from, to);
+    const frame = { a: await this.trees.read(from), b: await this.trees.read(to), i: 0, j: 0, pathLength, pair };
+    open.add(pair);
+    return frame;
   }
 
   /** An added or removed entry, with everything below it. */
-  private async *whole(modifier: '+' | '-', prefix: Buffer, node: TreeNode): AsyncGenerator<DiffChange> {
-    const pathBytes = childPath(prefix, node.name);
+  private async *whole(modifier: '+' | '-', pathBytes: Buffer, node: TreeNode): AsyncGenerator<DiffChange> {
     yield this.note(modifier, pathBytes, node);
     if (node.type !== 'dir' || !node.subtree) return;
-    for await (const entry of walkTree(this.repo, node.subtree, { prefix: pathBytes, signal: this.signal })) {
+    for await (const entry of walkTree(this.trees, node.subtree, { prefix: pathBytes })) {
       yield this.note(modifier, entry.pathBytes, entry.node);
     }
   }
@@ -179,8 +221,8 @@ export class TreeDiff {
     return { modifier, path: pathBytes.toString('utf8'), pathBytes, node };
   }
 
-  private async *pair(prefix: Buffer, a: TreeNode, b: TreeNode): AsyncGenerator<DiffChange> {
-    const pathBytes = childPath(prefix, b.name);
+  /** The change of an entry present on both sides (none when it is the same), not what is below it. */
+  private async *pair(pathBytes: Buffer, a: TreeNode, b: TreeNode): AsyncGenerator<DiffChange> {
     const path = pathBytes.toString('utf8');
     if (a.type !== b.type) {
       // Type changed: one "M" line; what the old directory held is removed, what the new one holds is added.
@@ -189,10 +231,10 @@ export class TreeDiff {
       this.after.addNode(b);
       yield { modifier: 'M', path, pathBytes, node: b, previousType: a.type };
       if (a.type === 'dir' && a.subtree) {
-        for await (const entry of walkTree(this.repo, a.subtree, { prefix: pathBytes, signal: this.signal })) yield this.note('-', entry.pathBytes, entry.node);
+        for await (const entry of walkTree(this.trees, a.subtree, { prefix: pathBytes })) yield this.note('-', entry.pathBytes, entry.node);
       }
       if (b.type === 'dir' && b.subtree) {
-        for await (const entry of walkTree(this.repo, b.subtree, { prefix: pathBytes, signal: this.signal })) yield this.note('+', entry.pathBytes, entry.node);
+        for await (const entry of walkTree(this.trees, b.subtree, { prefix: pathBytes })) yield this.note('+', entry.pathBytes, entry.node);
       }
       return;
     }
@@ -205,10 +247,9 @@ export class TreeDiff {
       this.counts[category(b.type)].metadata++;
       yield { modifier: 'U', path, pathBytes, node: b };
     }
-    if (a.type === 'dir' && a.subtree && b.subtree && !a.subtree.equals(b.subtree)) {
-      this.before.add('tree', a.subtree);
-      this.after.add('tree', b.subtree);
-      yield* this.diffTrees(a.subtree, b.subtree, pathBytes);
-    }
   }
+}
+
+function pairKey(a: Buffer, b: Buffer): string {
+  return `${a.toString('hex')}:${b.toString('hex')}`;
 }

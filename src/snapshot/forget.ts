@@ -133,10 +133,26 @@ export function durationText(d: Duration): string {
   return text === '' ? '0h' : text;
 }
 
-/** `time` minus `d` in local calendar arithmetic (a month back from 31 March is 3 March, as Go's AddDate). */
+/**
+ * `time` minus `d` in local calendar arithmetic (a month back from 31 March is 3 March, as Go's
+ * AddDate). A result before the earliest time a Date holds (about 271 821 BC) is an Invalid Date
+ * (getTime() is NaN): JavaScript's date arithmetic does not wrap around.
+ */
 export function subtractDuration(time: Date, d: Duration): Date {
-  const t = new Date(time.getFullYear() - d.years, time.getMonth() - d.months, time.getDate() - d.days, time.getHours(), time.getMinutes(), time.getSeconds(), time.getMilliseconds());
+  const t = new Date(time.getTime());
+  t.setFullYear(time.getFullYear() - d.years, time.getMonth() - d.months, time.getDate() - d.days);
   return new Date(t.getTime() - d.hours * 3_600_000);
+}
+
+/**
+ * The time after which keep-within keeps snapshots: `newest` minus `d`. A duration reaching back
+ * past the earliest representable time (`--keep-within 300000y`) covers every snapshot there can
+ * be: −Infinity, so everything is kept (an Invalid Date compared with anything is false, which
+ * kept nothing).
+ */
+function withinCutoff(newest: Date, d: Duration): number {
+  const cutoff = subtractDuration(newest, d).getTime();
+  return Number.isNaN(cutoff) ? -Infinity : cutoff;
 }
 
 /** A string naming the local calendar bucket of `time` for `rule`; equal strings, same bucket. */
@@ -163,12 +179,19 @@ const DAY_MS = 86_400_000;
 /** ISO 8601 week ("2020-W53") of a calendar date: the week belongs to the year of its Thursday. */
 function isoWeek(year: number, month: number, day: number): string {
   // Whole days since the epoch, counted in UTC so that DST cannot shift a date.
-  const dayNumber = Date.UTC(year, month - 1, day) / DAY_MS;
+  const dayNumber = utcDayNumber(year, month, day);
   const weekdayFromMonday = (new Date(dayNumber * DAY_MS).getUTCDay() + 6) % 7;
   const thursday = dayNumber - weekdayFromMonday + 3;
   const weekYear = new Date(thursday * DAY_MS).getUTCFullYear();
-  const week = Math.floor((thursday - Date.UTC(weekYear, 0, 1) / DAY_MS) / 7) + 1;
+  const week = Math.floor((thursday - utcDayNumber(weekYear, 1, 1)) / 7) + 1;
   return `${weekYear}-W${week}`;
+}
+
+/** Days since 1970-01-01 of a calendar date (Date.UTC would read the years 0–99 as 1900–1999). */
+function utcDayNumber(year: number, month: number, day: number): number {
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day);
+  return date.getTime() / DAY_MS;
 }
 
 export function describeGroupKey(key: GroupKey): string {
@@ -297,7 +320,7 @@ function applyPolicy(group: Snapshot[], policy: ForgetPolicy, options: PlanOptio
   if (policy.within && !isZeroDuration(policy.within)) {
     const text = durationText(policy.within);
     const reference = group.find((s) => timeOf(s).getTime() <= now);
-    const cutoff = reference ? subtractDuration(timeOf(reference), policy.within).getTime() : Infinity;
+    const cutoff = reference ? withinCutoff(timeOf(reference), policy.within) : Infinity;
     for (const s of group) {
       const t = timeOf(s).getTime();
       if (t > now) keep(s, `within ${text} (dated in the future)`);

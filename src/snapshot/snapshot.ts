@@ -107,6 +107,30 @@ export function matchesFilter(s: SnapshotRecord, filter: SnapshotFilter): boolea
   return true;
 }
 
+/**
+ * A local time as `--time` takes it: "YYYY-MM-DD HH:MM:SS" (restic's form; a "T" may stand for
+ * the space) or YYYYMMDD_HHMMSS (the old tool's timestamps). A date or time that does not exist
+ * (month 13, 30 February, 29 February of a common year, 25:61:61) is refused, not rolled over
+ * into the next day, month or year as Date would. A local time that a DST change skips is read
+ * as the moment after it.
+ */
+export function parseLocalTime(text: string): Date {
+  const fail = (why: string): never => {
+    throw new Error(`'${text}': ${why}; give a local time as "YYYY-MM-DD HH:MM:SS" or YYYYMMDD_HHMMSS`);
+  };
+  const m = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})$/.exec(text.trim()) ?? /^(\d{4})(\d{2})(\d{2})_(\d{2})(\d{2})(\d{2})$/.exec(text.trim());
+  if (!m) return fail('not a time in an accepted form');
+  const [year, month, day, hour, minute, second] = m.slice(1).map(Number) as [number, number, number, number, number, number];
+  if (month < 1 || month > 12) fail(`there is no month ${m[2]} (months are 01 to 12)`);
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const days = month === 2 ? (leap ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31;
+  if (day < 1 || day > days) fail(`month ${m[2]} of ${m[1]} has no day ${m[3]} (it has ${days} days)`);
+  if (hour > 23 || minute > 59 || second > 59) fail(`there is no time ${m[4]}:${m[5]}:${m[6]} (hours are 00 to 23, minutes and seconds 00 to 59)`);
+  const date = new Date(2000, 0, 1, hour, minute, second);
+  date.setFullYear(year, month - 1, day); // the Date constructor would read the years 0–99 as 1900–1999
+  return date;
+}
+
 export class SnapshotNotFoundError extends Error {
   constructor(ref: string) {
     super(`no snapshot matches '${ref}'; list them with 'bh snapshots'`);

@@ -12,8 +12,7 @@
  */
 import type { BlobType } from '../repo/crypto.js';
 import type { IndexedRepository } from '../repo/repository.js';
-import { AbortedError } from './archiver.js';
-import { loadTree, walkTree } from './walk.js';
+import { type TreeReader, walkTree } from './walk.js';
 
 export interface RestoreSizeStats {
   snapshots_count: number;
@@ -58,11 +57,25 @@ interface TreeTotals {
 /** Trees whose totals are remembered at most; past it, trees are read again (correct, slower). */
 const MAX_REMEMBERED = 1_000_000;
 
+function noTotals(): TreeTotals {
+  return { files: 0, dirs: 0, others: 0, size: 0, linked: undefined };
+}
+
+function addTotals(into: TreeTotals, from: TreeTotals): void {
+  into.files += from.files;
+  into.dirs += from.dirs;
+  into.others += from.others;
+  into.size += from.size;
+  if (!from.linked) return;
+  into.linked ??= new Map();
+  for (const [inode, size] of from.linked) into.linked.set(inode, size);
+}
+
 export class RestoreSizeCounter {
   private readonly remembered = new Map<string, TreeTotals>();
   private readonly stats: RestoreSizeStats = { snapshots_count: 0, total_size: 0, total_file_count: 0, files: 0, dirs: 0, others: 0 };
 
-  constructor(private readonly repo: IndexedRepository, private readonly signal?: AbortSignal) {}
+  constructor(private readonly trees: TreeReader) {}
 
   async addSnapshot(rootTree: Buffer): Promise<void> {
     const t = await this.totals(rootTree);
@@ -79,25 +92,31 @@ export class RestoreSizeCounter {
     return { ...this.stats };
   }
 
-  private async totals(treeId: Buffer): Promise<TreeTotals> {
-    const key = treeId.toString('hex');
-    const known = this.remembered.get(key);
+  /** The totals of a tree: one walk, in which every tree whose totals are known is added up, not entered. */
+  private async totals(rootTree: Buffer): Promise<TreeTotals> {
+    const rootHex = rootTree.toString('hex');
+    const known = this.remembered.get(rootHex);
     if (known) return known;
-    if (this.signal?.aborted) throw new AbortedError();
-    const t: TreeTotals = { files: 0, dirs: 0, others: 0, size: 0, linked: undefined };
-    for (const node of await loadTree(this.repo, treeId)) {
+    /** The trees the walk is in, innermost last, each with its totals so far. */
+    const open = [{ hex: rootHex, totals: noTotals() }];
+    const walk = walkTree(this.trees, rootTree, {
+      descend: ({ node }) => {
+        const hex = node.subtree!.toString('hex');
+        const sub = this.remembered.get(hex);
+        if (!sub) open.push({ hex, totals: noTotals() });
+        else addTotals(open[open.length - 1]!.totals, sub);
+        return !sub;
+      },
+      leave: () => {
+        const done = open.pop()!;
+        this.remember(done.hex, done.totals);
+        addTotals(open[open.length - 1]!.totals, done.totals);
+      },
+    });
+    for await (const { node } of walk) {
+      const t = open[open.length - 1]!.totals;
       if (node.type === 'dir') {
         t.dirs++;
-        if (!node.subtree) continue;
-        const sub = await this.totals(node.subtree);
-        t.files += sub.files;
-        t.dirs += sub.dirs;
-        t.others += sub.others;
-        t.size += sub.size;
-        if (sub.linked) {
-          t.linked ??= new Map();
-          for (const [inode, size] of sub.linked) t.linked.set(inode, size);
-        }
       } else if (node.type === 'file') {
         t.files++;
         if (node.links > 1) (t.linked ??= new Map()).set(`${node.device}:${node.inode}`, node.size);
@@ -106,8 +125,13 @@ export class RestoreSizeCounter {
         t.others++;
       }
     }
-    if (this.remembered.size < MAX_REMEMBERED) this.remembered.set(key, t);
-    return t;
+    const root = open.pop()!;
+    this.remember(root.hex, root.totals);
+    return root.totals;
+  }
+
+  private remember(hex: string, totals: TreeTotals): void {
+    if (this.remembered.size < MAX_REMEMBERED) this.remembered.set(hex, totals);
   }
 }
 
@@ -117,12 +141,15 @@ export class RawDataCounter {
   private missing = 0;
   private readonly sums = { data: { count: 0, raw: 0, stored: 0 }, tree: { count: 0, raw: 0, stored: 0 } };
 
-  constructor(private readonly repo: IndexedRepository, private readonly signal?: AbortSignal) {}
+  constructor(
+    private readonly repo: IndexedRepository,
+    private readonly trees: TreeReader,
+  ) {}
 
   async addSnapshot(rootTree: Buffer): Promise<void> {
     this.snapshots++;
     if (!this.note('tree', rootTree)) return;
-    const walk = walkTree(this.repo, rootTree, { signal: this.signal, descend: (entry) => this.note('tree', entry.node.subtree!) });
+    const walk = walkTree(this.trees, rootTree, { descend: (entry) => this.note('tree', entry.node.subtree!) });
     for await (const { node } of walk) {
       for (const id of node.content ?? []) this.note('data', id);
     }

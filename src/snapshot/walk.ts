@@ -5,14 +5,23 @@
  * Paths are the snapshot's paths ("/srv/www/index.html"): the root tree is the virtual "/"
  * (docs/FORMAT.md §6). Names are bytes; every entry carries its exact path bytes, and a display
  * string that is lossy (U+FFFD) for names that are not valid UTF-8.
+ *
+ * A repository is input like any other: its trees may nest 100 000 deep, or share subtrees so
+ * that a few trees hold 2^40 paths. So walks are loops over an explicit stack (no recursion, no
+ * stack overflow), hold one path buffer that grows and shrinks with the walk (not one copy of
+ * the path per level: memory is linear in the depth), run through a TreeReader that lets the
+ * event loop turn, so that Ctrl-C and SIGTERM are heard even when every tree comes from memory,
+ * and never descend into a tree that is already open on the current path (content addressing
+ * makes that impossible in a sound repository; a damaged or forged one could loop for ever).
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { IndexedRepository } from '../repo/repository.js';
 import { AbortedError } from './archiver.js';
 import { type NodeType, type TreeNode, decodeTree } from './tree.js';
 
 export interface WalkEntry {
   /** The path for display: lossy where a name is not valid UTF-8. */
-  path: string;
+  readonly path: string;
   /** The exact path bytes. */
   pathBytes: Buffer;
   node: TreeNode;
@@ -26,40 +35,182 @@ export interface WalkOptions {
   /** Entries deeper than this are not visited (1: only the starting tree's own entries). */
   maxDepth?: number;
   /**
-   * Asked for each directory after it was yielded (so after the consumer looked at it):
-   * false skips everything below it.
+   * Asked for each directory after it was yielded (so after the consumer looked at it), when
+   * the walk could go below it: false skips everything below it.
    */
   descend?: (entry: WalkEntry) => boolean;
-  signal?: AbortSignal | undefined;
+  /** Called when the walk is done with a directory that `descend` let it enter. */
+  leave?: () => void;
 }
 
-const SLASH = Buffer.from('/');
+/** Where trees come from: a repository, or anything else that hands out tree blobs. */
+export type TreeSource = Pick<IndexedRepository, 'loadBlob'>;
+
+export interface TreeReaderOptions {
+  signal?: AbortSignal | undefined;
+  /** A tree that could not be walked into as it is (the walk goes on without it). */
+  onWarning?: ((message: string) => void) | undefined;
+}
+
+/** Milliseconds a walk may run between two turns of the event loop (which is where signals are heard). */
+const TURN_MS = 10;
+/** Decoded tree entries kept in memory, at most: a few tens of MB. */
+const CACHED_NODES = 50_000;
+
+/**
+ * Reads and decodes trees for walks, and keeps walks interruptible. Trees of a tree pack held in
+ * memory load without waiting for I/O, so a walk over them never returns to the event loop by
+ * itself: checkpoint() gives it a turn every TURN_MS, and throws AbortedError once the signal
+ * fired. Recently used trees are kept decoded, since a tree shared by many paths or snapshots is
+ * wanted again and again: in two generations of up to CACHED_NODES / 2 entries each, the older
+ * dropped whole when the newer is full (an LRU list evicting one tree at a time costs a scan
+ * per eviction in a JavaScript Map). The arrays read() returns are shared: callers must not
+ * change them.
+ */
+export class TreeReader {
+  private recent = new Map<string, TreeNode[]>();
+  private recentNodes = 0;
+  private older = new Map<string, TreeNode[]>();
+  private lastTurn = performance.now();
+
+  constructor(
+    private readonly source: TreeSource,
+    private readonly options: TreeReaderOptions = {},
+  ) {}
+
+  async read(id: Buffer): Promise<TreeNode[]> {
+    await this.checkpoint();
+    const hex = id.toString('hex');
+    const recent = this.recent.get(hex);
+    if (recent) return recent;
+    const nodes = this.older.get(hex) ?? decodeTree(await this.source.loadBlob('tree', id), `tree ${hex}`);
+    if (nodes.length <= CACHED_NODES / 2) {
+      this.recent.set(hex, nodes);
+      this.recentNodes += nodes.length;
+      if (this.recentNodes > CACHED_NODES / 2) {
+        this.older = this.recent;
+        this.recent = new Map();
+        this.recentNodes = 0;
+      }
+    }
+    return nodes;
+  }
+
+  /** Throws AbortedError once the signal fired; lets the event loop run when the walk has had TURN_MS. */
+  async checkpoint(): Promise<void> {
+    if (performance.now() - this.lastTurn >= TURN_MS) {
+      await nextTurn();
+      this.lastTurn = performance.now();
+    }
+    if (this.options.signal?.aborted) throw new AbortedError();
+  }
+
+  warn(message: string): void {
+    this.options.onWarning?.(message);
+  }
+}
 
 /** The decoded entries of one tree blob. */
-export async function loadTree(repo: IndexedRepository, id: Buffer): Promise<TreeNode[]> {
+export async function loadTree(repo: TreeSource, id: Buffer): Promise<TreeNode[]> {
   return decodeTree(await repo.loadBlob('tree', id), `tree ${id.toString('hex')}`);
 }
 
-export function childPath(prefix: Buffer, name: Buffer): Buffer {
-  return Buffer.concat([prefix, SLASH, name]);
-}
+const SLASH = 0x2f;
 
-/** Depth-first, pre-order (a directory before its entries), entries in name order. */
-export async function* walkTree(repo: IndexedRepository, treeId: Buffer, options: WalkOptions = {}): AsyncGenerator<WalkEntry> {
-  yield* walkLevel(repo, treeId, options.prefix ?? Buffer.alloc(0), 1, options);
-}
+/**
+ * The path of the entry a walk is at, in one buffer that grows and is cut back as the walk goes
+ * down and up: a walk holds the prefix length of each open directory, not a copy of its path.
+ */
+export class PathBuilder {
+  private bytes: Buffer;
 
-async function* walkLevel(repo: IndexedRepository, treeId: Buffer, prefix: Buffer, depth: number, options: WalkOptions): AsyncGenerator<WalkEntry> {
-  const maxDepth = options.maxDepth ?? Infinity;
-  for (const node of await loadTree(repo, treeId)) {
-    if (options.signal?.aborted) throw new AbortedError();
-    const pathBytes = childPath(prefix, node.name);
-    const entry: WalkEntry = { path: pathBytes.toString('utf8'), pathBytes, node, depth };
-    yield entry;
-    if (node.type === 'dir' && node.subtree && depth < maxDepth && (options.descend?.(entry) ?? true)) {
-      yield* walkLevel(repo, node.subtree, pathBytes, depth + 1, options);
-    }
+  constructor(prefix: Buffer = Buffer.alloc(0)) {
+    this.bytes = Buffer.allocUnsafe(Math.max(256, 2 * prefix.length));
+    prefix.copy(this.bytes);
   }
+
+  /**
+   * The path of `name` in the directory whose path is the first `prefixLength` bytes of the
+   * last path made (a copy, the caller's to keep). What follows those bytes is overwritten.
+   */
+  enter(prefixLength: number, name: Buffer): Buffer {
+    const end = prefixLength + 1 + name.length;
+    if (end > this.bytes.length) {
+      const larger = Buffer.allocUnsafe(Math.max(end, 2 * this.bytes.length));
+      this.bytes.copy(larger, 0, 0, prefixLength);
+      this.bytes = larger;
+    }
+    this.bytes[prefixLength] = SLASH;
+    name.copy(this.bytes, prefixLength + 1);
+    return Buffer.from(this.bytes.subarray(0, end));
+  }
+}
+
+/** A WalkEntry whose display path is made on first use: a search looks at most entries by name only. */
+class LazyEntry implements WalkEntry {
+  private display: string | undefined;
+
+  constructor(
+    readonly pathBytes: Buffer,
+    readonly node: TreeNode,
+    readonly depth: number,
+  ) {}
+
+  get path(): string {
+    this.display ??= this.pathBytes.toString('utf8');
+    return this.display;
+  }
+}
+
+interface WalkFrame {
+  nodes: TreeNode[];
+  next: number;
+  /** Depth of this tree's entries. */
+  depth: number;
+  /** Length of this tree's path in the walk's PathBuilder. */
+  pathLength: number;
+  treeHex: string;
+}
+
+/**
+ * Depth-first, pre-order (a directory before its entries), entries in name order. A directory
+ * whose tree is already open on the way down to it is listed, not entered, with a warning.
+ */
+export async function* walkTree(trees: TreeReader, treeId: Buffer, options: WalkOptions = {}): AsyncGenerator<WalkEntry> {
+  const maxDepth = options.maxDepth ?? Infinity;
+  const prefix = options.prefix ?? Buffer.alloc(0);
+  const path = new PathBuilder(prefix);
+  const rootHex = treeId.toString('hex');
+  const open = new Set([rootHex]);
+  const stack: WalkFrame[] = [{ nodes: await trees.read(treeId), next: 0, depth: 1, pathLength: prefix.length, treeHex: rootHex }];
+  while (stack.length > 0) {
+    const frame = stack[stack.length - 1]!;
+    if (frame.next === frame.nodes.length) {
+      stack.pop();
+      open.delete(frame.treeHex);
+      if (stack.length > 0) options.leave?.();
+      continue;
+    }
+    await trees.checkpoint();
+    const node = frame.nodes[frame.next++]!;
+    const pathBytes = path.enter(frame.pathLength, node.name);
+    const entry = new LazyEntry(pathBytes, node, frame.depth);
+    yield entry;
+    if (node.type !== 'dir' || !node.subtree || frame.depth >= maxDepth) continue;
+    const hex = node.subtree.toString('hex');
+    if (open.has(hex)) {
+      trees.warn(repeatedTreeWarning(entry.path, hex));
+      continue;
+    }
+    if (!(options.descend?.(entry) ?? true)) continue;
+    open.add(hex);
+    stack.push({ nodes: await trees.read(node.subtree), next: 0, depth: frame.depth + 1, pathLength: pathBytes.length, treeHex: hex });
+  }
+}
+
+/** The warning for a directory whose tree is already open above it on the walk's path. */
+export function repeatedTreeWarning(path: string, treeHex: string): string {
+  return `${path}: its tree ${treeHex.slice(0, 16)}… is also the tree of a directory above it (the repository is damaged or forged; run 'bh check'); not walked into again`;
 }
 
 /**
@@ -76,12 +227,12 @@ export function splitSnapshotPath(path: string): Buffer[] {
  * The node at `components` below the root tree, or undefined when there is none. The root itself
  * (no components) has no node: callers treat it as the directory `rootTree`.
  */
-export async function resolvePath(repo: IndexedRepository, rootTree: Buffer, components: Buffer[]): Promise<TreeNode | undefined> {
+export async function resolvePath(trees: TreeReader, rootTree: Buffer, components: Buffer[]): Promise<TreeNode | undefined> {
   let tree: Buffer | undefined = rootTree;
   let found: TreeNode | undefined;
   for (const name of components) {
     if (!tree) return undefined;
-    found = (await loadTree(repo, tree)).find((n) => n.name.equals(name));
+    found = (await trees.read(tree)).find((n) => n.name.equals(name));
     if (!found) return undefined;
     tree = found.type === 'dir' ? found.subtree : undefined;
   }
@@ -184,22 +335,22 @@ export class PathNotInSnapshotError extends Error {
  * recursively. With paths, each path's own entry followed by its direct children, or its whole
  * subtree when `recursive`. A path that is not in the snapshot throws PathNotInSnapshotError.
  */
-export async function* listEntries(repo: IndexedRepository, rootTree: Buffer, paths: readonly string[], recursive: boolean, signal?: AbortSignal): AsyncGenerator<WalkEntry> {
+export async function* listEntries(trees: TreeReader, rootTree: Buffer, paths: readonly string[], recursive: boolean): AsyncGenerator<WalkEntry> {
   if (paths.length === 0) {
-    yield* walkTree(repo, rootTree, { signal });
+    yield* walkTree(trees, rootTree);
     return;
   }
   for (const path of paths) {
     const components = splitSnapshotPath(path);
-    const prefix = Buffer.concat(components.flatMap((c) => [SLASH, c]));
+    const prefix = Buffer.concat(components.flatMap((c) => [Buffer.of(SLASH), c]));
     let tree = rootTree;
     if (components.length > 0) {
-      const node = await resolvePath(repo, rootTree, components);
+      const node = await resolvePath(trees, rootTree, components);
       if (!node) throw new PathNotInSnapshotError(path);
       yield { path: prefix.toString('utf8'), pathBytes: prefix, node, depth: 0 };
       if (node.type !== 'dir' || !node.subtree) continue;
       tree = node.subtree;
     }
-    yield* walkTree(repo, tree, { prefix, maxDepth: recursive ? Infinity : 1, signal });
+    yield* walkTree(trees, tree, { prefix, maxDepth: recursive ? Infinity : 1 });
   }
 }
