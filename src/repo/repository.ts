@@ -727,7 +727,8 @@ export class IndexedRepository {
   async flush(): Promise<void> {
     while (this.sealing.size > 0) await Promise.all(this.sealing);
     this.throwFailure();
-    for (const type of ['data', 'tree'] as const) if (this.packers[type].count > 0) await this.finishPack(type);
+    // No checkpoint in between: the index file written below, once every upload is done, covers all.
+    for (const type of ['data', 'tree'] as const) if (this.packers[type].count > 0) await this.finishPack(type, false);
     await Promise.all(this.uploads);
     this.throwFailure();
     await this.writeIndex();
@@ -752,7 +753,7 @@ export class IndexedRepository {
     return this.sealerInstance;
   }
 
-  private async finishPack(type: BlobType): Promise<void> {
+  private async finishPack(type: BlobType, checkpoint = true): Promise<void> {
     const packer = this.packers[type];
     this.packers[type] = new PackBuilder();
     const pack = packer.finish(this.keys);
@@ -779,7 +780,7 @@ export class IndexedRepository {
       })
       .finally(() => this.uploads.delete(upload));
     this.uploads.add(upload);
-    if (Date.now() - this.lastCheckpoint >= this.checkpointMs) await this.writeIndex();
+    if (checkpoint && Date.now() - this.lastCheckpoint >= this.checkpointMs) await this.writeIndex();
   }
 
   /** Index checkpoint: an index file for the packs written since the last one. */
