@@ -19,16 +19,17 @@
  * way are given up, queued jobs are dropped, and every thread checks a shared flag before each
  * blob, so a worker stops within one blob rather than after the jobs it holds.
  */
-import { createDecipheriv, createHmac } from 'node:crypto';
 import { closeSync, existsSync, openSync, readSync, writeSync, writevSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { LocalBackend } from '../backends/local.js';
-import { PAYLOAD_RAW, PayloadCodec, type CompressionSettings } from './compression.js';
+import type { CompressionSettings } from './compression.js';
+import { BlobOpener, atLeast } from './blob-codec.js';
 import { WORKER_RESOURCE_LIMITS, workerCount } from './blob-sealer.js';
-import { AuthenticationError, type BlobType, BlobTypeCode, MasterKeys, NONCE_SIZE, TAG_SIZE, constantTimeEqual } from './crypto.js';
+import { type BlobType, BlobTypeCode, MasterKeys } from './crypto.js';
+import { MissingBlobError } from './errors.js';
 import type { IndexedRepository } from './repository.js';
 
 /** Where one blob's plaintext goes. */
@@ -123,99 +124,6 @@ interface WireResult {
   errors: Record<number, string>;
 }
 
-/** Decryption slices: Node allocates each update()'s output; small slices stay in cache and are recycled. */
-const SLICE = 64 * 1024;
-
-/** A blob whose plaintext authenticated but does not re-hash to its id (or has another length). */
-export class BlobIdMismatchError extends Error {
-  constructor(
-    packHex: string,
-    /** The problem without the pack's name: "<type> blob <id> does not hash to its id". */
-    readonly detail: string,
-  ) {
-    super(`data/${packHex}: ${detail}`);
-    this.name = 'BlobIdMismatchError';
-  }
-}
-
-/**
- * Opens blob envelopes on one thread: authenticates (AES-GCM), decodes (zstd) and re-hashes
- * each against its id, with buffers reused from blob to blob. Used by restore (RunProcessor)
- * and by `check --read-data` (src/repo/pack-verifier.ts).
- */
-export class BlobOpener {
-  private readonly codec: PayloadCodec;
-  private plainBuf = Buffer.alloc(0);
-  private rawBuf = Buffer.alloc(0);
-  private readonly aad = Buffer.alloc(33);
-
-  constructor(private readonly keys: MasterKeys, compression: CompressionSettings) {
-    this.codec = new PayloadCodec(compression);
-  }
-
-  /**
-   * A blob's plaintext, authenticated (GCM tag) and re-hashed against its id, as the pieces it
-   * was decrypted in (valid until the next blob). Stored (uncompressed) payloads are hashed
-   * piece by piece as they are decrypted, while in cache, and never copied; compressed ones are
-   * gathered and decompressed into a reused buffer. Nothing is returned unless both checks pass.
-   */
-  open(type: BlobType, id: Buffer, envelope: Uint8Array, packHex: string, rawLength: number): Buffer[] {
-    const what = (): string => `${type} blob ${id.toString('hex')} in data/${packHex}`;
-    if (envelope.length < NONCE_SIZE + TAG_SIZE + 1) throw new AuthenticationError(what());
-    this.aad[0] = BlobTypeCode[type];
-    id.copy(this.aad, 1);
-    const decipher = createDecipheriv('aes-256-gcm', this.keys.blobSubkey(type, id), envelope.subarray(0, NONCE_SIZE));
-    decipher.setAAD(this.aad);
-    decipher.setAuthTag(envelope.subarray(envelope.length - TAG_SIZE));
-    const body = envelope.subarray(NONCE_SIZE, envelope.length - TAG_SIZE);
-    const first = decipher.update(body.subarray(0, Math.min(SLICE, body.length)));
-    let parts: Buffer[];
-    let hash: Buffer | undefined;
-    if (first[0] === PAYLOAD_RAW) {
-      // The flag byte is not part of the plaintext.
-      const hmac = createHmac('sha256', this.keys.idKey);
-      parts = [first.subarray(1)];
-      hmac.update(parts[0]!);
-      for (let start = SLICE; start < body.length; start += SLICE) {
-        const part = decipher.update(body.subarray(start, Math.min(start + SLICE, body.length)));
-        hmac.update(part);
-        parts.push(part);
-      }
-      hash = hmac.digest();
-    } else {
-      this.plainBuf = atLeast(this.plainBuf, body.length);
-      this.plainBuf.set(first, 0);
-      let size = first.length;
-      for (let start = SLICE; start < body.length; start += SLICE) {
-        const part = decipher.update(body.subarray(start, Math.min(start + SLICE, body.length)));
-        this.plainBuf.set(part, size);
-        size += part.length;
-      }
-      parts = [this.plainBuf.subarray(0, size)];
-    }
-    try {
-      decipher.final();
-    } catch {
-      throw new AuthenticationError(what());
-    }
-    if (hash === undefined) {
-      // Compressed (or unknown flag: decode names it): the hash is over the decoded plaintext.
-      this.rawBuf = atLeast(this.rawBuf, rawLength);
-      parts = [this.codec.decode(parts[0]!, what(), this.rawBuf.subarray(0, rawLength))];
-      hash = this.keys.blobId(parts[0]!);
-    }
-    let size = 0;
-    for (const part of parts) size += part.length;
-    if (size !== rawLength || !constantTimeEqual(hash, id)) throw new BlobIdMismatchError(packHex, `${type} blob ${id.toString('hex')} does not hash to its id`);
-    return parts;
-  }
-}
-
-/** `buffer`, or a larger one (its contents lost) when it holds fewer than `length` bytes. */
-function atLeast(buffer: Buffer<ArrayBuffer>, length: number): Buffer<ArrayBuffer> {
-  return buffer.length >= length ? buffer : Buffer.allocUnsafeSlow(Math.max(length, 2 * buffer.length));
-}
-
 /**
  * Per-thread state of the work: keys, codec, open pack files and reused buffers. Only one run is
  * processed at a time on a thread, so the buffers can be shared by all runs.
@@ -276,7 +184,7 @@ class RunProcessor {
         if (at + length > got) {
           throw new Error(`${this.location}: data/${run.packHex} is shorter than expected (wanted ${run.start + at + length} bytes, got ${run.start + got})`);
         }
-        const parts = this.opener.open(type, id, bytes.subarray(at, at + length), run.packHex, rawLength);
+        const parts = this.opener.openParts(type, id, bytes.subarray(at, at + length), run.packHex, rawLength);
         // Verified: now, and only now, its bytes may be written. All-zero blobs are left as holes.
         if (parts.every((part) => this.isZero(part))) {
           status[i] = 1;
@@ -295,8 +203,7 @@ class RunProcessor {
   load(type: BlobType, id: Buffer, packHex: string, offset: number, length: number, rawLength: number): Buffer {
     const { bytes, got } = this.read(packHex, offset, length);
     if (got < length) throw new Error(`${this.location}: data/${packHex} is shorter than expected (wanted ${offset + length} bytes, got ${offset + got})`);
-    const parts = this.opener.open(type, id, bytes.subarray(0, length), packHex, rawLength);
-    return Buffer.concat(parts);
+    return this.opener.open(type, id, bytes.subarray(0, length), packHex, rawLength);
   }
 
   /** Reads [start, start + length) of a pack into the reused buffer; `got` is short when the pack is. */
@@ -322,7 +229,7 @@ class RunProcessor {
     try {
       fd = openSync(join(this.dataDir!, packHex.slice(0, 2), packHex), 'r');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${this.location}: data/${packHex} does not exist`);
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw MissingBlobError.packGone(this.location, packHex, error);
       throw error;
     }
     this.packs.set(packHex, fd);
@@ -621,7 +528,7 @@ export class BlobRunWriter {
   async loadBlob(type: BlobType, id: Buffer): Promise<Buffer> {
     if (!this.local) return this.repo.loadBlob(type, id);
     const where = this.repo.index.lookup(type, id);
-    if (!where) throw new Error(`${type} blob ${id.toString('hex')} is not in the index (the repository is missing data; run 'bh check')`);
+    if (!where) throw MissingBlobError.notIndexed(type, id);
     return this.processor.load(type, id, where.packId.toString('hex'), where.offset, where.length, where.rawLength);
   }
 

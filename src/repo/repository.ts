@@ -8,13 +8,25 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AlreadyExistsError, type Backend, type FileInfo, type FileType, NotFoundError } from '../backends/backend.js';
-import { AuthenticationError, type BlobType, type FileKind, MasterKeys, sha256, constantTimeEqual } from './crypto.js';
+import { AuthenticationError, type BlobType, type FileKind, MasterKeys, sha256 } from './crypto.js';
 import { PayloadCodec } from './compression.js';
 import { type RepoConfig, decodeConfig, encodeConfig, newConfig } from './config.js';
-import { openBlob, openFile, sealFile } from './envelope.js';
+import { openFile, sealFile } from './envelope.js';
+import { BlobOpener } from './blob-codec.js';
 import { type BlobSealer, InlineSealer, createSealer } from './blob-sealer.js';
 import { type CacheOptions, RepositoryCache } from './cache.js';
-import { AbortedError, FormatError, LockConflictError, LockLostError, PacksGoneError, RepositoryExistsError, RepositoryNotFoundError, WrongPasswordError } from './errors.js';
+import {
+  AbortedError,
+  DamagedFileError,
+  FormatError,
+  LockConflictError,
+  LockLostError,
+  MissingBlobError,
+  PacksGoneError,
+  RepositoryExistsError,
+  RepositoryNotFoundError,
+  WrongPasswordError,
+} from './errors.js';
 import { type IndexFile, type IndexedPack, decodeIndexFile, encodeIndexFile } from './index-file.js';
 import { type KeyFile, type ScryptParams, type Secret, createKeyFile, decodeKeyFile, unsealKeyFile } from './keyfile.js';
 import { type LockKind, type LockOptions, type LockRecord, LOST_AFTER_MS, REFRESH_MS, assertCompatible, lockRetryPause, lockSettleMs, newLockRecord } from './lock.js';
@@ -26,14 +38,6 @@ import { TreePacks } from './tree-packs.js';
 export { mapLimit } from '../backends/layout.js';
 
 const FOLDER_OF: Record<Exclude<FileKind, 'packHeader'>, FileType> = { index: 'index', snapshot: 'snapshots', lock: 'locks' };
-
-/** A stored file whose bytes no longer hash to its name. */
-export class DamagedFileError extends Error {
-  constructor(readonly file: string, detail: string) {
-    super(`${file}: ${detail}`);
-    this.name = 'DamagedFileError';
-  }
-}
 
 export interface InitOptions {
   config?: Partial<Omit<RepoConfig, 'version' | 'id'>>;
@@ -519,6 +523,7 @@ export class IndexedRepository {
   private lastCheckpoint = Date.now();
   private readonly checkpointMs: number;
   private readonly treePacks: TreePacks;
+  private readonly opener: BlobOpener;
   /**
    * 1 for each pack (by index pack number) that holds a blob this instance's output refers to:
    * one it deduplicated against, or one it wrote. saveSnapshot() checks they are still there.
@@ -540,6 +545,7 @@ export class IndexedRepository {
     const fromEnv = Number(process.env['BH_CHECKPOINT_SECONDS']);
     this.checkpointMs = (Number.isFinite(fromEnv) && fromEnv > 0 ? fromEnv : CHECKPOINT_SECONDS) * 1000;
     this.treePacks = new TreePacks(repo, index);
+    this.opener = new BlobOpener(repo.keys, repo.config.compression);
   }
 
   get keys(): MasterKeys {
@@ -659,20 +665,20 @@ export class IndexedRepository {
     return false;
   }
 
-  /** A blob's plaintext, authenticated and re-hashed against its id. */
+  /** A blob's plaintext, authenticated and re-hashed against its id (src/repo/blob-codec.ts). */
   async loadBlob(type: BlobType, id: Uint8Array): Promise<Buffer> {
     const where = this.index.lookup(type, id);
-    const idHex = Buffer.from(id).toString('hex');
-    if (!where) throw new Error(`${type} blob ${idHex} is not in the index (the repository is missing data; run 'bh check')`);
+    if (!where) throw MissingBlobError.notIndexed(type, id);
     const packHex = where.packId.toString('hex');
-    const what = `${type} blob ${idHex} in data/${packHex}`;
-    // Trees are read by pack (src/repo/tree-packs.ts); data blobs with one ranged read each.
-    const envelope = type === 'tree' ? await this.treePacks.envelope(where) : await this.repo.backend.read({ type: 'data', name: packHex }, { offset: where.offset, length: where.length });
-    const plaintext = this.repo.codec.decode(openBlob(this.keys, type, id, envelope, what), what);
-    if (plaintext.length !== where.rawLength || !constantTimeEqual(this.keys.blobId(plaintext), id)) {
-      throw new DamagedFileError(`data/${packHex}`, `${type} blob ${idHex} does not hash to its id`);
+    let envelope: Buffer;
+    try {
+      // Trees are read by pack (src/repo/tree-packs.ts); data blobs with one ranged read each.
+      envelope = type === 'tree' ? await this.treePacks.envelope(where) : await this.repo.backend.read({ type: 'data', name: packHex }, { offset: where.offset, length: where.length });
+    } catch (error) {
+      if (error instanceof NotFoundError) throw MissingBlobError.packGone(this.repo.location, packHex, error);
+      throw error;
     }
-    return plaintext;
+    return this.opener.open(type, id, envelope, packHex, where.rawLength);
   }
 
   /**

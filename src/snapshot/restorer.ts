@@ -63,6 +63,7 @@ import { lutimesNs, mkfifo, mknod, setXattr } from '../fsx/index.js';
 import type { PathMatcher } from './exclude.js';
 import { type TreeNode, decodeTree } from './tree.js';
 import { AbortedError } from './archiver.js';
+import { MissingBlobError } from '../repo/errors.js';
 
 export type OverwritePolicy = 'always' | 'if-changed' | 'never';
 
@@ -541,7 +542,7 @@ export class Restorer {
     try {
       for (const id of content) {
         const location = this.repo.index.lookup('data', id);
-        if (!location) throw new Error(`data blob ${id.toString('hex')} is not in the index (the repository is missing data; run 'bh check')`);
+        if (!location) throw MissingBlobError.notIndexed('data', id);
         where.push(location);
         size += location.rawLength;
         job.lengths.push(location.rawLength);
