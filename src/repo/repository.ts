@@ -31,7 +31,8 @@ import { type IndexFile, type IndexedPack, decodeIndexFile, encodeIndexFile } fr
 import { type KeyFile, type ScryptParams, type Secret, createKeyFile, decodeKeyFile, unsealKeyFile } from './keyfile.js';
 import { type LockKind, type LockOptions, type LockRecord, LOST_AFTER_MS, REFRESH_MS, assertCompatible, lockRetryPause, lockSettleMs, newLockRecord } from './lock.js';
 import { MasterIndex } from './master-index.js';
-import { PackBuilder, type PackedBlob, HEADER_READ_GUESS, parsePackTail } from './pack.js';
+import { type PackedBlob, HEADER_READ_GUESS, parsePackTail } from './pack.js';
+import { PackWriter } from './pack-writer.js';
 import { TreePacks } from './tree-packs.js';
 
 /** Bounded concurrency, for the layers above (they reach the backends' helpers only through repo/). */
@@ -501,21 +502,18 @@ export interface SaveResult {
 
 /**
  * The write path is a pipeline: saveBlob hashes on the caller's thread and hands new blobs to
- * the sealer (worker threads), sealed blobs fill packs, full packs upload two at a time, and an
- * index file is written every checkpoint interval. saveBlob returns once the blob is queued;
+ * the sealer (worker threads), sealed blobs fill packs (PackWriter), full packs upload two at a
+ * time, and an index file is written every checkpoint interval. saveBlob returns once the blob is queued;
  * flush() waits for all of it. A failure anywhere is raised by the next saveBlob or flush.
  */
 export class IndexedRepository {
-  private readonly packers: Record<BlobType, PackBuilder> = { data: new PackBuilder(), tree: new PackBuilder() };
+  private readonly packs: PackWriter;
   /** Blobs queued or packed but not indexed yet, by type:id hex (so they are not saved twice). */
   private readonly unindexed = new Set<string>();
   private sealerInstance: BlobSealer | undefined;
   private inlineSealer: InlineSealer | undefined;
   private readonly sealing = new Set<Promise<void>>();
   private sealingBytes = 0;
-  private readonly uploads = new Set<Promise<void>>();
-  /** Finished packs waiting for an upload slot. */
-  private packsWaiting = 0;
   private failure: unknown;
   private added = 0;
   /** Packs written since the last index file. */
@@ -546,6 +544,7 @@ export class IndexedRepository {
     this.checkpointMs = (Number.isFinite(fromEnv) && fromEnv > 0 ? fromEnv : CHECKPOINT_SECONDS) * 1000;
     this.treePacks = new TreePacks(repo, index);
     this.opener = new BlobOpener(repo.keys, repo.config.compression);
+    this.packs = new PackWriter(repo, { concurrency: UPLOAD_CONCURRENCY, onStored: (pack) => this.indexStoredPack(pack) });
   }
 
   get keys(): MasterKeys {
@@ -704,7 +703,7 @@ export class IndexedRepository {
       })
       .finally(() => this.sealing.delete(job));
     this.sealing.add(job);
-    while ((this.sealingBytes > MAX_SEALING_BYTES || this.packsWaiting > 0) && this.sealing.size > 0) await Promise.race(this.sealing);
+    while ((this.sealingBytes > MAX_SEALING_BYTES || this.packs.packsWaiting) && this.sealing.size > 0) await Promise.race(this.sealing);
     this.throwFailure();
     return { id, added: true };
   }
@@ -724,18 +723,15 @@ export class IndexedRepository {
 
   private async pack(type: BlobType, id: Buffer, envelope: Buffer, rawLength: number): Promise<void> {
     this.added += envelope.length;
-    const packer = this.packers[type];
-    packer.add(type, id, envelope, rawLength);
-    if (packer.size >= this.repo.config.pack_size) await this.finishPack(type);
+    const closed = await this.packs.add(type, id, envelope, rawLength);
+    if (closed && Date.now() - this.lastCheckpoint >= this.checkpointMs) await this.writeIndex();
   }
 
   /** Writes open packs and indexes everything written; after it, every saved blob is durable and findable. */
   async flush(): Promise<void> {
     while (this.sealing.size > 0) await Promise.all(this.sealing);
     this.throwFailure();
-    for (const type of ['data', 'tree'] as const) if (this.packers[type].count > 0) await this.finishPack(type);
-    await Promise.all(this.uploads);
-    this.throwFailure();
+    await this.packs.flush();
     await this.writeIndex();
   }
 
@@ -758,34 +754,12 @@ export class IndexedRepository {
     return this.sealerInstance;
   }
 
-  private async finishPack(type: BlobType): Promise<void> {
-    const packer = this.packers[type];
-    this.packers[type] = new PackBuilder();
-    const pack = packer.finish(this.keys);
-    this.packsWaiting++;
-    try {
-      while (this.uploads.size >= UPLOAD_CONCURRENCY) await Promise.race(this.uploads);
-    } finally {
-      this.packsWaiting--;
-    }
-    this.throwFailure();
-    const packHex = pack.id.toString('hex');
-    const upload: Promise<void> = this.repo.backend
-      .write({ type: 'data', name: packHex }, pack.parts)
-      // Write-through of tree packs: the next backup from this host reads its parent's trees locally.
-      .then(() => (type === 'tree' ? this.repo.cache?.write('data', packHex, pack.parts) : undefined))
-      .then(() => {
-        this.index.addPack(pack.id, pack.blobs);
-        this.reference(this.index.packNumber(pack.id));
-        for (const blob of pack.blobs) this.unindexed.delete(pendingKey(blob.type, blob.id));
-        this.packsToIndex.push({ packId: pack.id, blobs: pack.blobs });
-      })
-      .catch((error: unknown) => {
-        this.failure ??= error;
-      })
-      .finally(() => this.uploads.delete(upload));
-    this.uploads.add(upload);
-    if (Date.now() - this.lastCheckpoint >= this.checkpointMs) await this.writeIndex();
+  /** A pack is stored: its blobs are findable from now on, and go into the next index file. */
+  private indexStoredPack(pack: IndexedPack): void {
+    this.index.addPack(pack.packId, pack.blobs);
+    this.reference(this.index.packNumber(pack.packId));
+    for (const blob of pack.blobs) this.unindexed.delete(pendingKey(blob.type, blob.id));
+    this.packsToIndex.push(pack);
   }
 
   /** Index checkpoint: an index file for the packs written since the last one. */
@@ -800,6 +774,7 @@ export class IndexedRepository {
 
   private throwFailure(): void {
     if (this.failure !== undefined) throw this.failure;
+    this.packs.throwFailure();
   }
 }
 
