@@ -26,7 +26,7 @@ import { AuthenticationError, type BlobType, BlobTypeCode, ENVELOPE_OVERHEAD, Ma
 import { DamagedFileError } from './errors.js';
 
 /** How errors name a blob: "data blob <id> in data/<pack>". */
-export function describeBlob(type: BlobType, id: Uint8Array, packHex: string): string {
+function describeBlob(type: BlobType, id: Uint8Array, packHex: string): string {
   return `${type} blob ${hex(id)} in data/${packHex}`;
 }
 

@@ -503,8 +503,9 @@ export interface SaveResult {
 /**
  * The write path is a pipeline: saveBlob hashes on the caller's thread and hands new blobs to
  * the sealer (worker threads), sealed blobs fill packs (PackWriter), full packs upload two at a
- * time, and an index file is written every checkpoint interval. saveBlob returns once the blob is queued;
- * flush() waits for all of it. A failure anywhere is raised by the next saveBlob or flush.
+ * time, and an index file is written every checkpoint interval. saveBlob returns once the blob
+ * is queued; flush() waits for all of it. A failure anywhere is raised by the next saveBlob or
+ * flush.
  */
 export class IndexedRepository {
   private readonly packs: PackWriter;
