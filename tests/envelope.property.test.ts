@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 
 import { PayloadCodec } from '../src/repo/compression.js';
 import { AuthenticationError, type BlobType, type FileKind, MasterKeys } from '../src/repo/crypto.js';
-import { openBlob, openFile, sealBlob, sealFile } from '../src/repo/envelope.js';
+import { openBlob, sealBlob } from '../src/repo/blob-codec.js';
+import { openFile, sealFile } from '../src/repo/envelope.js';
 
 const master = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => new MasterKeys(Buffer.from(b)));
 const fixedKeys = new MasterKeys(Buffer.from(Array.from({ length: 32 }, (_, i) => i)));

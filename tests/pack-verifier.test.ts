@@ -7,10 +7,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BlobOpener } from '../src/repo/blob-reader.js';
+import { BlobOpener, sealBlob } from '../src/repo/blob-codec.js';
 import { PayloadCodec, type CompressionSettings } from '../src/repo/compression.js';
 import { MasterKeys } from '../src/repo/crypto.js';
-import { sealBlob } from '../src/repo/envelope.js';
 import { PackBuilder, type PackedBlob } from '../src/repo/pack.js';
 import { createPackVerifier, verifyPack } from '../src/repo/pack-verifier.js';
 

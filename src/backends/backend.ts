@@ -85,6 +85,16 @@ export interface Backend {
    * file behind (S3: a PUT is atomic, and the backend aborts its own stale multipart uploads).
    */
   readonly temporaries?: TemporaryFiles;
+  /**
+   * Fast ranged reads of packs, where a backend keeps its files on this machine (local): the
+   * path of `ref`, for threads that cannot share this object (restore's worker threads open it,
+   * keep it open and read with positional reads into buffers of their own). A reader of the path
+   * reports a missing or short file in the words of NotFoundError and ShortReadError, as read()
+   * does. Offered only where reading the path is exactly what read() does: a decorator that
+   * meters or changes reads must not pass it on (the throttle with a download limit does not);
+   * one that only retries may (a local file has no transient errors).
+   */
+  localPath?(ref: FileRef): string;
   close(): Promise<void>;
 }
 

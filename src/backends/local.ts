@@ -221,6 +221,11 @@ export class LocalBackend implements Backend {
     }
   }
 
+  /** Backend.localPath: the file's path, after validating its name. */
+  localPath(ref: FileRef): string {
+    return this.pathOf(ref);
+  }
+
   async stat(ref: FileRef): Promise<FileInfo> {
     const file = this.pathOf(ref);
     try {
@@ -321,6 +326,14 @@ export class LocalBackend implements Backend {
   async close(): Promise<void> {
     // Nothing to release.
   }
+}
+
+/**
+ * The backend of the directory `dir`, for a folder in the repository layout that is not a
+ * repository location (the local cache, src/repo/cache.ts): the layers above see only Backend.
+ */
+export function openLocalDirectory(dir: string): Backend {
+  return new LocalBackend(dir);
 }
 
 /** Buffers handed to one writev: a pack has one part per blob, and a system call per blob costs more than the copy. */

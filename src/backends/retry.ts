@@ -29,7 +29,8 @@
  * A permanent error, or the last transient one, reaches the caller as a `BackendOperationError`
  * that names the location, the operation and the file (`sftp:host:/srv: write data/ab12…:
  * <cause>`); NotFoundError, ShortReadError and AlreadyExistsError pass through unchanged, because
- * callers test for them. The optional `temporaries` of a backend are retried like the rest.
+ * callers test for them. The optional `temporaries` of a backend are retried like the rest; its
+ * optional `localPath` passes through as it is (reads of a local file have nothing to retry).
  */
 import {
   AlreadyExistsError,
@@ -206,6 +207,7 @@ export function withRetry(backend: Backend, options: RetryOptions = {}): Backend
   }
 
   const temporaries = backend.temporaries;
+  const localPath = backend.localPath?.bind(backend);
   return {
     location: backend.location,
     list: (type: FileType): Promise<FileInfo[]> => attempt('list', type, () => backend.list(type)),
@@ -221,6 +223,7 @@ export function withRetry(backend: Backend, options: RetryOptions = {}): Backend
         remove: (file: TemporaryFile): Promise<void> => attempt('remove', file.path, () => temporaries.remove(file)),
       } satisfies TemporaryFiles,
     }),
+    ...(localPath && { localPath }),
     close: (): Promise<void> => backend.close(),
   };
 }

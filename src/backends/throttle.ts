@@ -9,6 +9,8 @@
  * and each pack still goes out in one atomic write. A bucket holds at most a quarter second of
  * traffic, the burst a short idle period may save up. A read whose caller gives up (its signal
  * aborts: an interrupted restore) stops waiting at once, so no timer keeps the process alive.
+ * The backend's optional `localPath` (reads that bypass read()) is passed on only without a
+ * download limit, so the limit holds for every byte read.
  */
 import type { Backend, ByteRange, FileInfo, FileRef, FileType, WriteOptions } from './backend.js';
 
@@ -66,6 +68,7 @@ export function withThrottle(backend: Backend, limits: ThrottleLimits): Backend 
   }
   const upload = limits.uploadKiBs > 0 ? new TokenBucket(limits.uploadKiBs * 1024) : undefined;
   const download = limits.downloadKiBs > 0 ? new TokenBucket(limits.downloadKiBs * 1024) : undefined;
+  const localPath = download ? undefined : backend.localPath?.bind(backend);
   return {
     location: backend.location,
     list: (type: FileType): Promise<FileInfo[]> => backend.list(type),
@@ -84,6 +87,7 @@ export function withThrottle(backend: Backend, limits: ThrottleLimits): Backend 
     create: (): Promise<void> => backend.create(),
     // Listing and removing temporary files moves no file contents: not metered.
     ...(backend.temporaries && { temporaries: backend.temporaries }),
+    ...(localPath && { localPath }),
     close: (): Promise<void> => backend.close(),
   };
 }

@@ -1,7 +1,7 @@
 import { Command, Option } from 'clipanion';
 import * as t from 'typanion';
 import { compilePatterns } from '../snapshot/exclude.js';
-import { Restorer, type OverwritePolicy } from '../snapshot/restorer.js';
+import { Restorer, type OverwritePolicy } from '../snapshot/restore/index.js';
 import { findSnapshot } from '../snapshot/snapshot.js';
 import { ExitCode, RepositoryCommand, UserError, parseTimeOption } from './base.js';
 import { formatBytes } from './report.js';

@@ -2,17 +2,17 @@
  * Compressing and encrypting blobs off the main thread.
  *
  * zstd and AES-GCM are the costly half of a backup; the main thread reads, chunks and hashes.
- * A pool of worker threads (src/repo/seal-worker.ts) runs `sealBlobPayload` on chunks handed to
- * it; with zero workers (library use, tests run from TypeScript sources) the same function runs
- * inline. Either way the bytes are identical: one implementation, two places to run it.
+ * A pool of worker threads (src/repo/seal-worker.ts) runs `sealBlobPayload` (the blob codec,
+ * src/repo/blob-codec.ts) on chunks handed to it; with zero workers (library use, tests run from
+ * TypeScript sources) the same function runs inline. Either way the bytes are identical: one implementation, two places to run it.
  */
 import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { PayloadCodec, type CompressionSettings } from './compression.js';
+import { sealBlobPayload } from './blob-codec.js';
 import { type BlobType, MasterKeys } from './crypto.js';
-import { sealBlob } from './envelope.js';
 
 /**
  * The bytes of `view` in an ArrayBuffer of their own, ready to move to another thread.
@@ -22,10 +22,6 @@ import { sealBlob } from './envelope.js';
  */
 export function movable(view: Uint8Array): Uint8Array {
   return view.byteOffset === 0 && view.byteLength === view.buffer.byteLength && view.buffer instanceof ArrayBuffer ? view : new Uint8Array(view);
-}
-
-export function sealBlobPayload(keys: MasterKeys, codec: PayloadCodec, type: BlobType, id: Uint8Array, plaintext: Uint8Array): Buffer {
-  return sealBlob(keys, type, id, codec.encode(plaintext));
 }
 
 export interface SealRequest {

@@ -8,16 +8,16 @@
  * checked against its name: a damaged or truncated copy is removed and fetched again, never
  * used, and a copy that passes is byte for byte the repository's file. That also makes sharing
  * safe: two repositories with the same id (a copied repository) can only ever share identical
- * files. Writes go through LocalBackend (temporary name, then rename; folders 0700, files
+ * files. Writes go through the local backend (temporary name, then rename; folders 0700, files
  * 0600). The cache is an accelerator only: any trouble with it is a warning, and the command
  * goes on against the repository.
  */
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
-import type { FileInfo, FileType } from '../backends/backend.js';
+import type { Backend, FileInfo, FileType } from '../backends/backend.js';
 import { folderSegments } from '../backends/layout.js';
-import { LocalBackend } from '../backends/local.js';
+import { openLocalDirectory } from '../backends/local.js';
 import { sha256 } from './crypto.js';
 
 /**
@@ -54,7 +54,7 @@ export class RepositoryCache {
   private writable = true;
 
   private constructor(
-    private readonly store: LocalBackend,
+    private readonly store: Backend,
     private readonly onWarning: (message: string) => void,
   ) {}
 
@@ -83,7 +83,7 @@ export class RepositoryCache {
       options.onWarning(`cannot use the cache folder ${dir} (${(error as Error).message}); going on without a cache (--no-cache silences this)`);
       return undefined;
     }
-    return new RepositoryCache(new LocalBackend(dir), options.onWarning);
+    return new RepositoryCache(openLocalDirectory(dir), options.onWarning);
   }
 
   /** The stored bytes of `type/name`, checked against the name; undefined when not cached. A damaged copy is removed. */

@@ -6,6 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import { Compressor, Decompressor } from 'zstd-napi';
+import { FormatError } from './errors.js';
 
 // zstd-napi's Decompressor allocates every result; its native context also decompresses into a
 // buffer the caller reuses (fresh memory costs page faults and GC on every blob).
@@ -45,10 +46,11 @@ export class PayloadCodec {
   /**
    * `what` names the object in errors. With `into` (as long as the plaintext is expected to
    * be) a compressed body is decompressed into it, when its frame says it is of that length;
-   * the result is then a view of `into`.
+   * the result is then a view of `into`. Payloads are decoded only once authenticated, so one
+   * that does not decode was written so: a FormatError (a bug, never a user error).
    */
   decode(payload: Uint8Array, what: string, into?: Buffer): Buffer {
-    if (payload.length === 0) throw new Error(`${what}: empty payload`);
+    if (payload.length === 0) throw new FormatError(`${what}: empty payload`);
     const flag = payload[0];
     const body = payload.subarray(1);
     if (flag === PAYLOAD_RAW) return Buffer.from(body.buffer, body.byteOffset, body.length);
@@ -57,10 +59,10 @@ export class PayloadCodec {
         if (into && zstdBinding.getFrameContentSize(body) === into.length) return into.subarray(0, this.dctx.decompress(into, body));
         return this.decompressor.decompress(body);
       } catch (error) {
-        throw new Error(`${what}: zstd frame does not decompress (${(error as Error).message})`);
+        throw new FormatError(`${what}: zstd frame does not decompress (${(error as Error).message})`);
       }
     }
-    throw new Error(`${what}: unknown payload flag ${flag}`);
+    throw new FormatError(`${what}: unknown payload flag ${flag}`);
   }
 }
 

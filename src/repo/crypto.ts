@@ -5,7 +5,7 @@
  * HMAC-SHA-256 under a fixed label, except in a repository that shares its source's chunking
  * keys (`init --copy-chunker-params`), whose key files seal those two keys beside the master.
  */
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
+import { type DecipherGCM, createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
 
 export const NONCE_SIZE = 12;
 export const TAG_SIZE = 16;
@@ -151,17 +151,25 @@ export function seal(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array, no
   return out;
 }
 
-const SLICE = 64 * 1024;
+/** Bytes fed to one update() of a cipher or decipher (see seal). */
+export const SLICE = 64 * 1024;
 
 /** Inverse of seal; throws AuthenticationError naming `what` when the tag does not verify. */
 export function open(key: Uint8Array, envelope: Uint8Array, aad: Uint8Array, what: string): Buffer {
   if (envelope.length < ENVELOPE_OVERHEAD) throw new AuthenticationError(what);
-  const nonce = envelope.subarray(0, NONCE_SIZE);
-  const tag = envelope.subarray(envelope.length - TAG_SIZE);
-  const body = envelope.subarray(NONCE_SIZE, envelope.length - TAG_SIZE);
-  const decipher = createDecipheriv('aes-256-gcm', key, nonce);
+  const decipher = createDecipheriv('aes-256-gcm', key, envelope.subarray(0, NONCE_SIZE));
   decipher.setAAD(aad);
-  decipher.setAuthTag(tag);
+  decipher.setAuthTag(envelope.subarray(envelope.length - TAG_SIZE));
+  return decipherWhole(decipher, envelope, what);
+}
+
+/**
+ * The plaintext of `envelope` (nonce ‖ ciphertext ‖ tag) from a decipher already keyed, given
+ * the nonce, the associated data and the tag: decrypted in slices as seal() encrypts, and only
+ * returned once the tag verifies. Shared by open() and the blob codec (src/repo/blob-codec.ts).
+ */
+export function decipherWhole(decipher: DecipherGCM, envelope: Uint8Array, what: string): Buffer {
+  const body = envelope.subarray(NONCE_SIZE, envelope.length - TAG_SIZE);
   const out = Buffer.allocUnsafe(body.length);
   let at = 0;
   for (let start = 0; start < body.length; start += SLICE) {
@@ -169,12 +177,17 @@ export function open(key: Uint8Array, envelope: Uint8Array, aad: Uint8Array, wha
     out.set(part, at);
     at += part.length;
   }
+  verifyTag(decipher, () => what);
+  return out;
+}
+
+/** Ends a decryption: throws AuthenticationError naming `what()` when the tag does not verify. */
+export function verifyTag(decipher: DecipherGCM, what: () => string): void {
   try {
     decipher.final();
   } catch {
-    throw new AuthenticationError(what);
+    throw new AuthenticationError(what());
   }
-  return out;
 }
 
 export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {

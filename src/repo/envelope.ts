@@ -1,29 +1,13 @@
 /**
- * How blobs and whole files are sealed (docs/FORMAT.md §3).
+ * How whole files are sealed (docs/FORMAT.md §3.2): index files, snapshots, locks, pack headers.
  *
- * blob:  nonce(12) ‖ ciphertext ‖ tag(16)            key = blobSubkey(type, id), AAD = type ‖ id
  * file:  salt(16) ‖ nonce(12) ‖ ciphertext ‖ tag(16)  key = fileSubkey(kind, salt), AAD = kind
  *
- * A blob's subkey is bound to its id, so a blob moved under another id or type fails to open;
- * a file's subkey comes from a fresh random salt, so no key ever seals more than one message.
+ * A file's subkey comes from a fresh random salt, so no key ever seals more than one message.
+ * Blobs have their own envelope and codec: src/repo/blob-codec.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { BlobTypeCode, type BlobType, FileKindCode, type FileKind, MasterKeys, open, seal, SALT_SIZE, AuthenticationError } from './crypto.js';
-
-function blobAad(type: BlobType, id: Uint8Array): Buffer {
-  const aad = Buffer.allocUnsafe(1 + id.length);
-  aad[0] = BlobTypeCode[type];
-  aad.set(id, 1);
-  return aad;
-}
-
-export function sealBlob(keys: MasterKeys, type: BlobType, id: Uint8Array, payload: Uint8Array): Buffer {
-  return seal(keys.blobSubkey(type, id), payload, blobAad(type, id));
-}
-
-export function openBlob(keys: MasterKeys, type: BlobType, id: Uint8Array, envelope: Uint8Array, what: string): Buffer {
-  return open(keys.blobSubkey(type, id), envelope, blobAad(type, id), what);
-}
+import { FileKindCode, type FileKind, MasterKeys, open, seal, SALT_SIZE, AuthenticationError } from './crypto.js';
 
 export function sealFile(keys: MasterKeys, kind: FileKind, payload: Uint8Array): Buffer {
   const salt = randomBytes(SALT_SIZE);

@@ -44,6 +44,42 @@ export class FormatError extends Error {
   }
 }
 
+/**
+ * A stored file, or a blob in a pack, whose bytes are not what their name says: a file that
+ * does not hash to its name, a blob that authenticates but does not re-hash to its id (or has
+ * another length than the index says).
+ */
+export class DamagedFileError extends Error {
+  constructor(
+    readonly file: string,
+    /** The problem without the file's name. */
+    readonly detail: string,
+  ) {
+    super(`${file}: ${detail}`);
+    this.name = 'DamagedFileError';
+  }
+}
+
+/**
+ * A blob the repository should have and has not: no index lists it, or the pack the index
+ * names is gone. The repository is missing data; `bh check` says how much.
+ */
+export class MissingBlobError extends Error {
+  private constructor(message: string, options?: { cause: unknown }) {
+    super(message, options);
+    this.name = 'MissingBlobError';
+  }
+
+  static notIndexed(type: string, id: Uint8Array): MissingBlobError {
+    return new MissingBlobError(`${type} blob ${Buffer.from(id).toString('hex')} is not in the index (the repository is missing data; run 'bh check')`);
+  }
+
+  /** The pack the index names does not exist; `cause` is the backend's NotFoundError, when there is one. */
+  static packGone(location: string, packHex: string, cause?: unknown): MissingBlobError {
+    return new MissingBlobError(`${location}: data/${packHex} does not exist`, cause === undefined ? undefined : { cause });
+  }
+}
+
 /** The work was stopped on request (Ctrl-C, SIGTERM): exit 130. */
 export class AbortedError extends Error {
   constructor() {

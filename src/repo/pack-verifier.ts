@@ -1,6 +1,7 @@
 /**
  * Verifying whole packs for `check --read-data`: the pack's SHA-256 against its name, its header
- * against the index, and every blob's tag, payload and id (BlobOpener, as restore uses).
+ * against the index, and every blob's tag, payload and id (the blob codec's BlobOpener, as
+ * restore uses).
  *
  * The work runs in worker threads (src/repo/verify-worker.ts), one per core, when the compiled
  * worker script exists (the CLI runs from dist/); with BH_WORKERS=0 or without the build it runs
@@ -11,11 +12,12 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { BlobIdMismatchError, BlobOpener } from './blob-reader.js';
+import { BlobOpener } from './blob-codec.js';
 import { WORKER_RESOURCE_LIMITS, movable, workerCount } from './blob-sealer.js';
 import type { CheckFinding } from './check.js';
 import type { CompressionSettings } from './compression.js';
 import { type BlobType, BlobTypeCode, MasterKeys, constantTimeEqual, sha256 } from './crypto.js';
+import { DamagedFileError } from './errors.js';
 import { parsePackTail, type PackedBlob } from './pack.js';
 
 /** Checks one pack's bytes; every finding is an error about `data/<packHex>`. */
@@ -41,9 +43,9 @@ export function verifyPack(keys: MasterKeys, opener: BlobOpener, packHex: string
   }
   for (const blob of indexed) {
     try {
-      opener.open(blob.type, blob.id, bytes.subarray(blob.offset, blob.offset + blob.length), packHex, blob.rawLength);
+      opener.openParts(blob.type, blob.id, bytes.subarray(blob.offset, blob.offset + blob.length), packHex, blob.rawLength);
     } catch (e) {
-      error(e instanceof BlobIdMismatchError ? e.detail : (e as Error).message);
+      error(e instanceof DamagedFileError ? e.detail : (e as Error).message);
     }
   }
   return findings;

@@ -17,14 +17,14 @@
  * (src/repo/temporaries.ts): no index or snapshot knows of them.
  */
 import { describeLock, isStale, type LockRecord } from './lock.js';
-import { openBlob } from './envelope.js';
+import { BlobOpener } from './blob-codec.js';
 import type { BlobType } from './crypto.js';
-import { constantTimeEqual } from './crypto.js';
+import { DamagedFileError } from './errors.js';
 import type { CondemnedPack, IndexedPack } from './index-file.js';
 import { IndexRewriter, blobsByPack, removeIndexFiles } from './index-rewrite.js';
 import type { MasterIndex } from './master-index.js';
-import { PackBuilder } from './pack.js';
-import { DamagedFileError, type IndexedRepository, type RepositoryLock } from './repository.js';
+import { PackWriter } from './pack-writer.js';
+import type { IndexedRepository, RepositoryLock } from './repository.js';
 import type { TemporaryFile } from '../backends/backend.js';
 import { findTemporaries } from './temporaries.js';
 
@@ -274,18 +274,11 @@ export async function executePrune(plan: PrunePlan, hooks: PruneHooks = {}): Pro
   if ([s.condemn, s.repack, s.delete, s.revive, s.unindexed, s.missing, indexed.supersededFiles].every((list) => list.length === 0)) return summary;
   const blobsOf = blobsByPack(index);
 
-  // 1. Repack: the used blobs of partly used packs go to new packs, verified on the way.
+  // 1. Repack: the used blobs of partly used packs go to new packs, verified on the way. One
+  //    pack uploads while the next is filled; all are stored before the index names them.
   const written: IndexedPack[] = [];
-  const builders: Record<BlobType, PackBuilder> = { data: new PackBuilder(), tree: new PackBuilder() };
-  const finish = async (type: BlobType): Promise<void> => {
-    const pack = builders[type].finish(repo.keys);
-    builders[type] = new PackBuilder();
-    const packHex = pack.id.toString('hex');
-    await repo.backend.write({ type: 'data', name: packHex }, pack.parts);
-    // Repacked trees are what the next backup's parent walk reads: keep them in the cache.
-    if (type === 'tree') await repo.cache?.write('data', packHex, pack.parts);
-    written.push({ packId: pack.id, blobs: pack.blobs });
-  };
+  const packs = new PackWriter(repo, { concurrency: 1, onStored: (pack) => written.push(pack) });
+  const opener = new BlobOpener(repo.keys, repo.config.compression);
   for (const [i, pack] of fate.repack.entries()) {
     hooks.onProgress?.(`repacking ${i + 1}/${fate.repack.length}`);
     const packHex = index.packId(pack).toString('hex');
@@ -296,16 +289,16 @@ export async function executePrune(plan: PrunePlan, hooks: PruneHooks = {}): Pro
       const row = index.findRow(type, blob.id);
       if (!used.isUsedRow(type, row) || index.rowPack(type, row) !== pack) continue;
       const envelope = bytes.subarray(blob.offset, blob.offset + blob.length);
-      const what = `${type} blob ${blob.id.toString('hex')} in data/${packHex}`;
-      const plaintext = repo.codec.decode(openBlob(repo.keys, type, blob.id, envelope, what), what);
-      if (plaintext.length !== blob.rawLength || !constantTimeEqual(repo.keys.blobId(plaintext), blob.id)) {
-        throw new DamagedFileError(`data/${packHex}`, `${what} does not hash to its id; prune stops before copying damage (run 'bh check --read-data')`);
+      try {
+        opener.openParts(type, blob.id, envelope, packHex, blob.rawLength);
+      } catch (error) {
+        if (!(error instanceof DamagedFileError)) throw error;
+        throw new DamagedFileError(error.file, `${error.detail}; prune stops before copying damage (run 'bh check --read-data')`);
       }
-      builders[type].add(type, blob.id, Buffer.from(envelope), blob.rawLength);
-      if (builders[type].size >= repo.config.pack_size) await finish(type);
+      await packs.add(type, blob.id, Buffer.from(envelope), blob.rawLength);
     }
   }
-  for (const type of TYPES) if (builders[type].count > 0) await finish(type);
+  await packs.flush();
   summary.packs_written = written.length;
   await hooks.onStep?.('repacked');
 

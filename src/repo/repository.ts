@@ -8,32 +8,37 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AlreadyExistsError, type Backend, type FileInfo, type FileType, NotFoundError } from '../backends/backend.js';
-import { AuthenticationError, type BlobType, type FileKind, MasterKeys, sha256, constantTimeEqual } from './crypto.js';
+import { AuthenticationError, type BlobType, type FileKind, MasterKeys, sha256 } from './crypto.js';
 import { PayloadCodec } from './compression.js';
 import { type RepoConfig, decodeConfig, encodeConfig, newConfig } from './config.js';
-import { openBlob, openFile, sealFile } from './envelope.js';
+import { openFile, sealFile } from './envelope.js';
+import { BlobOpener } from './blob-codec.js';
 import { type BlobSealer, InlineSealer, createSealer } from './blob-sealer.js';
 import { type CacheOptions, RepositoryCache } from './cache.js';
-import { AbortedError, FormatError, LockConflictError, LockLostError, PacksGoneError, RepositoryExistsError, RepositoryNotFoundError, WrongPasswordError } from './errors.js';
+import {
+  AbortedError,
+  DamagedFileError,
+  FormatError,
+  LockConflictError,
+  LockLostError,
+  MissingBlobError,
+  PacksGoneError,
+  RepositoryExistsError,
+  RepositoryNotFoundError,
+  WrongPasswordError,
+} from './errors.js';
 import { type IndexFile, type IndexedPack, decodeIndexFile, encodeIndexFile } from './index-file.js';
 import { type KeyFile, type ScryptParams, type Secret, createKeyFile, decodeKeyFile, unsealKeyFile } from './keyfile.js';
 import { type LockKind, type LockOptions, type LockRecord, LOST_AFTER_MS, REFRESH_MS, assertCompatible, lockRetryPause, lockSettleMs, newLockRecord } from './lock.js';
 import { MasterIndex } from './master-index.js';
-import { PackBuilder, type PackedBlob, HEADER_READ_GUESS, parsePackTail } from './pack.js';
+import { type PackedBlob, HEADER_READ_GUESS, parsePackTail } from './pack.js';
+import { PackWriter } from './pack-writer.js';
 import { TreePacks } from './tree-packs.js';
 
 /** Bounded concurrency, for the layers above (they reach the backends' helpers only through repo/). */
 export { mapLimit } from '../backends/layout.js';
 
 const FOLDER_OF: Record<Exclude<FileKind, 'packHeader'>, FileType> = { index: 'index', snapshot: 'snapshots', lock: 'locks' };
-
-/** A stored file whose bytes no longer hash to its name. */
-export class DamagedFileError extends Error {
-  constructor(readonly file: string, detail: string) {
-    super(`${file}: ${detail}`);
-    this.name = 'DamagedFileError';
-  }
-}
 
 export interface InitOptions {
   config?: Partial<Omit<RepoConfig, 'version' | 'id'>>;
@@ -497,21 +502,19 @@ export interface SaveResult {
 
 /**
  * The write path is a pipeline: saveBlob hashes on the caller's thread and hands new blobs to
- * the sealer (worker threads), sealed blobs fill packs, full packs upload two at a time, and an
- * index file is written every checkpoint interval. saveBlob returns once the blob is queued;
- * flush() waits for all of it. A failure anywhere is raised by the next saveBlob or flush.
+ * the sealer (worker threads), sealed blobs fill packs (PackWriter), full packs upload two at a
+ * time, and an index file is written every checkpoint interval. saveBlob returns once the blob
+ * is queued; flush() waits for all of it. A failure anywhere is raised by the next saveBlob or
+ * flush.
  */
 export class IndexedRepository {
-  private readonly packers: Record<BlobType, PackBuilder> = { data: new PackBuilder(), tree: new PackBuilder() };
+  private readonly packs: PackWriter;
   /** Blobs queued or packed but not indexed yet, by type:id hex (so they are not saved twice). */
   private readonly unindexed = new Set<string>();
   private sealerInstance: BlobSealer | undefined;
   private inlineSealer: InlineSealer | undefined;
   private readonly sealing = new Set<Promise<void>>();
   private sealingBytes = 0;
-  private readonly uploads = new Set<Promise<void>>();
-  /** Finished packs waiting for an upload slot. */
-  private packsWaiting = 0;
   private failure: unknown;
   private added = 0;
   /** Packs written since the last index file. */
@@ -519,6 +522,7 @@ export class IndexedRepository {
   private lastCheckpoint = Date.now();
   private readonly checkpointMs: number;
   private readonly treePacks: TreePacks;
+  private readonly opener: BlobOpener;
   /**
    * 1 for each pack (by index pack number) that holds a blob this instance's output refers to:
    * one it deduplicated against, or one it wrote. saveSnapshot() checks they are still there.
@@ -540,6 +544,8 @@ export class IndexedRepository {
     const fromEnv = Number(process.env['BH_CHECKPOINT_SECONDS']);
     this.checkpointMs = (Number.isFinite(fromEnv) && fromEnv > 0 ? fromEnv : CHECKPOINT_SECONDS) * 1000;
     this.treePacks = new TreePacks(repo, index);
+    this.opener = new BlobOpener(repo.keys, repo.config.compression);
+    this.packs = new PackWriter(repo, { concurrency: UPLOAD_CONCURRENCY, onStored: (pack) => this.indexStoredPack(pack) });
   }
 
   get keys(): MasterKeys {
@@ -659,20 +665,20 @@ export class IndexedRepository {
     return false;
   }
 
-  /** A blob's plaintext, authenticated and re-hashed against its id. */
+  /** A blob's plaintext, authenticated and re-hashed against its id (src/repo/blob-codec.ts). */
   async loadBlob(type: BlobType, id: Uint8Array): Promise<Buffer> {
     const where = this.index.lookup(type, id);
-    const idHex = Buffer.from(id).toString('hex');
-    if (!where) throw new Error(`${type} blob ${idHex} is not in the index (the repository is missing data; run 'bh check')`);
+    if (!where) throw MissingBlobError.notIndexed(type, id);
     const packHex = where.packId.toString('hex');
-    const what = `${type} blob ${idHex} in data/${packHex}`;
-    // Trees are read by pack (src/repo/tree-packs.ts); data blobs with one ranged read each.
-    const envelope = type === 'tree' ? await this.treePacks.envelope(where) : await this.repo.backend.read({ type: 'data', name: packHex }, { offset: where.offset, length: where.length });
-    const plaintext = this.repo.codec.decode(openBlob(this.keys, type, id, envelope, what), what);
-    if (plaintext.length !== where.rawLength || !constantTimeEqual(this.keys.blobId(plaintext), id)) {
-      throw new DamagedFileError(`data/${packHex}`, `${type} blob ${idHex} does not hash to its id`);
+    let envelope: Buffer;
+    try {
+      // Trees are read by pack (src/repo/tree-packs.ts); data blobs with one ranged read each.
+      envelope = type === 'tree' ? await this.treePacks.envelope(where) : await this.repo.backend.read({ type: 'data', name: packHex }, { offset: where.offset, length: where.length });
+    } catch (error) {
+      if (error instanceof NotFoundError) throw MissingBlobError.packGone(this.repo.location, packHex, error);
+      throw error;
     }
-    return plaintext;
+    return this.opener.open(type, id, envelope, packHex, where.rawLength);
   }
 
   /**
@@ -698,7 +704,7 @@ export class IndexedRepository {
       })
       .finally(() => this.sealing.delete(job));
     this.sealing.add(job);
-    while ((this.sealingBytes > MAX_SEALING_BYTES || this.packsWaiting > 0) && this.sealing.size > 0) await Promise.race(this.sealing);
+    while ((this.sealingBytes > MAX_SEALING_BYTES || this.packs.packsWaiting) && this.sealing.size > 0) await Promise.race(this.sealing);
     this.throwFailure();
     return { id, added: true };
   }
@@ -718,19 +724,16 @@ export class IndexedRepository {
 
   private async pack(type: BlobType, id: Buffer, envelope: Buffer, rawLength: number): Promise<void> {
     this.added += envelope.length;
-    const packer = this.packers[type];
-    packer.add(type, id, envelope, rawLength);
-    if (packer.size >= this.repo.config.pack_size) await this.finishPack(type);
+    const closed = await this.packs.add(type, id, envelope, rawLength);
+    if (closed && Date.now() - this.lastCheckpoint >= this.checkpointMs) await this.writeIndex();
   }
 
   /** Writes open packs and indexes everything written; after it, every saved blob is durable and findable. */
   async flush(): Promise<void> {
     while (this.sealing.size > 0) await Promise.all(this.sealing);
     this.throwFailure();
-    // No checkpoint in between: the index file written below, once every upload is done, covers all.
-    for (const type of ['data', 'tree'] as const) if (this.packers[type].count > 0) await this.finishPack(type, false);
-    await Promise.all(this.uploads);
-    this.throwFailure();
+    // No checkpoint in between: the index file written here, once every upload is done, covers all.
+    await this.packs.flush();
     await this.writeIndex();
   }
 
@@ -753,34 +756,12 @@ export class IndexedRepository {
     return this.sealerInstance;
   }
 
-  private async finishPack(type: BlobType, checkpoint = true): Promise<void> {
-    const packer = this.packers[type];
-    this.packers[type] = new PackBuilder();
-    const pack = packer.finish(this.keys);
-    this.packsWaiting++;
-    try {
-      while (this.uploads.size >= UPLOAD_CONCURRENCY) await Promise.race(this.uploads);
-    } finally {
-      this.packsWaiting--;
-    }
-    this.throwFailure();
-    const packHex = pack.id.toString('hex');
-    const upload: Promise<void> = this.repo.backend
-      .write({ type: 'data', name: packHex }, pack.parts)
-      // Write-through of tree packs: the next backup from this host reads its parent's trees locally.
-      .then(() => (type === 'tree' ? this.repo.cache?.write('data', packHex, pack.parts) : undefined))
-      .then(() => {
-        this.index.addPack(pack.id, pack.blobs);
-        this.reference(this.index.packNumber(pack.id));
-        for (const blob of pack.blobs) this.unindexed.delete(pendingKey(blob.type, blob.id));
-        this.packsToIndex.push({ packId: pack.id, blobs: pack.blobs });
-      })
-      .catch((error: unknown) => {
-        this.failure ??= error;
-      })
-      .finally(() => this.uploads.delete(upload));
-    this.uploads.add(upload);
-    if (checkpoint && Date.now() - this.lastCheckpoint >= this.checkpointMs) await this.writeIndex();
+  /** A pack is stored: its blobs are findable from now on, and go into the next index file. */
+  private indexStoredPack(pack: IndexedPack): void {
+    this.index.addPack(pack.packId, pack.blobs);
+    this.reference(this.index.packNumber(pack.packId));
+    for (const blob of pack.blobs) this.unindexed.delete(pendingKey(blob.type, blob.id));
+    this.packsToIndex.push(pack);
   }
 
   /** Index checkpoint: an index file for the packs written since the last one. */
@@ -795,6 +776,7 @@ export class IndexedRepository {
 
   private throwFailure(): void {
     if (this.failure !== undefined) throw this.failure;
+    this.packs.throwFailure();
   }
 }
 

@@ -4,7 +4,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { PayloadCodec } from './compression.js';
 import { MasterKeys } from './crypto.js';
-import { type SealRequest, type SealResponse, type WorkerInit, movable, sealBlobPayload } from './blob-sealer.js';
+import { sealBlobPayload } from './blob-codec.js';
+import { type SealRequest, type SealResponse, type WorkerInit, movable } from './blob-sealer.js';
 
 const init = workerData as WorkerInit;
 const keys = MasterKeys.deserialize(init.keys);

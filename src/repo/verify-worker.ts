@@ -3,7 +3,7 @@
  * verifies each pack as it arrives and posts its findings.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { BlobOpener } from './blob-reader.js';
+import { BlobOpener } from './blob-codec.js';
 import { MasterKeys } from './crypto.js';
 import { type VerifyRequest, type VerifyResponse, type VerifyWorkerInit, serveVerifyRequest } from './pack-verifier.js';
 

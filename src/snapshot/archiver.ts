@@ -23,7 +23,7 @@ import { type EntryStat, entryStatOf, entryType, getXattr, listXattrs, scanDir }
 import type { PathMatcher } from './exclude.js';
 import { FileChunkerPool } from './file-chunker.js';
 import { KnownBlobFilter } from './known-blobs.js';
-import { sealBlobPayload } from '../repo/blob-sealer.js';
+import { sealBlobPayload } from '../repo/blob-codec.js';
 import { type NodeType, type TreeNode, decodeTree, encodeTree, sameNode } from './tree.js';
 import type { SnapshotSummary } from './snapshot.js';
 

@@ -3,7 +3,7 @@
  * parses, and every blob those trees name is in the index (docs/FORMAT.md §10, first invariant).
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { BlobRunWriter } from '../repo/blob-reader.js';
+import { RunSource } from '../repo/blob-reader.js';
 import type { CheckFinding } from '../repo/check.js';
 import type { IndexedRepository } from '../repo/repository.js';
 import { validateSnapshot, type SnapshotRecord } from './snapshot.js';
@@ -19,15 +19,15 @@ const TURN_MS = 1;
 export async function checkSnapshots(repo: IndexedRepository, report: (finding: CheckFinding) => void): Promise<{ snapshots: number; trees: number }> {
   // Trees of a local repository are read and checked right here, from pack files kept open
   // (as restore does); other backends are read through loadBlob.
-  const reader = new BlobRunWriter(repo);
+  const source = new RunSource(repo);
   try {
-    return await walkSnapshots(repo, reader, report);
+    return await walkSnapshots(repo, source, report);
   } finally {
-    await reader.close();
+    source.close();
   }
 }
 
-async function walkSnapshots(repo: IndexedRepository, reader: BlobRunWriter, report: (finding: CheckFinding) => void): Promise<{ snapshots: number; trees: number }> {
+async function walkSnapshots(repo: IndexedRepository, source: RunSource, report: (finding: CheckFinding) => void): Promise<{ snapshots: number; trees: number }> {
   const seenTrees = new Set<string>();
   let lastTurn = performance.now();
   const reportedBlobs = new Set<string>();
@@ -53,7 +53,7 @@ async function walkSnapshots(repo: IndexedRepository, reader: BlobRunWriter, rep
       }
       let nodes;
       try {
-        nodes = decodeTree(await reader.loadBlob('tree', id), `tree ${hex}`);
+        nodes = decodeTree(await source.loadBlob('tree', id), `tree ${hex}`);
       } catch (error) {
         report({ level: 'error', subject, message: `tree ${hex} (${path}): ${(error as Error).message}` });
         continue;

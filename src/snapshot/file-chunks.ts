@@ -13,7 +13,7 @@ import { closeSync, readSync } from 'node:fs';
 import { findBoundary } from '../chunker/index.js';
 import type { ChunkerParams } from '../chunker/index.js';
 import { type EntryStat, openRegularFile } from '../fsx/index.js';
-import { sealBlobPayload } from '../repo/blob-sealer.js';
+import { sealBlobPayload } from '../repo/blob-codec.js';
 import type { PayloadCodec } from '../repo/compression.js';
 import type { MasterKeys } from '../repo/crypto.js';
 import type { KnownBlobFilter } from './known-blobs.js';

@@ -4,8 +4,8 @@
 import { resolve } from 'node:path';
 import { NotFoundError } from '../backends/backend.js';
 import { AuthenticationError } from '../repo/crypto.js';
-import { DamagedFileError, type IndexedRepository, type Repository } from '../repo/repository.js';
-import { FormatError } from '../repo/errors.js';
+import type { IndexedRepository, Repository } from '../repo/repository.js';
+import { DamagedFileError, FormatError } from '../repo/errors.js';
 
 export type BackupMode = 'full' | 'incremental' | 'differential';
 
