@@ -5,7 +5,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { BlobRunWriter } from '../repo/blob-reader.js';
 import type { CheckFinding } from '../repo/check.js';
-import type { IndexedRepository } from '../repo/repository.js';
+import type { IndexedRepository, SnapshotList } from '../repo/repository.js';
 import { validateSnapshot, type SnapshotRecord } from './snapshot.js';
 import { decodeTree } from './tree.js';
 
@@ -16,22 +16,22 @@ import { decodeTree } from './tree.js';
  */
 const TURN_MS = 1;
 
-export async function checkSnapshots(repo: IndexedRepository, report: (finding: CheckFinding) => void): Promise<{ snapshots: number; trees: number }> {
+/** Checks the snapshots of `snapshots`, the list `repo`'s index was loaded after (read order, docs/FORMAT.md §10). */
+export async function checkSnapshots(repo: IndexedRepository, snapshots: SnapshotList, report: (finding: CheckFinding) => void): Promise<{ snapshots: number; trees: number }> {
   // Trees of a local repository are read and checked right here, from pack files kept open
   // (as restore does); other backends are read through loadBlob.
   const reader = new BlobRunWriter(repo);
   try {
-    return await walkSnapshots(repo, reader, report);
+    return await walkSnapshots(repo, snapshots.names, reader, report);
   } finally {
     await reader.close();
   }
 }
 
-async function walkSnapshots(repo: IndexedRepository, reader: BlobRunWriter, report: (finding: CheckFinding) => void): Promise<{ snapshots: number; trees: number }> {
+async function walkSnapshots(repo: IndexedRepository, names: string[], reader: BlobRunWriter, report: (finding: CheckFinding) => void): Promise<{ snapshots: number; trees: number }> {
   const seenTrees = new Set<string>();
   let lastTurn = performance.now();
   const reportedBlobs = new Set<string>();
-  const names = (await repo.repo.list('snapshots')).map((f) => f.name);
   for (const name of names) {
     const subject = `snapshot ${name}`;
     let record: SnapshotRecord;

@@ -22,7 +22,7 @@ export async function planPrune(repo: Repository, options: PruneOptions): Promis
   const snapshots = await loadSnapshots(repo, (id, error) => {
     throw new Error(`snapshots/${id} cannot be read (${error.message}); prune refuses to run, since it cannot tell which data that snapshot needs (run 'bh check', then remove or repair it)`);
   });
-  const indexed = await repo.loadIndex();
+  const indexed = await repo.loadIndex(snapshots.listing);
   const used = new UsedBlobs(indexed.index);
   await markReachable(indexed, snapshots, used);
   return planPackChanges(indexed, used, snapshots.length, await repo.listLocks(), options);
