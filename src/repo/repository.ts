@@ -73,12 +73,9 @@ export interface LoadIndexOptions {
 class SnapshotList {
   constructor(
     private readonly repository: Repository,
-    readonly files: readonly FileInfo[],
+    /** The snapshot files' names (the snapshot ids), as listed. */
+    readonly names: readonly string[],
   ) {}
-
-  get names(): string[] {
-    return this.files.map((f) => f.name);
-  }
 
   /** Whether this lists `repo`'s snapshots. */
   isOf(repo: Repository): boolean {
@@ -180,7 +177,7 @@ export class Repository {
 
   /** Lists the snapshot files: the first read of every command that loads the index (read order, §10). */
   async listSnapshots(): Promise<SnapshotList> {
-    return new SnapshotList(this, await this.list('snapshots'));
+    return new SnapshotList(this, (await this.list('snapshots')).map((f) => f.name));
   }
 
   /** Seals `body` as a file of `kind` and stores it under the SHA-256 of its bytes; returns that name. */
