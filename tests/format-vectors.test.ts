@@ -25,7 +25,9 @@ import { openFile, sealFile } from '../src/repo/envelope.js';
 import { decodeIndexFile, encodeIndexFile } from '../src/repo/index-file.js';
 import { createKeyFile, decodeKeyFile, deriveKey, unsealKeyFile } from '../src/repo/keyfile.js';
 import { PackBuilder, parsePackTail } from '../src/repo/pack.js';
+import { newLockRecord } from '../src/repo/lock.js';
 import { Repository } from '../src/repo/repository.js';
+import { validateSnapshot } from '../src/snapshot/snapshot.js';
 import { decodeTree, encodeTree, type TreeNode } from '../src/snapshot/tree.js';
 
 // ---- helpers (independent of src/) ----------------------------------------------------------
@@ -111,6 +113,39 @@ function parsePackByHand(k: NobleKeys, pack: Uint8Array): HandPackEntry[] {
   return entries;
 }
 
+/**
+ * Reads the structure of one zstd frame by hand (RFC 8878 §3.1.1): magic, frame header (no
+ * dictionary), its content size, and blocks up to the last one, ending exactly at the frame's end
+ * (with the checksum, if the header announces one). Decoding the blocks is left to zstd.
+ */
+function parseZstdFrameByHand(frame: Uint8Array): { contentSize: number; blocks: number; checksum: boolean } {
+  expect(hex(frame.subarray(0, 4))).toBe('28b52ffd');
+  const descriptor = frame[4]!;
+  const sizeFlag = descriptor >> 6;
+  const singleSegment = (descriptor >> 5) & 1;
+  const checksum = (descriptor >> 2) & 1;
+  expect((descriptor >> 3) & 1).toBe(0); // reserved bit
+  expect(descriptor & 3).toBe(0); // no dictionary id
+  let at = singleSegment ? 5 : 6; // a window descriptor byte unless single-segment
+  const sizeBytes = [singleSegment, 2, 4, 8][sizeFlag]!;
+  expect(sizeBytes).toBeGreaterThan(0); // bh's frames state their content size
+  let contentSize = 0;
+  for (let i = 0; i < sizeBytes; i++) contentSize += frame[at + i]! * 2 ** (8 * i);
+  if (sizeBytes === 2) contentSize += 256;
+  at += sizeBytes;
+  let blocks = 0;
+  for (let last = false; !last; blocks++) {
+    const blockHeader = frame[at]! | (frame[at + 1]! << 8) | (frame[at + 2]! << 16);
+    last = (blockHeader & 1) === 1;
+    const type = (blockHeader >> 1) & 3; // 0 raw, 1 RLE (one byte), 2 compressed, 3 reserved
+    expect(type).not.toBe(3);
+    at += 3 + (type === 1 ? 1 : blockHeader >> 3);
+  }
+  if (checksum) at += 4;
+  expect(at).toBe(frame.length);
+  return { contentSize, blocks, checksum: checksum === 1 };
+}
+
 interface HandIndex {
   supersedes: string[];
   packs: { packId: string; blobs: { type: number; offset: number; length: number; rawLength: number; id: string }[] }[];
@@ -175,6 +210,44 @@ const VECTORS = {
   ],
 } as const;
 
+/** The vectors of whole stored files and their parts (FORMAT.md §11, wrapped there). */
+const FILE_VECTORS = {
+  /** ZSTD_CONTENT as bh stores it at level 3: flag 01 ‖ one zstd frame (zstd-napi, libzstd 1.5.7). */
+  zstdPayload: '0128b52ffd20ac9d0100b402616c6c20776f726b20616e64206e6f20706c6179206d616b6573206a61636b20612064756c6c20626f790a0100f32e5565',
+  /** HMAC-SHA-256(idKey, ZSTD_CONTENT). */
+  zstdBlobId: '78ad97a4c4226c5875cdb540bb7b0b81b0e025d9ed3d5a0becfe76c94b68dd0e',
+  /** Data blob ZSTD_CONTENT: payload zstdPayload, nonce b0 b1 … bb. */
+  zstdBlobEnvelope:
+    'b0b1b2b3b4b5b6b7b8b9babb42bcbc01b716a6ede7592d84b930de3563c4af569622b4d2e849a7886e42d69b16ab96bec87d888f27d2d5d0455fff941ea3a7ded4df78108f0d412a9970c7b0254547ae3545c615bbe33d3808',
+  /** Payload of the header of the pack vector: 00 ‖ "BHP1" ‖ entry("hello") ‖ entry(ZSTD_CONTENT). */
+  packHeaderPayload:
+    '0042485031002200000005000000f1826e5585f5fbfc141e77d4955896f60382ad92c68fe287112d1edb30c3f4ac0059000000ac00000078ad97a4c4226c5875cdb540bb7b0b81b0e025d9ed3d5a0becfe76c94b68dd0e',
+  /** A pack of the two data blobs above, its header sealed with salt 10 11 … 1f and nonce 30 31 … 3b. */
+  pack:
+    'a0a1a2a3a4a5a6a7a8a9aaab5fd4f7f8ea41cdef630dfa049321927fd088eb1eac7ab0b1b2b3b4b5b6b7b8b9babb42bcbc01b716a6ede7592d84b930de3563c4af569622b4d2e849a7886e42d69b16ab96bec87d888f27d2d5d0455fff941ea3a7ded4df78108f0d412a9970c7b0254547ae3545c615bbe33d3808101112131415161718191a1b1c1d1e1f303132333435363738393a3b2e38d02ae5ce8533fd5b77f6f6b3ab6c3da0f7d04dbc394ffb050ad4937dda07c32fc5fa31a131748ff69c2bac87931591318cb7f943c7bbc2479a875830d884191e40d5a593c62b9a565ed8bece2e3d6d2549c9e26b18cfb46c0d72d38882606f0bed47ab5b2f83000000',
+  /** SHA-256 of the pack: its name. */
+  packId: 'b37de6b9f64217ff19c4fd25d9f4a1053db4d2789e8ce3d47244fd17ece4b14b',
+  /** An index body listing that pack and its two blobs (nothing superseded). */
+  indexBody:
+    '424858310000000001000000b37de6b9f64217ff19c4fd25d9f4a1053db4d2789e8ce3d47244fd17ece4b14b0200000000000000002200000005000000f1826e5585f5fbfc141e77d4955896f60382ad92c68fe287112d1edb30c3f4ac002200000059000000ac00000078ad97a4c4226c5875cdb540bb7b0b81b0e025d9ed3d5a0becfe76c94b68dd0e',
+  /** SNAPSHOT_JSON as bh stores it at level 3: flag 01 ‖ one zstd frame. */
+  snapshotPayload:
+    '0128b52ffd6013005d0600b28d2a1f50475507848e509798e5c85e4e4aa6ce6b67a6acbfa9e56e0d33f8a8aa0a6b075f42117b828569d250e7c9d0073465413fcd0931f195693a27843cbe8f66a14d951d255c93a78d3f1466683fd0d37b3a0b17f4e3ebd31c9e0c8fe803f081f8e750d979ba7c051fcb2185c6503de50ed59819cc5a1bfcdc16d832e6a2c1d59c84ccedaec70c285f43a0345e174debd305769788bb016a096a096ded7a7c2f4a7d52f14ca33cb4a31b040b0003abfcaa11ceb88984412334b7e25173d7b56cad183945c59c972303',
+  /** The snapshot file: salt 90 91 … 9f, nonce e0 e1 … eb, payload snapshotPayload. */
+  snapshotFile:
+    '909192939495969798999a9b9c9d9e9fe0e1e2e3e4e5e6e7e8e9eaeb75112898b56a2c358f54cf8e65a0e56f698f0c05fbe5aab86802f2ff461ef2d9fc9ffbb9dc0f22dfd3e5e345f4e7460e22eebd7ebe3e4385ab660ef08bf753417b62be8ee8155287a3716d173385d836e5d55bb3c0d8d02c75da9f35abc8aae7031cdef15dc605795aaab64a17bb38eac3ac5f1cb74309e89c10b9e9387432cf607f2913a29c95d75e07d402a6c219c48a13563582e941de2e6533f003b754fc89334aeb5d458f832bddb4f90ff1bf5633f76e46f61049f63dc9301a57a868e04550bd73f49e7749abcc3fc32d9d8f5bc328bedcb59a271ab8a7e0dc8f69affe46782c1fb8f7',
+  /** SHA-256 of the snapshot file: the snapshot id. */
+  snapshotId: '25aad11ca4ea36ea1c9f00609eaae79fbdc20df8a69210832c2ba451e7c32c93',
+  /** LOCK_JSON as bh stores it at level 3: flag 01 ‖ one zstd frame. */
+  lockPayload:
+    '0128b52ffd20a47d0300a2c7171980b73accec2db598f1c37f46e201c398c697a45c44cc51d44707f5e7d25ba3d55d2ad66ad556c1f86589a0beb2366183e546a7e6be89f1a083d46a21469f21465a6ef5dba3305a909900cd0c98244c12e8e4b1fac67a46a36ec75a77c5860400c403972bac8a7065b68e0c',
+  /** The lock file: salt d0 d1 … df, nonce f0 f1 … fb, payload lockPayload. */
+  lockFile:
+    'd0d1d2d3d4d5d6d7d8d9dadbdcdddedff0f1f2f3f4f5f6f7f8f9fafbb6d20f69b9fc2a0bf87ee36d40d4805eedb41197e480659bb24e377f42a067d86c2c2ef9e9f15f13ecd1bd27a0543faf05faa8ff725b0f5b9e8641febc4cd9daa2ede340b4068117801b93db21f9837025b6bbba1cf4c44ef80a03248fb010b94a1250a605ae421e1f306a21d3f6560b575267d17f8a5e3c6963e87b86716d23dc8068bf6cb588ab14',
+  /** SHA-256 of the lock file: its name. */
+  lockId: '9881d0217154e191bda2b524ac23af1f8e185885d109217ed8fd4645ca61790b',
+} as const;
+
 /** The canonical encoding of the tree built in the §6 test. */
 const TREE_VECTOR =
   '{"nodes":[' +
@@ -183,6 +256,15 @@ const TREE_VECTOR =
   '{"name":"null","type":"chardev","mode":438,"uid":0,"gid":0,"mtime":"0","ctime":"0","inode":"5","device":"5","links":1,"size":0,"rdev":"259"},' +
   '{"name_bytes":"/2Y=","type":"symlink","mode":511,"uid":0,"gid":0,"mtime":"0","ctime":"0","inode":"7","device":"2049","links":1,"size":0,"linktarget":"target"}' +
   ']}';
+
+/** The content of the zstd vectors: 172 bytes. */
+const ZSTD_CONTENT = 'all work and no play makes jack a dull boy\n'.repeat(4);
+/** The record of the snapshot vector, as bh writes it: compact JSON, fields in FORMAT.md §7's order. */
+const SNAPSHOT_JSON =
+  '{"version":1,"time":"2024-01-01T00:00:00.000Z","tree":"8e7bc9f47c9b37200639c642948aa3035067abe43ab3a41d61719a45f62da87c","paths":["/srv"],' +
+  '"host":"example","username":"user","uid":0,"gid":0,"tags":["vector"],"mode":"full","parent":null,"excludes":[],"program_version":"0.1.0"}';
+/** The record of the lock vector, as bh writes it (FORMAT.md §8). */
+const LOCK_JSON = '{"version":1,"time":"2024-01-01T00:00:00.000Z","host":"example","pid":4242,"username":"user","exclusive":false,"kind":"shared","started":"2024-01-01T00:00:00.000Z"}';
 
 const PASSWORD = 'correct horse battery staple';
 const SMALL_SCRYPT = { N: 1024, r: 8, p: 1 };
@@ -434,6 +516,135 @@ describe('§5 index files', () => {
   });
 });
 
+// ---- §11 fixed vectors: a zstd payload, a pack, an index body, a snapshot, a lock -------------
+
+describe('§11 fixed vectors of stored files', () => {
+  const codec = new PayloadCodec({ algorithm: 'zstd', level: 3 });
+  const bytes = (hexText: string): Buffer => Buffer.from(hexText, 'hex');
+  const u32 = (n: number): Uint8Array => Uint8Array.of(n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24);
+  /** noble's blob envelope with a fixed nonce. */
+  const nobleBlob = (id: Uint8Array, payload: Uint8Array, nonce: Uint8Array): Uint8Array =>
+    cat(nonce, gcm(mac(nk.encryptionKey, ascii('blob'), Uint8Array.of(TYPE.data), id), nonce, cat(Uint8Array.of(TYPE.data), id)).encrypt(payload));
+  /** noble's file envelope with a fixed salt and nonce. */
+  const nobleFile = (kind: keyof typeof KIND, payload: Uint8Array, salt: Uint8Array, nonce: Uint8Array): Uint8Array =>
+    cat(salt, nonce, gcm(mac(nk.encryptionKey, ascii('file'), Uint8Array.of(KIND[kind]), salt), nonce, Uint8Array.of(KIND[kind])).encrypt(payload));
+  const helloId = mac(nk.idKey, ascii('hello'));
+  const zstdId = mac(nk.idKey, ascii(ZSTD_CONTENT));
+  /** The envelopes of the pack vector: "hello" raw (the §3 vector) and ZSTD_CONTENT compressed. */
+  const helloEnvelope = bytes(VECTORS.blobEnvelopeHello);
+  const zstdEnvelope = bytes(FILE_VECTORS.zstdBlobEnvelope);
+
+  it('zstd payload: bh writes exactly these bytes; flag and frame read by hand; zstd decodes the frame', () => {
+    const content = Buffer.from(ZSTD_CONTENT);
+    expect(content.length).toBe(172);
+    expect(codec.encode(content).toString('hex')).toBe(FILE_VECTORS.zstdPayload);
+    const payload = bytes(FILE_VECTORS.zstdPayload);
+    expect(payload[0]).toBe(1);
+    expect(parseZstdFrameByHand(payload.subarray(1))).toEqual({ contentSize: 172, blocks: 1, checksum: false });
+    // zstd-napi's decompressor only as a check of the frame (noble has no zstd).
+    expect(Buffer.from(zstd.decompress(payload.subarray(1))).equals(content)).toBe(true);
+    expect(codec.decode(payload, 'vector').equals(content)).toBe(true);
+    // Kept compressed: it saves more than 1/32 of the bytes (FORMAT.md §3.5).
+    expect(payload.length - 1).toBeLessThanOrEqual((content.length * 31) / 32);
+
+    expect(hex(zstdId)).toBe(FILE_VECTORS.zstdBlobId);
+    expect(keys.blobId(content).toString('hex')).toBe(FILE_VECTORS.zstdBlobId);
+    expect(hex(nobleBlob(zstdId, payload, seq(12, 0xb0)))).toBe(FILE_VECTORS.zstdBlobEnvelope);
+    expect(seal(keys.blobSubkey('data', zstdId), payload, cat(Uint8Array.of(TYPE.data), zstdId), seq(12, 0xb0)).toString('hex')).toBe(FILE_VECTORS.zstdBlobEnvelope);
+    expect(codec.decode(openBlob(keys, 'data', zstdId, zstdEnvelope, 'vector'), 'vector').equals(content)).toBe(true);
+  });
+
+  it('pack: noble builds it byte for byte; the hand parser and bh read the same two blobs; bh builds the same header', () => {
+    const header = cat(
+      Uint8Array.of(0),
+      ascii('BHP1'),
+      Uint8Array.of(TYPE.data), u32(helloEnvelope.length), u32(5), helloId,
+      Uint8Array.of(TYPE.data), u32(zstdEnvelope.length), u32(172), zstdId,
+    );
+    expect(hex(header)).toBe(FILE_VECTORS.packHeaderPayload);
+    const sealedHeader = nobleFile('packHeader', header, seq(16, 0x10), seq(12, 0x30));
+    const pack = cat(helloEnvelope, zstdEnvelope, sealedHeader, u32(sealedHeader.length));
+    expect(hex(pack)).toBe(FILE_VECTORS.pack);
+    expect(hex(sha256(pack))).toBe(FILE_VECTORS.packId);
+
+    const vector = bytes(FILE_VECTORS.pack);
+    const entries = parsePackByHand(nk, vector);
+    expect(entries).toEqual([
+      { type: TYPE.data, length: 34, rawLength: 5, id: hex(helloId), offset: 0 },
+      { type: TYPE.data, length: 89, rawLength: 172, id: hex(zstdId), offset: 34 },
+    ]);
+    const contents = entries.map((e) => Buffer.from(unflag(nobleOpenBlob(nk, 'data', bytes(e.id), vector.subarray(e.offset, e.offset + e.length)))).toString());
+    expect(contents).toEqual(['hello', ZSTD_CONTENT]);
+
+    const parsed = parsePackTail(keys, vector, vector.length, 'vector');
+    expect(Array.isArray(parsed) && parsed.map((b) => [b.type, b.offset, b.length, b.rawLength, b.id.toString('hex')])).toEqual(entries.map((e) => ['data', e.offset, e.length, e.rawLength, e.id]));
+    // bh's PackBuilder lays out the same blobs and header; only its header's salt and nonce are its own.
+    const builder = new PackBuilder();
+    builder.add('data', Buffer.from(helloId), helloEnvelope, 5);
+    builder.add('data', Buffer.from(zstdId), zstdEnvelope, 172);
+    const built = builder.finish(keys);
+    expect(built.parts.length).toBe(4);
+    expect(hex(Buffer.concat(built.parts.slice(0, 2)))).toBe(hex(vector.subarray(0, 34 + 89)));
+    expect(hex(nobleOpenFile(nk, 'packHeader', built.parts[2]!))).toBe(FILE_VECTORS.packHeaderPayload);
+    expect(hex(built.parts[3]!)).toBe(hex(u32(built.parts[2]!.length)));
+  });
+
+  it('index body: the pack with its two blobs, built by hand, encoded by bh and read by hand alike', () => {
+    const body = cat(
+      ascii('BHX1'), u32(0), u32(1),
+      bytes(FILE_VECTORS.packId), u32(2),
+      Uint8Array.of(TYPE.data), u32(0), u32(34), u32(5), helloId,
+      Uint8Array.of(TYPE.data), u32(34), u32(89), u32(172), zstdId,
+    );
+    expect(hex(body)).toBe(FILE_VECTORS.indexBody);
+    const blobs = [
+      { type: 'data' as const, id: Buffer.from(helloId), offset: 0, length: 34, rawLength: 5 },
+      { type: 'data' as const, id: Buffer.from(zstdId), offset: 34, length: 89, rawLength: 172 },
+    ];
+    expect(encodeIndexFile({ supersedes: [], packs: [{ packId: bytes(FILE_VECTORS.packId), blobs }] }).toString('hex')).toBe(FILE_VECTORS.indexBody);
+    const decoded = decodeIndexFile(bytes(FILE_VECTORS.indexBody), 'vector');
+    expect(decoded.supersedes).toEqual([]);
+    expect(decoded.packs.map((p) => [p.packId.toString('hex'), p.blobs])).toEqual([[FILE_VECTORS.packId, blobs]]);
+    expect(parseIndexByHand(bytes(FILE_VECTORS.indexBody))).toEqual({
+      supersedes: [],
+      packs: [{ packId: FILE_VECTORS.packId, blobs: blobs.map((b) => ({ type: TYPE.data, offset: b.offset, length: b.length, rawLength: b.rawLength, id: b.id.toString('hex') })) }],
+    });
+  });
+
+  it('snapshot file: bh writes this payload; noble seals it byte for byte; bh opens the file to the record', () => {
+    expect(JSON.parse(SNAPSHOT_JSON).tree).toBe(hex(mac(nk.idKey, ascii('{"nodes":[]}'))));
+    expect(codec.encode(Buffer.from(SNAPSHOT_JSON)).toString('hex')).toBe(FILE_VECTORS.snapshotPayload);
+    const payload = bytes(FILE_VECTORS.snapshotPayload);
+    expect(payload[0]).toBe(1);
+    expect(parseZstdFrameByHand(payload.subarray(1)).contentSize).toBe(SNAPSHOT_JSON.length);
+    expect(Buffer.from(zstd.decompress(payload.subarray(1))).toString()).toBe(SNAPSHOT_JSON);
+    const file = nobleFile('snapshot', payload, seq(16, 0x90), seq(12, 0xe0));
+    expect(hex(file)).toBe(FILE_VECTORS.snapshotFile);
+    expect(hex(sha256(file))).toBe(FILE_VECTORS.snapshotId);
+
+    const opened = codec.decode(openFile(keys, 'snapshot', bytes(FILE_VECTORS.snapshotFile), 'vector'), 'vector').toString();
+    expect(opened).toBe(SNAPSHOT_JSON);
+    const record = validateSnapshot(JSON.parse(opened), 'vector');
+    // Fields in the order writers use (FORMAT.md §7), as bh's backup writes them.
+    expect(Object.keys(record)).toEqual(['version', 'time', 'tree', 'paths', 'host', 'username', 'uid', 'gid', 'tags', 'mode', 'parent', 'excludes', 'program_version']);
+  });
+
+  it('lock file: bh writes this payload; noble seals it byte for byte; bh opens the file to a record of its own field order', () => {
+    expect(codec.encode(Buffer.from(LOCK_JSON)).toString('hex')).toBe(FILE_VECTORS.lockPayload);
+    const payload = bytes(FILE_VECTORS.lockPayload);
+    expect(payload[0]).toBe(1);
+    expect(parseZstdFrameByHand(payload.subarray(1)).contentSize).toBe(LOCK_JSON.length);
+    expect(Buffer.from(zstd.decompress(payload.subarray(1))).toString()).toBe(LOCK_JSON);
+    const file = nobleFile('lock', payload, seq(16, 0xd0), seq(12, 0xf0));
+    expect(hex(file)).toBe(FILE_VECTORS.lockFile);
+    expect(hex(sha256(file))).toBe(FILE_VECTORS.lockId);
+
+    const opened = codec.decode(openFile(keys, 'lock', bytes(FILE_VECTORS.lockFile), 'vector'), 'vector').toString();
+    expect(opened).toBe(LOCK_JSON);
+    expect(Object.keys(JSON.parse(opened) as object)).toEqual(Object.keys(newLockRecord('shared', '2024-01-01T00:00:00.000Z')));
+  });
+});
+
 // ---- §6 trees --------------------------------------------------------------------------------
 
 describe('§6 trees', () => {
@@ -569,7 +780,7 @@ describe('a repository written by bh, read by hand with noble', () => {
     const k = nobleKeys(master);
 
     // Blobs, a flush, a snapshot, a lock.
-    const indexed = await repo.loadIndex();
+    const indexed = await repo.loadIndex(await repo.listSnapshots());
     const hello = Buffer.from('hello');
     const text = Buffer.from('the quick brown fox jumps over the lazy dog\n'.repeat(500));
     await indexed.saveBlob('data', hello);
@@ -635,7 +846,7 @@ describe('a repository written by bh, read by hand with noble', () => {
     expect(filesIn('locks')).toEqual([]);
 
     // And bh reads back what it wrote.
-    const again = await repo.loadIndex();
+    const again = await repo.loadIndex(await repo.listSnapshots());
     expect((await again.loadBlob('data', mac(k.idKey, text))).equals(text)).toBe(true);
   });
 });
@@ -650,6 +861,11 @@ describe('docs/FORMAT.md', () => {
     for (const [name, value] of Object.entries(VECTORS)) {
       if (typeof value === 'string') expect(doc.includes(value), `${name} missing from FORMAT.md`).toBe(true);
     }
+    // Long vectors are wrapped there: compared with all whitespace removed.
+    for (const [name, value] of Object.entries(FILE_VECTORS)) expect(squashed.includes(value), `${name} missing from FORMAT.md`).toBe(true);
+    expect(squashed).toContain(SNAPSHOT_JSON);
+    expect(squashed).toContain(LOCK_JSON);
+    expect(doc).toContain('`"all work and no play makes jack a dull boy\\n"` × 4');
     for (const g of VECTORS.gearHead) expect(doc).toContain(`0x${g.toString(16).padStart(8, '0')}`);
     expect(doc).toContain(VECTORS.chunkLengths.join(' ').slice(0, 40));
     expect(squashed).toContain(VECTORS.chunkLengths.join(''));

@@ -79,7 +79,7 @@ describe('hostile names in a snapshot', () => {
 
   beforeAll(async () => {
     const opened = await Repository.open(new LocalBackend(repo.path), { kind: 'password', password: Buffer.from(repo.env.BH_PASSWORD!) });
-    const indexed = await opened.loadIndex();
+    const indexed = await opened.loadIndex(await opened.listSnapshots());
     const save = async (type: 'tree' | 'data', bytes: Buffer): Promise<string> => (await indexed.saveBlob(type, bytes)).id.toString('hex');
     const pwned = await save('data', Buffer.from(PWNED));
     const file = (name: Record<string, string>): Record<string, unknown> => node({ ...name, type: 'file', size: PWNED.length, content: [pwned] });

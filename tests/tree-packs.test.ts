@@ -46,7 +46,7 @@ beforeAll(async () => {
   tmp = await makeTempDir('bh-tree-packs-');
   repoDir = join(tmp, 'repo');
   const repo = await Repository.init(new LocalBackend(repoDir), SECRET, { scrypt: { N: 1024, r: 8, p: 1 } });
-  const indexed = await repo.loadIndex();
+  const indexed = await repo.loadIndex(await repo.listSnapshots());
   for (let i = 0; i < TREES; i++) {
     // Tree blobs are opaque to the repository layer; any bytes do.
     const tree = Buffer.concat([Buffer.from(`tree ${i} `), randomBytes(2000)]);
@@ -63,7 +63,7 @@ afterAll(async () => {
 
 async function openCounting(reads: Read[]) {
   const repo = await Repository.open(counting(new LocalBackend(repoDir), reads), SECRET);
-  return repo.loadIndex();
+  return repo.loadIndex(await repo.listSnapshots());
 }
 
 describe('tree reads by pack', () => {

@@ -46,7 +46,7 @@ function record(tree: Buffer): SnapshotRecord {
 /** Saves, through the library, one snapshot per root made by `build` (given a tree saver); returns their ids. */
 async function craft(repo: TestRepo, build: (save: (nodes: TreeNode[]) => Promise<Buffer>) => Promise<Buffer[]>): Promise<string[]> {
   const opened = await openLibraryRepo(repo);
-  const indexed = await opened.loadIndex();
+  const indexed = await opened.loadIndex(await opened.listSnapshots());
   const roots = await build(async (nodes) => (await indexed.saveBlob('tree', encodeTree(nodes))).id);
   await indexed.flush();
   const ids: string[] = [];

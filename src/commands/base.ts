@@ -12,7 +12,7 @@ import { parseRawKey, type Secret } from '../repo/keyfile.js';
 import type { LockKind } from '../repo/lock.js';
 import { type CacheOptions, cacheDirFromEnv } from '../repo/cache.js';
 import { type IndexedRepository, Repository, type RepositoryLock } from '../repo/repository.js';
-import { loadSnapshots, parseLocalTime, type Snapshot } from '../snapshot/snapshot.js';
+import { type LoadedSnapshots, loadSnapshots, parseLocalTime } from '../snapshot/snapshot.js';
 import { TreeReader } from '../snapshot/walk.js';
 import { Report } from './report.js';
 
@@ -165,7 +165,7 @@ export abstract class RepositoryCommand extends BhCommand {
     this.report.warn(`warning: snapshots/${id} cannot be read and is left out (run 'bh check'): ${error.message}`);
   };
 
-  protected loadSnapshots(repo: Repository): Promise<Snapshot[]> {
+  protected loadSnapshots(repo: Repository): Promise<LoadedSnapshots> {
     return loadSnapshots(repo, this.warnDamagedSnapshot);
   }
 

@@ -86,7 +86,7 @@ export class CatCommand extends RepositoryCommand {
       }
       case 'tree':
       case 'blob': {
-        const indexed = await repo.loadIndex();
+        const indexed = await repo.loadIndex(await repo.listSnapshots());
         const blob = resolveBlobId(indexed.index, kind === 'tree' ? ['tree'] : ['data', 'tree'], ref);
         const bytes = await indexed.loadBlob(blob.type, blob.id);
         out.write(bytes);

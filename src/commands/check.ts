@@ -45,13 +45,16 @@ export class CheckCommand extends RepositoryCommand {
     };
     report.line('checking snapshots, index and packs');
     const progress = (p: CheckProgress): void => report.progress(`${p.phase}: ${p.done}/${p.total}`);
-    const structure = await checkStructure(repo, onFinding, progress);
+    // Snapshots first, then the index (read order, docs/FORMAT.md §10): the index then covers
+    // every snapshot listed, even when backups finish while check runs.
+    const snapshots = await repo.listSnapshots();
+    const structure = await checkStructure(repo, snapshots, onFinding, progress);
     // Packs are verified on worker threads, so this thread walks the snapshots' trees meanwhile;
     // their findings are reported after the packs', as when one ran after the other.
     const snapshotFindings: CheckFinding[] = [];
     const [packsRead, reached] = await Promise.all([
       checkPackData(repo, structure, selection, onFinding, progress),
-      checkSnapshots(structure.indexed, (finding) => snapshotFindings.push(finding)),
+      checkSnapshots(structure.indexed, snapshots, (finding) => snapshotFindings.push(finding)),
     ]);
     snapshotFindings.forEach(onFinding);
     const errors = findings.filter((f) => f.level === 'error').length;

@@ -44,7 +44,7 @@ export class DiffCommand extends RepositoryCommand {
     const filter = { host: this.host, tags: this.tags, paths: this.filterPaths };
     const from = findSnapshot(snapshots, this.first, filter);
     const to = findSnapshot(snapshots, this.second, filter);
-    const indexed = await repo.loadIndex();
+    const indexed = await repo.loadIndex(snapshots.listing);
     const report = this.report;
     report.line(`comparing snapshot ${from.id.slice(0, 8)} to ${to.id.slice(0, 8)}:`);
     report.line('');

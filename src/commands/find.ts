@@ -44,7 +44,7 @@ export class FindCommand extends RepositoryCommand {
     const all = await this.loadSnapshots(repo);
     const filter = { host: this.host, tags: this.tags, paths: this.filterPaths };
     const selected = selectSnapshots(all, this.snapshotRefs, filter);
-    const indexed = await repo.loadIndex();
+    const indexed = await repo.loadIndex(all.listing);
     const signal = this.interruptSignal();
     const finder = new Finder(this.treeReader(indexed, signal), patterns);
     // Matches are written as they are found, the JSON document too: memory does not grow with them.

@@ -41,7 +41,7 @@ export class LsCommand extends RepositoryCommand {
     const repo = await this.openRepository();
     const snapshots = await this.loadSnapshots(repo);
     const snapshot = findSnapshot(snapshots, this.snapshot, { host: this.host, tags: this.tags, paths: this.filterPaths });
-    const indexed = await repo.loadIndex();
+    const indexed = await repo.loadIndex(snapshots.listing);
     const signal = this.interruptSignal();
     for await (const entry of listEntries(this.treeReader(indexed, signal), Buffer.from(snapshot.record.tree, 'hex'), this.dirs, this.recursive)) {
       if (this.json) this.report.jsonLine(nodeJson(entry.pathBytes, entry.node));

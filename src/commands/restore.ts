@@ -58,7 +58,7 @@ export class RestoreCommand extends RepositoryCommand {
     const repo = await this.openRepository();
     const snapshots = await this.loadSnapshots(repo);
     const snapshot = findSnapshot(snapshots, this.snapshot, { host: this.host, tags: this.tags, paths: this.filterPaths }, before);
-    const indexed = await repo.loadIndex();
+    const indexed = await repo.loadIndex(snapshots.listing);
     const report = this.report;
     report.line(`restoring snapshot ${snapshot.id.slice(0, 8)} of ${snapshot.record.paths.join(', ')} at ${snapshot.record.time} to ${this.target}`);
     const restorer = new Restorer(indexed, {

@@ -36,7 +36,7 @@ export class StatsCommand extends RepositoryCommand {
     const all = await this.loadSnapshots(repo);
     const filter = { host: this.host, tags: this.tags, paths: this.filterPaths };
     const selected = selectSnapshots(all, this.snapshotRefs, filter);
-    const indexed = await repo.loadIndex();
+    const indexed = await repo.loadIndex(all.listing);
     const trees = this.treeReader(indexed, this.interruptSignal());
     const counter = this.mode === 'raw-data' ? new RawDataCounter(indexed, trees) : new RestoreSizeCounter(trees);
     for (const [i, snapshot] of selected.entries()) {

@@ -7,11 +7,10 @@
  */
 import { randomInt } from 'node:crypto';
 import type { TemporaryFile } from '../backends/backend.js';
-import { decodeIndexFile } from './index-file.js';
-import { MasterIndex } from './master-index.js';
+import type { MasterIndex } from './master-index.js';
 import { createPackVerifier } from './pack-verifier.js';
 import type { PackedBlob } from './pack.js';
-import { IndexedRepository, type Repository } from './repository.js';
+import type { IndexedRepository, Repository, SnapshotList } from './repository.js';
 import { STALE_AGE_TEXT, findTemporaries } from './temporaries.js';
 
 export interface CheckFinding {
@@ -36,45 +35,26 @@ export interface StructureCheckResult {
   storedPacks: Map<string, PackedBlob[]>;
 }
 
-/** Index files and the packs they list (their presence and size), without reading the packs. */
+/**
+ * Index files and the packs they list (their presence and size), without reading the packs. The
+ * index is loaded as every command loads it, after `snapshots` were listed (read order, §10):
+ * a backup finishing meanwhile cannot make a snapshot look as if its blobs were in no index.
+ */
 export async function checkStructure(
   repo: Repository,
+  snapshots: SnapshotList,
   report: (finding: CheckFinding) => void,
   progress: (p: CheckProgress) => void = () => undefined,
 ): Promise<StructureCheckResult> {
   // Index files: each must hash to its name, decrypt and parse. Files another one supersedes
   // are read too (they must not be damaged either) but list nothing (docs/FORMAT.md §5).
-  const indexFiles = await repo.list('index');
-  const read = async (skip: ReadonlySet<string>, findings: boolean) => {
-    const index = new MasterIndex();
-    index.beginBulkLoad();
-    const indexNames: string[] = [];
-    const packBlobs = new Map<string, PackedBlob[]>();
-    const superseded = new Set<string>();
-    for (const [i, { name }] of indexFiles.entries()) {
-      progress({ phase: 'index', done: i, total: indexFiles.length });
-      if (skip.has(name)) continue;
-      try {
-        const file = decodeIndexFile(await repo.loadFile('index', name), `index/${name}`);
-        indexNames.push(name);
-        for (const id of file.supersedes) superseded.add(id.toString('hex'));
-        // Condemned packs (prune's first phase) are still indexed: they are checked like the others.
-        for (const pack of [...file.packs, ...(file.condemned ?? [])]) {
-          index.addPack(pack.packId, pack.blobs);
-          packBlobs.set(pack.packId.toString('hex'), pack.blobs);
-        }
-      } catch (error) {
-        if (findings) report({ level: 'error', subject: `index/${name}`, message: (error as Error).message });
-      }
-    }
-    index.endBulkLoad();
-    return { index, indexNames, packBlobs, superseded };
-  };
-  let view = await read(new Set(), true);
-  const supersededFiles = indexFiles.map((f) => f.name).filter((name) => view.superseded.has(name));
-  if (supersededFiles.length > 0) view = await read(new Set(supersededFiles), false);
-  for (const name of supersededFiles) report({ level: 'note', subject: `index/${name}`, message: 'superseded by a newer index file and ignored (left by an interrupted prune or repair, or copied back; the next prune removes it)' });
-  const { index, indexNames, packBlobs } = view;
+  const indexed = await repo.loadIndex(snapshots, {
+    onUnreadableFile: (name, error) => report({ level: 'error', subject: `index/${name}`, message: error.message }),
+    onProgress: (done, total) => progress({ phase: 'index', done, total }),
+  });
+  for (const name of indexed.supersededFiles) report({ level: 'note', subject: `index/${name}`, message: 'superseded by a newer index file and ignored (left by an interrupted prune or repair, or copied back; the next prune removes it)' });
+  // Condemned packs (prune's first phase) are still indexed: they are checked like the others.
+  const packBlobs = blobsOfPacks(indexed.index);
 
   // Packs: every indexed pack must exist and be at least as large as its blobs.
   const stored = new Map((await repo.list('data')).map((f) => [f.name, f.size]));
@@ -96,7 +76,21 @@ export async function checkStructure(
   for (const file of temporaries.young) noteTemporary(file, 'a write in progress or interrupted', `prune removes it once it is ${STALE_AGE_TEXT} old`);
 
   const storedPacks = new Map([...packBlobs].filter(([id]) => stored.has(id)));
-  return { indexed: new IndexedRepository(repo, index, indexNames), storedPacks };
+  return { indexed, storedPacks };
+}
+
+/**
+ * The indexed blobs of every pack (hex id), in index order. A pack that two index files list (a
+ * rewrite killed before removing the old file) has each blob once: a blob is one offset of a pack.
+ */
+function blobsOfPacks(index: MasterIndex): Map<string, PackedBlob[]> {
+  const packs = new Map<string, PackedBlob[]>(index.packs().map((id) => [id.toString('hex'), []]));
+  for (const { type, id, packId, offset, length, rawLength } of index.entries()) packs.get(packId.toString('hex'))!.push({ type, id, offset, length, rawLength });
+  for (const [id, blobs] of packs) {
+    blobs.sort((a, b) => a.offset - b.offset);
+    packs.set(id, blobs.filter((blob, i) => i === 0 || blob.offset !== blobs[i - 1]!.offset));
+  }
+  return packs;
 }
 
 /**

@@ -3,8 +3,9 @@
  *
  * `Repository` reads and writes whole files (config, keys, snapshots, index, locks). Blob access
  * needs the index, so it lives on `IndexedRepository`, which only `loadIndex()` hands out: code
- * cannot look a blob up before the index is there. Order of work (docs/FORMAT.md, invariants):
- * writes go packs → index → snapshot; reads go snapshots → index.
+ * cannot look a blob up before the index is there. Order of work (docs/FORMAT.md §10,
+ * invariants): writes go packs → index → snapshot; reads go snapshots → index, which the types
+ * enforce: `loadIndex()` takes the `SnapshotList` it must cover, and only `listSnapshots()` makes one.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AlreadyExistsError, type Backend, type FileInfo, type FileType, NotFoundError } from '../backends/backend.js';
@@ -58,7 +59,38 @@ export interface LoadIndexOptions {
    * index lists but the backend lacks (IndexedRepository.missingPacks names them).
    */
   verifyPacks?: boolean;
+  /**
+   * For check: an index file that cannot be read (damaged, undecryptable, malformed) is handed
+   * here and left out, instead of failing the load. Called once the load is complete, in listing
+   * order, so a load run again (an index file vanished under a concurrent prune) reports once.
+   */
+  onUnreadableFile?: ((name: string, error: Error) => void) | undefined;
+  /** Index files read so far, of how many. */
+  onProgress?: ((done: number, total: number) => void) | undefined;
 }
+
+/**
+ * The snapshot files listed at one moment. An index loaded afterwards covers every one of them:
+ * a backup writes its index files before its snapshot (docs/FORMAT.md §10). Only
+ * `Repository.listSnapshots()` makes one (the class is exported as a type only), so holding one
+ * proves the snapshots were listed first.
+ */
+class SnapshotList {
+  constructor(
+    private readonly repository: Repository,
+    /** The snapshot files' names (the snapshot ids), as listed. */
+    readonly names: readonly string[],
+  ) {}
+
+  /** Whether this lists `repo`'s snapshots. */
+  isOf(repo: Repository): boolean {
+    return repo === this.repository;
+  }
+}
+export type { SnapshotList };
+
+/** Only loadIndex() builds an IndexedRepository: this token, private to the module, enforces it. */
+const BUILT_BY_LOAD_INDEX: unique symbol = Symbol('loadIndex');
 
 export class Repository {
   readonly codec: PayloadCodec;
@@ -146,6 +178,11 @@ export class Repository {
     const files = await this.backend.list(type);
     await this.cache?.trim(type, files, listedAt);
     return files;
+  }
+
+  /** Lists the snapshot files: the first read of every command that loads the index (read order, §10). */
+  async listSnapshots(): Promise<SnapshotList> {
+    return new SnapshotList(this, (await this.list('snapshots')).map((f) => f.name));
   }
 
   /** Seals `body` as a file of `kind` and stores it under the SHA-256 of its bytes; returns that name. */
@@ -306,19 +343,21 @@ export class Repository {
   // ---- index ---------------------------------------------------------------------------------
 
   /**
-   * Loads the index (after the caller listed snapshots, per the read order): every index file
-   * but those another one supersedes (docs/FORMAT.md §5). Packs condemned by prune are loaded
-   * too but marked, unless some index file lists them as live (a newer index revives them).
+   * Loads the index, which covers every snapshot of `snapshots` (listed before, per the read
+   * order): every index file but those another one supersedes (docs/FORMAT.md §5). Packs
+   * condemned by prune are loaded too but marked, unless some index file lists them as live (a
+   * newer index revives them). The only way to an IndexedRepository.
    */
-  async loadIndex(options: LoadIndexOptions = {}): Promise<IndexedRepository> {
+  async loadIndex(snapshots: SnapshotList, options: LoadIndexOptions = {}): Promise<IndexedRepository> {
+    if (!snapshots.isOf(this)) throw new Error(`loadIndex: the snapshot list given is not of ${this.location}`);
     if (options.verifyPacks) {
       // One listing of the packs, beside the index load, so that dedup never trusts an entry
       // whose pack is gone (an index file from before a prune, copied back; a pack deleted by hand).
-      const [indexed, stored] = await Promise.all([this.loadIndex(), this.list('data')]);
+      const [indexed, stored] = await Promise.all([this.loadIndex(snapshots, { ...options, verifyPacks: false }), this.list('data')]);
       indexed.hidePacksNotIn(new Set(stored.map((f) => f.name)));
       return indexed;
     }
-    return retryWhileIndexChanges(() => this.loadListedIndex());
+    return retryWhileIndexChanges(() => this.loadListedIndex(options));
   }
 
   /**
@@ -345,26 +384,46 @@ export class Repository {
     });
   }
 
-  private async loadListedIndex(): Promise<IndexedRepository> {
+  private async loadListedIndex(options: LoadIndexOptions): Promise<IndexedRepository> {
     const names = (await this.list('index')).map((f) => f.name);
-    let view = await this.readIndexFiles(names, new Set());
+    const unreadable = new Map<string, Error>();
+    let view = await this.readIndexFiles(names, new Set(), unreadable, options);
     // Superseded files exist only briefly (prune and repair remove them right after writing
     // their successor) or after those were killed: read again without them only then.
-    if (names.some((name) => view.superseded.has(name))) view = await this.readIndexFiles(names, view.superseded);
+    if (names.some((name) => view.superseded.has(name))) view = await this.readIndexFiles(names, view.superseded, unreadable, options);
+    for (const [name, error] of unreadable) options.onUnreadableFile?.(name, error);
     const present = new Set(names);
-    return new IndexedRepository(this, view.index, view.loaded, names.filter((name) => view.superseded.has(name)), [...view.superseded].filter((name) => !present.has(name)));
+    return new IndexedRepository(BUILT_BY_LOAD_INDEX, this, view.index, view.loaded, names.filter((name) => view.superseded.has(name)), [...view.superseded].filter((name) => !present.has(name)));
   }
 
-  private async readIndexFiles(names: string[], skip: ReadonlySet<string>): Promise<{ index: MasterIndex; loaded: string[]; superseded: Set<string> }> {
+  /**
+   * Reads the index files `names` but `skip`. With options.onUnreadableFile, a file that cannot
+   * be read goes into `unreadable` and is left out; one that vanished always throws (NotFoundError:
+   * the caller reads again).
+   */
+  private async readIndexFiles(
+    names: string[],
+    skip: ReadonlySet<string>,
+    unreadable: Map<string, Error>,
+    options: LoadIndexOptions,
+  ): Promise<{ index: MasterIndex; loaded: string[]; superseded: Set<string> }> {
     const index = new MasterIndex();
     const superseded = new Set<string>();
     const live = new Set<string>();
     const condemned = new Map<string, { packId: Buffer; since: number }>();
     const loaded: string[] = [];
     index.beginBulkLoad();
-    for (const name of names) {
-      if (skip.has(name)) continue;
-      const file = decodeIndexFile(await this.loadFile('index', name), `index/${name}`);
+    for (const [i, name] of names.entries()) {
+      options.onProgress?.(i, names.length);
+      if (skip.has(name) || unreadable.has(name)) continue;
+      let file: IndexFile;
+      try {
+        file = decodeIndexFile(await this.loadFile('index', name), `index/${name}`);
+      } catch (error) {
+        if (!options.onUnreadableFile || error instanceof NotFoundError) throw error;
+        unreadable.set(name, error as Error);
+        continue;
+      }
       loaded.push(name);
       for (const id of file.supersedes) superseded.add(id.toString('hex'));
       for (const pack of file.packs) {
@@ -532,6 +591,7 @@ export class IndexedRepository {
   missingPacks: string[] = [];
 
   constructor(
+    builtBy: typeof BUILT_BY_LOAD_INDEX,
     readonly repo: Repository,
     readonly index: MasterIndex,
     /** Index files loaded. */
@@ -541,6 +601,7 @@ export class IndexedRepository {
     /** Names the loaded files supersede that no longer exist (removed after earlier rewrites). */
     private readonly supersededEarlier: string[] = [],
   ) {
+    if (builtBy !== BUILT_BY_LOAD_INDEX) throw new Error('an IndexedRepository comes from Repository.loadIndex() only');
     const fromEnv = Number(process.env['BH_CHECKPOINT_SECONDS']);
     this.checkpointMs = (Number.isFinite(fromEnv) && fromEnv > 0 ? fromEnv : CHECKPOINT_SECONDS) * 1000;
     this.treePacks = new TreePacks(repo, index);

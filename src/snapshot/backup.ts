@@ -51,7 +51,7 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
   const mode: BackupMode = parent ? options.mode : 'full';
   options.onParent?.(parent, mode);
 
-  const indexed = await repo.loadIndex({ verifyPacks: true });
+  const indexed = await repo.loadIndex(snapshots.listing, { verifyPacks: true });
   if (indexed.missingPacks.length > 0) {
     options.onWarning?.(
       `the index lists ${indexed.missingPacks.length} pack(s) the repository lacks (data/${indexed.missingPacks[0]!.slice(0, 16)}…): ` +

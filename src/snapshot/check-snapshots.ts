@@ -2,12 +2,13 @@
  * The snapshot half of `check`: every snapshot file reads, every tree it reaches loads and
  * parses, and every blob those trees name is in the index (docs/FORMAT.md §10, first invariant).
  */
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import { RunSource } from '../repo/blob-reader.js';
 import type { CheckFinding } from '../repo/check.js';
-import type { IndexedRepository } from '../repo/repository.js';
+import type { BlobType } from '../repo/crypto.js';
+import type { MasterIndex } from '../repo/master-index.js';
+import type { IndexedRepository, SnapshotList } from '../repo/repository.js';
 import { validateSnapshot, type SnapshotRecord } from './snapshot.js';
-import { decodeTree } from './tree.js';
+import { type Reached, type ReachedBlobs, TreeReader, walkReachable } from './walk.js';
 
 /**
  * Milliseconds of walking between two turns of the event loop: loads from a local repository
@@ -16,60 +17,58 @@ import { decodeTree } from './tree.js';
  */
 const TURN_MS = 1;
 
-export async function checkSnapshots(repo: IndexedRepository, report: (finding: CheckFinding) => void): Promise<{ snapshots: number; trees: number }> {
+/** Checks the snapshots of `snapshots`, the list `repo`'s index was loaded after (read order, docs/FORMAT.md §10). */
+export async function checkSnapshots(repo: IndexedRepository, snapshots: SnapshotList, report: (finding: CheckFinding) => void): Promise<{ snapshots: number; trees: number }> {
   // Trees of a local repository are read and checked right here, from pack files kept open
   // (as restore does); other backends are read through loadBlob.
   const source = new RunSource(repo);
   try {
-    return await walkSnapshots(repo, source, report);
+    const trees = new TreeReader(source, { turnMs: TURN_MS });
+    const reached = new CheckedBlobs(repo.index);
+    for (const name of snapshots.names) {
+      const subject = `snapshot ${name}`;
+      let record: SnapshotRecord;
+      try {
+        record = validateSnapshot(await repo.repo.loadJson('snapshot', name), `snapshots/${name}`);
+      } catch (error) {
+        report({ level: 'error', subject, message: (error as Error).message });
+        continue;
+      }
+      await walkReachable(trees, Buffer.from(record.tree, 'hex'), reached, {
+        onMissing: (_type, id, path) => report({ level: 'error', subject, message: `file ${path()}: data blob ${id.toString('hex')} is not in any index` }),
+        onUnreadableTree: (id, path, error) => report({ level: 'error', subject, message: `tree ${id.toString('hex')} (${path()}): ${error.message}` }),
+      });
+    }
+    return { snapshots: snapshots.names.length, trees: reached.trees.size };
   } finally {
     source.close();
   }
 }
 
-async function walkSnapshots(repo: IndexedRepository, source: RunSource, report: (finding: CheckFinding) => void): Promise<{ snapshots: number; trees: number }> {
-  const seenTrees = new Set<string>();
-  let lastTurn = performance.now();
-  const reportedBlobs = new Set<string>();
-  const names = (await repo.repo.list('snapshots')).map((f) => f.name);
-  for (const name of names) {
-    const subject = `snapshot ${name}`;
-    let record: SnapshotRecord;
-    try {
-      record = validateSnapshot(await repo.repo.loadJson('snapshot', name), `snapshots/${name}`);
-    } catch (error) {
-      report({ level: 'error', subject, message: (error as Error).message });
-      continue;
-    }
-    const stack: { id: Buffer; path: string }[] = [{ id: Buffer.from(record.tree, 'hex'), path: '/' }];
-    while (stack.length > 0) {
-      const { id, path } = stack.pop()!;
+/**
+ * check's seen-set. Every tree reached is read, indexed or not: one no index lists fails to
+ * load, and that failure is reported with its reason. A data blob no index lists is missing
+ * once, so each is reported once, under the first snapshot and file that reach it.
+ */
+class CheckedBlobs implements ReachedBlobs {
+  /** Trees reached (hex ids): the summary's count of trees checked. */
+  readonly trees = new Set<string>();
+  private readonly missingData = new Set<string>();
+
+  constructor(private readonly index: MasterIndex) {}
+
+  mark(type: BlobType, id: Buffer): Reached {
+    if (type === 'tree') {
       const hex = id.toString('hex');
-      if (seenTrees.has(hex)) continue;
-      seenTrees.add(hex);
-      if (performance.now() - lastTurn > TURN_MS) {
-        await nextTurn();
-        lastTurn = performance.now();
-      }
-      let nodes;
-      try {
-        nodes = decodeTree(await source.loadBlob('tree', id), `tree ${hex}`);
-      } catch (error) {
-        report({ level: 'error', subject, message: `tree ${hex} (${path}): ${(error as Error).message}` });
-        continue;
-      }
-      for (const node of nodes) {
-        const nodePath = path === '/' ? `/${node.name.toString()}` : `${path}/${node.name.toString()}`;
-        if (node.subtree) stack.push({ id: node.subtree, path: nodePath });
-        for (const blob of node.content ?? []) {
-          if (repo.index.has('data', blob)) continue;
-          const blobHex = blob.toString('hex');
-          if (reportedBlobs.has(blobHex)) continue;
-          reportedBlobs.add(blobHex);
-          report({ level: 'error', subject, message: `file ${nodePath}: data blob ${blobHex} is not in any index` });
-        }
-      }
+      if (this.trees.has(hex)) return 'seen';
+      this.trees.add(hex);
+      return 'new';
     }
+    // Data blobs that are indexed need no tracking: only a missing one is reported.
+    if (this.index.has('data', id)) return 'seen';
+    const hex = id.toString('hex');
+    if (this.missingData.has(hex)) return 'seen';
+    this.missingData.add(hex);
+    return 'missing';
   }
-  return { snapshots: names.length, trees: seenTrees.size };
 }

@@ -67,7 +67,7 @@ export async function copySnapshots(source: Repository, destination: Repository,
   const sourceSnapshots = await loadSnapshots(source, options.onDamagedSnapshot);
   const destinationSnapshots = await loadSnapshots(destination, options.onDamagedSnapshot);
   const selected = selectSnapshots(sourceSnapshots, options.refs, options.filter);
-  const copier = new Copier(await source.loadIndex(), await destination.loadIndex({ verifyPacks: true }), options.signal);
+  const copier = new Copier(await source.loadIndex(sourceSnapshots.listing), await destination.loadIndex(destinationSnapshots.listing, { verifyPacks: true }), options.signal);
   try {
     return await copier.run(selected, sourceSnapshots, destinationSnapshots, options.onSnapshot);
   } finally {

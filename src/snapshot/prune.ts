@@ -10,7 +10,7 @@
 import { type PrunePlan, type PruneOptions, UsedBlobs, planPackChanges } from '../repo/prune.js';
 import type { IndexedRepository, Repository } from '../repo/repository.js';
 import { loadSnapshots, type Snapshot } from './snapshot.js';
-import { decodeTree } from './tree.js';
+import { TreeReader, walkReachable } from './walk.js';
 
 export { executePrune, DEFAULT_DELETE_AFTER_MS, DEFAULT_MAX_UNUSED, type PrunePlan, type PruneOptions, type PruneSummary, type PruneHooks, type PruneStep } from '../repo/prune.js';
 
@@ -22,7 +22,7 @@ export async function planPrune(repo: Repository, options: PruneOptions): Promis
   const snapshots = await loadSnapshots(repo, (id, error) => {
     throw new Error(`snapshots/${id} cannot be read (${error.message}); prune refuses to run, since it cannot tell which data that snapshot needs (run 'bh check', then remove or repair it)`);
   });
-  const indexed = await repo.loadIndex();
+  const indexed = await repo.loadIndex(snapshots.listing);
   const used = new UsedBlobs(indexed.index);
   await markReachable(indexed, snapshots, used);
   return planPackChanges(indexed, used, snapshots.length, await repo.listLocks(), options);
@@ -30,26 +30,13 @@ export async function planPrune(repo: Repository, options: PruneOptions): Promis
 
 /** Marks every tree and data blob the snapshots reach; throws naming what is missing. */
 export async function markReachable(indexed: IndexedRepository, snapshots: Snapshot[], used: UsedBlobs): Promise<void> {
+  const trees = new TreeReader(indexed);
   const missing: string[] = [];
   for (const snapshot of snapshots) {
-    const stack: { id: Buffer; path: string }[] = [{ id: Buffer.from(snapshot.record.tree, 'hex'), path: '/' }];
-    while (stack.length > 0) {
-      const { id, path } = stack.pop()!;
-      const mark = used.mark('tree', id);
-      if (mark === 'seen') continue;
-      if (mark === 'missing') {
-        missing.push(`snapshot ${snapshot.id.slice(0, 8)}: tree ${id.toString('hex')} (${path})`);
-        continue;
-      }
-      const nodes = decodeTree(await indexed.loadBlob('tree', id), `tree ${id.toString('hex')} (${path})`);
-      for (const node of nodes) {
-        const nodePath = `${path === '/' ? '' : path}/${node.name.toString()}`;
-        if (node.subtree) stack.push({ id: node.subtree, path: nodePath });
-        for (const blob of node.content ?? []) {
-          if (used.mark('data', blob) === 'missing') missing.push(`snapshot ${snapshot.id.slice(0, 8)}: file ${nodePath}: data blob ${blob.toString('hex')}`);
-        }
-      }
-    }
+    const which = `snapshot ${snapshot.id.slice(0, 8)}`;
+    await walkReachable(trees, Buffer.from(snapshot.record.tree, 'hex'), used, {
+      onMissing: (type, id, path) => missing.push(type === 'tree' ? `${which}: tree ${id.toString('hex')} (${path()})` : `${which}: file ${path()}: data blob ${id.toString('hex')}`),
+    });
   }
   if (missing.length > 0) {
     const shown = missing.slice(0, 5).join('; ');

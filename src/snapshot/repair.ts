@@ -42,7 +42,7 @@ interface RewrittenTree {
 
 export async function repairSnapshots(repo: Repository, options: RepairSnapshotsOptions): Promise<RepairSnapshotsResult> {
   const snapshots = await loadSnapshots(repo, options.onDamagedSnapshot);
-  const indexed = await repo.loadIndex();
+  const indexed = await repo.loadIndex(snapshots.listing);
   const stored = new Set((await repo.list('data')).map((f) => f.name));
   // Packs gone from the backend: marked condemned in memory so that lookups and dedup skip them.
   const vanished = indexed.index.packs().filter((id) => !stored.has(id.toString('hex')));

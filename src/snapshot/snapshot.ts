@@ -4,7 +4,7 @@
 import { resolve } from 'node:path';
 import { NotFoundError } from '../backends/backend.js';
 import { AuthenticationError } from '../repo/crypto.js';
-import type { IndexedRepository, Repository } from '../repo/repository.js';
+import type { Repository, SnapshotList } from '../repo/repository.js';
 import { DamagedFileError, FormatError } from '../repo/errors.js';
 
 export type BackupMode = 'full' | 'incremental' | 'differential';
@@ -73,23 +73,32 @@ export function originOf(snapshot: Snapshot): string {
 export type DamagedSnapshotHandler = (id: string, error: Error) => void;
 
 /**
- * Every readable snapshot, oldest first. A damaged snapshot file is left out and handed to
- * `onDamaged`: one bad record must not keep the others from being listed, restored or used as
- * a parent (`check` still reports it). Listing snapshots comes before loading the index (read order).
+ * The readable snapshots of one listing, oldest first, and that listing: the index loaded next
+ * must cover it, `repo.loadIndex(snapshots.listing)` (read order, docs/FORMAT.md §10).
  */
-export async function loadSnapshots(repo: Repository | IndexedRepository, onDamaged: DamagedSnapshotHandler): Promise<Snapshot[]> {
-  const base = 'repo' in repo ? repo.repo : repo;
+export interface LoadedSnapshots extends Array<Snapshot> {
+  readonly listing: SnapshotList;
+}
+
+/**
+ * Lists the snapshots and reads every readable one. A damaged snapshot file is left out and
+ * handed to `onDamaged`: one bad record must not keep the others from being listed, restored or
+ * used as a parent (`check` still reports it).
+ */
+export async function loadSnapshots(repo: Repository, onDamaged: DamagedSnapshotHandler): Promise<LoadedSnapshots> {
+  const listing = await repo.listSnapshots();
   const out: Snapshot[] = [];
-  for (const { name } of await base.list('snapshots')) {
+  for (const name of listing.names) {
     try {
-      out.push({ id: name, record: validateSnapshot(await base.loadJson('snapshot', name), `snapshots/${name}`) });
+      out.push({ id: name, record: validateSnapshot(await repo.loadJson('snapshot', name), `snapshots/${name}`) });
     } catch (error) {
       if (error instanceof NotFoundError) continue;
       if (!(error instanceof FormatError || error instanceof DamagedFileError || error instanceof AuthenticationError)) throw error;
       onDamaged(name, error);
     }
   }
-  return out.sort((a, b) => Date.parse(a.record.time) - Date.parse(b.record.time) || a.id.localeCompare(b.id));
+  out.sort((a, b) => Date.parse(a.record.time) - Date.parse(b.record.time) || a.id.localeCompare(b.id));
+  return Object.assign(out, { listing });
 }
 
 export interface SnapshotFilter {

@@ -12,7 +12,7 @@
  */
 import type { BlobType } from '../repo/crypto.js';
 import type { IndexedRepository } from '../repo/repository.js';
-import { type TreeReader, walkTree } from './walk.js';
+import { type Reached, type ReachedBlobs, type TreeReader, walkReachable, walkTree } from './walk.js';
 
 export interface RestoreSizeStats {
   snapshots_count: number;
@@ -135,7 +135,8 @@ export class RestoreSizeCounter {
   }
 }
 
-export class RawDataCounter {
+/** raw-data: a reachability walk (src/snapshot/walk.ts) whose seen-set adds up each blob's lengths the first time. */
+export class RawDataCounter implements ReachedBlobs {
   private readonly seen: Record<BlobType, Set<string>> = { data: new Set(), tree: new Set() };
   private snapshots = 0;
   private missing = 0;
@@ -148,27 +149,23 @@ export class RawDataCounter {
 
   async addSnapshot(rootTree: Buffer): Promise<void> {
     this.snapshots++;
-    if (!this.note('tree', rootTree)) return;
-    const walk = walkTree(this.trees, rootTree, { descend: (entry) => this.note('tree', entry.node.subtree!) });
-    for await (const { node } of walk) {
-      for (const id of node.content ?? []) this.note('data', id);
-    }
+    await walkReachable(this.trees, rootTree, this);
   }
 
-  /** Counts a blob the first time it is seen; true then. */
-  private note(type: BlobType, id: Buffer): boolean {
+  /** Counts a blob the first time it is reached (a missing one as missing). */
+  mark(type: BlobType, id: Buffer): Reached {
     const hex = id.toString('hex');
-    if (this.seen[type].has(hex)) return false;
+    if (this.seen[type].has(hex)) return 'seen';
     this.seen[type].add(hex);
     const where = this.repo.index.lookup(type, id);
     if (!where) {
       this.missing++;
-      return false;
+      return 'missing';
     }
     this.sums[type].count++;
     this.sums[type].raw += where.rawLength;
     this.sums[type].stored += where.length;
-    return true;
+    return 'new';
   }
 
   result(): RawDataStats {

@@ -1,6 +1,7 @@
 /**
  * Walking a snapshot's trees, and describing nodes for people and for JSON: the one tree walker
- * behind `ls`, `find`, `stats` and `diff`.
+ * behind `ls`, `find`, `stats` and `diff`, and the one reachability walk (which trees and blobs
+ * the snapshots reach) behind `prune`, `check` and `stats --mode raw-data`.
  *
  * Paths are the snapshot's paths ("/srv/www/index.html"): the root tree is the virtual "/"
  * (docs/FORMAT.md §6). Names are bytes; every entry carries its exact path bytes, and a display
@@ -15,6 +16,7 @@
  * makes that impossible in a sound repository; a damaged or forged one could loop for ever).
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import type { BlobType } from '../repo/crypto.js';
 import type { IndexedRepository } from '../repo/repository.js';
 import { AbortedError } from './archiver.js';
 import { type NodeType, type TreeNode, decodeTree } from './tree.js';
@@ -50,6 +52,8 @@ export interface TreeReaderOptions {
   signal?: AbortSignal | undefined;
   /** A tree that could not be walked into as it is (the walk goes on without it). */
   onWarning?: ((message: string) => void) | undefined;
+  /** Milliseconds a walk may run between two turns of the event loop (default TURN_MS): less when other work shares the thread. */
+  turnMs?: number | undefined;
 }
 
 /** Milliseconds a walk may run between two turns of the event loop (which is where signals are heard). */
@@ -98,7 +102,7 @@ export class TreeReader {
 
   /** Throws AbortedError once the signal fired; lets the event loop run when the walk has had TURN_MS. */
   async checkpoint(): Promise<void> {
-    if (performance.now() - this.lastTurn >= TURN_MS) {
+    if (performance.now() - this.lastTurn >= (this.options.turnMs ?? TURN_MS)) {
       await nextTurn();
       this.lastTurn = performance.now();
     }
@@ -211,6 +215,79 @@ export async function* walkTree(trees: TreeReader, treeId: Buffer, options: Walk
 /** The warning for a directory whose tree is already open above it on the walk's path. */
 export function repeatedTreeWarning(path: string, treeHex: string): string {
   return `${path}: its tree ${treeHex.slice(0, 16)}… is also the tree of a directory above it (the repository is damaged or forged; run 'bh check'); not walked into again`;
+}
+
+// ---- reachability (prune, check, stats --mode raw-data) --------------------------------------
+
+/** What a reachability walk learns about a blob it reaches: first sight, seen before, or in no index. */
+export type Reached = 'new' | 'seen' | 'missing';
+
+/**
+ * The seen-set of reachability walks, kept across the snapshots walked with it: prune's
+ * UsedBlobs (one bit per index row), check's and stats' own. A tree is read only when mark()
+ * answers 'new', so mark() must answer 'seen' for a tree it answered 'new' for before: then each
+ * tree is read once however many paths and snapshots share it, and a forged tree that holds
+ * itself cannot make the walk loop. For data blobs only 'missing' matters.
+ */
+export interface ReachedBlobs {
+  mark(type: BlobType, id: Buffer): Reached;
+}
+
+export interface ReachableHandlers {
+  /**
+   * A blob mark() found in no index. `path()` (call it during the handler) is where the walk
+   * reached it: the file's path for a data blob, the directory's for a tree ("/" for the root).
+   */
+  onMissing?: ((type: BlobType, id: Buffer, path: () => string) => void) | undefined;
+  /** A tree that cannot be read or decoded; without this handler the walk throws the error. */
+  onUnreadableTree?: ((id: Buffer, path: () => string, error: Error) => void) | undefined;
+}
+
+interface ReachFrame {
+  nodes: TreeNode[];
+  /** The entry after the one the walk is at. */
+  next: number;
+}
+
+/**
+ * Every tree and data blob reachable from `rootTree`, marked in `reached`. Depth-first, entries
+ * in name order, over an explicit stack of trees read through `trees` (interruptible, memory
+ * linear in the depth). Paths are made only when a handler asks, from the stack.
+ */
+export async function walkReachable(trees: TreeReader, rootTree: Buffer, reached: ReachedBlobs, handlers: ReachableHandlers = {}): Promise<void> {
+  const stack: ReachFrame[] = [];
+  /** The path of the entry the walk is at: the current entry of each open tree. */
+  const pathHere = (): string => '/' + stack.map((frame) => frame.nodes[frame.next - 1]!.name.toString()).join('/');
+  const enter = async (id: Buffer): Promise<void> => {
+    const mark = reached.mark('tree', id);
+    if (mark === 'seen') return;
+    if (mark === 'missing') {
+      handlers.onMissing?.('tree', id, pathHere);
+      return;
+    }
+    let nodes: TreeNode[];
+    try {
+      nodes = await trees.read(id);
+    } catch (error) {
+      if (!handlers.onUnreadableTree || error instanceof AbortedError) throw error;
+      handlers.onUnreadableTree(id, pathHere, error as Error);
+      return;
+    }
+    stack.push({ nodes, next: 0 });
+  };
+  await enter(rootTree);
+  while (stack.length > 0) {
+    const frame = stack[stack.length - 1]!;
+    if (frame.next === frame.nodes.length) {
+      stack.pop();
+      continue;
+    }
+    const node = frame.nodes[frame.next++]!;
+    for (const blob of node.content ?? []) {
+      if (reached.mark('data', blob) === 'missing') handlers.onMissing?.('data', blob, pathHere);
+    }
+    if (node.subtree) await enter(node.subtree);
+  }
 }
 
 /**
