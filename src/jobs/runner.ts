@@ -24,8 +24,8 @@ import { AbortedError } from '../snapshot/archiver.js';
 import { runBackup } from '../snapshot/backup.js';
 import { copySnapshots } from '../snapshot/copy.js';
 import { compilePatterns } from '../snapshot/exclude.js';
-import { planForget } from '../snapshot/forget.js';
-import { DEFAULT_DELETE_AFTER_MS, DEFAULT_MAX_UNUSED, executePrune, planPrune } from '../snapshot/prune.js';
+import { executeForget, planForget } from '../snapshot/forget.js';
+import { DEFAULT_PRUNE_OPTIONS, runPrune } from '../snapshot/prune.js';
 import { loadSnapshots } from '../snapshot/snapshot.js';
 import type { Destination, Job, JobSecret, Retention } from './config.js';
 import { sendHeartbeat } from './heartbeat.js';
@@ -305,11 +305,10 @@ async function applyRetention(repo: Repository, retention: Retention, outcome: D
     if (outcome.forgotten.length === 0) return;
     events.step(`${dryRun ? 'dry run: would forget' : 'forgetting'} ${outcome.forgotten.length} old snapshot(s) in ${repo.location} ([RETENTION])`);
     if (dryRun) return;
-    for (const id of outcome.forgotten) await repo.removeFile('snapshot', id);
+    await executeForget(repo, groups);
     if (!retention.prune) return;
     events.step(`pruning ${repo.location}`);
-    const plan = await planPrune(repo, { maxUnused: DEFAULT_MAX_UNUSED, maxRepackBytes: Infinity, deleteAfterMs: DEFAULT_DELETE_AFTER_MS, ownLock: lock, onWarning: (message) => events.warn(`${repo.location}: ${message}`) });
-    const summary = await executePrune(plan);
+    const summary = await runPrune(repo, { ...DEFAULT_PRUNE_OPTIONS, ownLock: lock, onWarning: (message) => events.warn(`${repo.location}: ${message}`) });
     outcome.prune = { packsDeleted: summary.delete.length, packsCondemned: summary.condemn.length + summary.unindexed.length, bytesDeleted: summary.bytes_deleted };
   } catch (error) {
     outcome.ok = false;

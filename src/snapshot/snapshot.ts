@@ -6,6 +6,7 @@ import { NotFoundError } from '../backends/backend.js';
 import { AuthenticationError } from '../repo/crypto.js';
 import { DamagedFileError, type IndexedRepository, type Repository } from '../repo/repository.js';
 import { FormatError } from '../repo/errors.js';
+import { uniqueByPrefix } from '../repo/id-prefix.js';
 
 export type BackupMode = 'full' | 'incremental' | 'differential';
 
@@ -150,10 +151,9 @@ export function findSnapshot(snapshots: Snapshot[], ref: string, filter: Snapsho
     return latest;
   }
   if (!/^[0-9a-f]{4,64}$/.test(ref)) throw new SnapshotNotFoundError(ref);
-  const hits = snapshots.filter((s) => s.id.startsWith(ref));
-  if (hits.length > 1) throw new Error(`snapshot id prefix '${ref}' is ambiguous (${hits.length} matches); give more digits`);
-  if (hits.length === 0) throw new SnapshotNotFoundError(ref);
-  return hits[0]!;
+  const hit = uniqueByPrefix(snapshots, (s) => s.id, ref, 'snapshot');
+  if (!hit) throw new SnapshotNotFoundError(ref);
+  return hit;
 }
 
 /** The snapshots named by `refs` (each once, in order), or, without refs, every one matching `filter`. */
