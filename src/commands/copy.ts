@@ -40,9 +40,10 @@ export class CopyCommand extends FromRepositoryCommand {
   async run(): Promise<number> {
     const from = this.fromLocation();
     if (!from) throw new UserError('no source repository given: pass --from-repo LOCATION or set BH_FROM_REPO');
-    const source = await this.openSourceRepository(from);
+    const sourceSession = await this.openSourceRepository(from);
+    const source = sourceSession.repo;
     const destination = await this.openRepository();
-    const sourceLock = await source.lock('shared', { retryMs: this.retryLockMs() });
+    await sourceSession.acquireLock('shared', { retryMs: this.retryLockMs() });
     const report = this.report;
     let result;
     try {
@@ -55,7 +56,7 @@ export class CopyCommand extends FromRepositoryCommand {
           report.line(existing ? `snapshot ${snapshot.id.slice(0, 8)} is already in the destination as ${existing.id.slice(0, 8)}: skipped` : `copying snapshot ${snapshot.id.slice(0, 8)} of ${snapshot.record.paths.join(', ')} at ${snapshot.record.time}`),
       });
     } finally {
-      await sourceLock.release();
+      await sourceSession.releaseLock();
     }
     report.jsonLine({
       message_type: 'summary',

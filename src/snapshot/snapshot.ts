@@ -2,11 +2,11 @@
  * Snapshot records (`snapshots/<id>`, docs/FORMAT.md §7) and how commands pick them.
  */
 import { resolve } from 'node:path';
-import { NotFoundError } from '../backends/backend.js';
 import { AuthenticationError } from '../repo/crypto.js';
 import { DamagedFileError, type IndexedRepository, type Repository } from '../repo/repository.js';
 import { FormatError } from '../repo/errors.js';
 import { uniqueByPrefix } from '../repo/id-prefix.js';
+import { NotFoundError } from '../repo/storage.js';
 
 export type BackupMode = 'full' | 'incremental' | 'differential';
 
