@@ -24,7 +24,7 @@ export class CatCommand extends RepositoryCommand {
       - \`lock ID\`: a lock record as JSON.
 
       IDs are 64 hex digits or a unique prefix of at least 4 (blob and tree prefixes are
-      looked up in the index). The output is JSON already, with or without --json.
+      looked up in the index). The output is JSON already: indented, or on one line with --json.
     `,
     examples: [
       ['The newest snapshot record', 'bh cat -r /srv/backup snapshot latest'],
@@ -43,21 +43,20 @@ export class CatCommand extends RepositoryCommand {
     if (kind !== 'config' && this.id === undefined) throw new UserError(`cat ${kind} needs an id`);
     const ref = this.id ?? '';
     const repo = await this.openRepository();
-    const out = this.context.stdout;
-    const printJson = (value: unknown): void => void out.write(JSON.stringify(value, null, 2) + '\n');
+    const out = this.report;
     switch (kind) {
       case 'config':
-        out.write(await repo.backend.read({ type: 'config', name: 'config' }));
+        out.raw(await repo.backend.read({ type: 'config', name: 'config' }));
         return 0;
       case 'key': {
         const { name } = await resolveFileId(repo, 'keys', ref, 'key');
-        out.write(await repo.backend.read({ type: 'keys', name }));
+        out.raw(await repo.backend.read({ type: 'keys', name }));
         return 0;
       }
       case 'index': {
         const { name } = await resolveFileId(repo, 'index', ref, 'index file');
         const index = decodeIndexFile(await repo.loadFile('index', name), `index/${name}`);
-        printJson({
+        out.json({
           id: name,
           supersedes: index.supersedes.map((id) => id.toString('hex')),
           packs: index.packs.map(packJson),
@@ -67,18 +66,18 @@ export class CatCommand extends RepositoryCommand {
       }
       case 'snapshot': {
         const snapshot = findSnapshot(await this.loadSnapshots(repo), ref);
-        printJson(snapshot.record);
+        out.json(snapshot.record);
         return 0;
       }
       case 'lock': {
         const { name } = await resolveFileId(repo, 'locks', ref, 'lock');
-        printJson(await repo.loadJson('lock', name));
+        out.json(await repo.loadJson('lock', name));
         return 0;
       }
       case 'pack': {
         const { name, size } = await resolveFileId(repo, 'data', ref, 'pack');
         const blobs = await repo.readPackHeader(name, size);
-        printJson({ id: name, size, blobs: blobs.map((b) => ({ type: b.type, id: b.id.toString('hex'), offset: b.offset, length: b.length, raw_length: b.rawLength })) });
+        out.json({ id: name, size, blobs: blobs.map((b) => ({ type: b.type, id: b.id.toString('hex'), offset: b.offset, length: b.length, raw_length: b.rawLength })) });
         return 0;
       }
       case 'tree':
@@ -86,8 +85,8 @@ export class CatCommand extends RepositoryCommand {
         const indexed = await repo.loadIndex();
         const blob = resolveBlobId(indexed.index, kind === 'tree' ? ['tree'] : ['data', 'tree'], ref);
         const bytes = await indexed.loadBlob(blob.type, blob.id);
-        out.write(bytes);
-        if (kind === 'tree') out.write('\n');
+        out.raw(bytes);
+        if (kind === 'tree') out.raw('\n');
         return 0;
       }
     }

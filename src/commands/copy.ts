@@ -1,6 +1,7 @@
 import { Command, Option } from 'clipanion';
 import { copySnapshots } from '../snapshot/copy.js';
 import { UserError } from './base.js';
+import { hostFilter, pathFilter, snapshotFilter, tagFilter } from './snapshot-filter.js';
 import { FromRepositoryCommand } from './from-repo.js';
 import { formatBytes } from './report.js';
 
@@ -33,9 +34,9 @@ export class CopyCommand extends FromRepositoryCommand {
   });
 
   snapshotRefs = Option.Rest({ name: 'snapshot' });
-  host = Option.String('--host', { description: 'Only snapshots of this host' });
-  tags = Option.Array('--tag', [], { description: 'Only snapshots with this tag (repeatable: all must match)' });
-  filterPaths = Option.Array('--path', [], { description: 'Only snapshots of this path (repeatable)' });
+  hosts = hostFilter('snapshots');
+  tags = tagFilter('snapshots');
+  filterPaths = pathFilter('snapshots');
 
   async run(): Promise<number> {
     const from = this.fromLocation();
@@ -49,7 +50,7 @@ export class CopyCommand extends FromRepositoryCommand {
     try {
       result = await copySnapshots(source, destination, {
         refs: this.snapshotRefs,
-        filter: { host: this.host, tags: this.tags, paths: this.filterPaths },
+        filter: snapshotFilter(this),
         onDamagedSnapshot: this.warnDamagedSnapshot,
         signal: this.interruptSignal(),
         onSnapshot: (snapshot, existing) =>

@@ -16,6 +16,7 @@ import {
 import { matchesFilter, selectSnapshots } from '../snapshot/snapshot.js';
 import { DEFAULT_PRUNE_OPTIONS } from '../snapshot/prune.js';
 import { RepositoryCommand, UserError } from './base.js';
+import { hostFilter, pathFilter, snapshotFilter, tagFilter } from './snapshot-filter.js';
 import { reportedPrune } from './prune.js';
 
 export class ForgetCommand extends RepositoryCommand {
@@ -69,9 +70,9 @@ export class ForgetCommand extends RepositoryCommand {
   maxAgeDays = Option.String('--max-age-days', { description: 'Remove kept snapshots older than N days, except the newest (0: off)' });
   maxCount = Option.String('--max-count', { description: 'Keep at most the N newest of the kept snapshots (0: off)' });
   groupBy = Option.String('--group-by', 'host,paths', { description: 'Group snapshots by these fields: host, paths, tags ("" for one group)' });
-  hosts = Option.Array('--host', [], { description: 'Only snapshots of this host (repeatable: any of them)' });
-  tags = Option.Array('--tag', [], { description: 'Only snapshots with this tag (repeatable: all must match)' });
-  filterPaths = Option.Array('--path', [], { description: 'Only snapshots of this path (repeatable: all must match)' });
+  hosts = hostFilter('snapshots');
+  tags = tagFilter('snapshots');
+  filterPaths = pathFilter('snapshots');
   dryRun = Option.Boolean('--dry-run', false, { description: 'Print what would be removed, remove nothing' });
   allowEmptyGroup = Option.Boolean('--allow-empty-group', false, { description: 'Allow removing every snapshot of a group' });
   prune = Option.Boolean('--prune', false, { description: 'Run bh prune (default settings) after removing the snapshots' });
@@ -89,7 +90,7 @@ export class ForgetCommand extends RepositoryCommand {
 
     const repo = await this.openRepository(this.prune && !this.dryRun ? 'prune' : 'shared');
     const all = await this.loadSnapshots(repo);
-    const filter = { host: this.hosts, tags: this.tags, paths: this.filterPaths };
+    const filter = snapshotFilter(this);
     const options = { groupBy, now: new Date(), allowEmptyGroup: this.allowEmptyGroup };
     let groups: ForgetGroup[];
     try {

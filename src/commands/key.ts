@@ -67,7 +67,7 @@ export class KeyListCommand extends RepositoryCommand {
         kdf: file.kdf,
         ...(file.kdf === 'scrypt' ? { N: file.N, r: file.r, p: file.p } : {}),
       }));
-      this.context.stdout.write(JSON.stringify(out) + '\n');
+      this.report.json(out);
       return 0;
     }
     this.report.table(
