@@ -137,7 +137,11 @@ export abstract class RepositoryCommand extends BhCommand {
   cacheDir = Option.String('--cache-dir', { description: 'Local cache folder (or BH_CACHE_DIR; default $XDG_CACHE_HOME/bh or ~/.cache/bh)' });
   cache = Option.Boolean('--cache', true, { description: 'Keep snapshots, index and tree packs in the local cache (--no-cache: read everything from the repository)' });
 
-  /** Every repository session the command opened; closed (their locks released) when the command ends, however it ends. */
+  /**
+   * Every repository session the command opened; their locks are released when the command
+   * ends, however it ends. Their backends stay open: the process exits right after, and reads
+   * an interrupted command gave up on may still be under way (closing would fail them late).
+   */
   private readonly sessions: RepositorySession[] = [];
   /** The session of -r/--repo, opened by openRepository(). */
   private session: RepositorySession | undefined;
@@ -152,7 +156,7 @@ export abstract class RepositoryCommand extends BhCommand {
       return await super.execute();
     } finally {
       for (const session of this.sessions.splice(0)) {
-        await session.close().catch((error: unknown) => this.report.warn(`warning: could not remove our lock: ${(error as Error).message}`));
+        await session.releaseLock().catch((error: unknown) => this.report.warn(`warning: could not remove our lock: ${(error as Error).message}`));
       }
     }
   }
@@ -204,7 +208,7 @@ export abstract class RepositoryCommand extends BhCommand {
     return { backend: this.backendOptions(), cache: this.cacheOptions() };
   }
 
-  /** Keeps `session` to be closed when the command ends. */
+  /** Keeps `session`, so that its lock goes when the command ends. */
   protected keepSession(session: RepositorySession): RepositorySession {
     this.sessions.push(session);
     return session;
