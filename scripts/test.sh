@@ -19,4 +19,7 @@ fi
 # npm packages (zstd-napi and bh's own addon build from source here).
 npm ci --no-audit --no-fund
 
+# The layer rules of docs/ARCHITECTURE.md: an import across them fails the run before any test.
+npm run layers --silent
+
 npx vitest run "$@"

@@ -3,6 +3,7 @@
  */
 import { type BaseContext, Builtins, Cli, type CommandClass as CommandClassOf } from 'clipanion';
 import { createRequire } from 'node:module';
+import type { WriteStream } from 'node:tty';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -81,10 +82,21 @@ export async function commandsFor(args: readonly string[]): Promise<CommandClass
   return modules.flatMap((module) => Object.values(module).filter(isCommandClass));
 }
 
+/**
+ * Whether help and usage errors are coloured: only on a terminal that has colours, never with
+ * NO_COLOR set (https://no-color.org). Left to itself, clipanion asks the environment alone
+ * (TERM, FORCE_COLOR), so `bh prune --help | cat` printed escape codes.
+ */
+function wantsColors(stdout: Partial<Pick<WriteStream, 'isTTY' | 'hasColors'>>, env: Readonly<Record<string, string | undefined>>): boolean {
+  if (env['NO_COLOR']) return false;
+  return stdout.isTTY === true && stdout.hasColors?.() === true;
+}
+
 export async function main(argv: string[]): Promise<number> {
   guardBrokenPipe();
   const args = normalizeArgs(argv);
-  const cli = new Cli({ binaryLabel: 'bh — encrypted, deduplicating backups', binaryName: 'bh', binaryVersion: version });
+  const enableColors = wantsColors(process.stdout, process.env);
+  const cli = new Cli({ binaryLabel: 'bh — encrypted, deduplicating backups', binaryName: 'bh', binaryVersion: version, enableColors });
   cli.register(Builtins.HelpCommand);
   cli.register(Builtins.VersionCommand);
   for (const command of await commandsFor(args)) cli.register(command);

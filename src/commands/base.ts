@@ -5,13 +5,14 @@
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'clipanion';
 import * as t from 'typanion';
-import { type Backend, type BackendOptions, openBackend } from '../backends/index.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AbortedError, LockConflictError, LockLostError, RepositoryNotFoundError, WrongPasswordError } from '../repo/errors.js';
 import { parseRawKey, type Secret } from '../repo/keyfile.js';
 import type { LockKind } from '../repo/lock.js';
 import { type CacheOptions, cacheDirFromEnv } from '../repo/cache.js';
-import { type IndexedRepository, Repository, type RepositoryLock } from '../repo/repository.js';
+import type { IndexedRepository, Repository, RepositoryLock } from '../repo/repository.js';
+import { RepositorySession, type SessionOptions } from '../repo/session.js';
+import type { BackendOptions } from '../repo/storage.js';
 import { type LoadedSnapshots, loadSnapshots, parseLocalTime } from '../snapshot/snapshot.js';
 import { TreeReader } from '../snapshot/walk.js';
 import { Report } from './report.js';
@@ -136,14 +137,27 @@ export abstract class RepositoryCommand extends BhCommand {
   cacheDir = Option.String('--cache-dir', { description: 'Local cache folder (or BH_CACHE_DIR; default $XDG_CACHE_HOME/bh or ~/.cache/bh)' });
   cache = Option.Boolean('--cache', true, { description: 'Keep snapshots, index and tree packs in the local cache (--no-cache: read everything from the repository)' });
 
-  /** The lock openRepository() took; released when the command ends, however it ends. */
-  protected heldLock: RepositoryLock | undefined;
+  /**
+   * Every repository session the command opened; their locks are released when the command
+   * ends, however it ends. Their backends stay open: the process exits right after, and reads
+   * an interrupted command gave up on may still be under way (closing would fail them late).
+   */
+  private readonly sessions: RepositorySession[] = [];
+  /** The session of -r/--repo, opened by openRepository(). */
+  private session: RepositorySession | undefined;
+
+  /** The lock openRepository() took. */
+  protected get heldLock(): RepositoryLock | undefined {
+    return this.session?.lock;
+  }
 
   override async execute(): Promise<number> {
     try {
       return await super.execute();
     } finally {
-      await this.heldLock?.release().catch((error: unknown) => this.report.warn(`warning: could not remove our lock: ${(error as Error).message}`));
+      for (const session of this.sessions.splice(0)) {
+        await session.releaseLock().catch((error: unknown) => this.report.warn(`warning: could not remove our lock: ${(error as Error).message}`));
+      }
     }
   }
 
@@ -189,8 +203,15 @@ export abstract class RepositoryCommand extends BhCommand {
     };
   }
 
-  protected openBackend(): Promise<Backend> {
-    return openBackend(this.repoLocation(), this.backendOptions());
+  /** What a session of this command needs besides location and secret. */
+  protected sessionOptions(): SessionOptions {
+    return { backend: this.backendOptions(), cache: this.cacheOptions() };
+  }
+
+  /** Keeps `session`, so that its lock goes when the command ends. */
+  protected keepSession(session: RepositorySession): RepositorySession {
+    this.sessions.push(session);
+    return session;
   }
 
   /**
@@ -199,21 +220,19 @@ export abstract class RepositoryCommand extends BhCommand {
    */
   protected async openRepository(lock: LockKind | 'none' = 'shared'): Promise<Repository> {
     const retryMs = this.retryLockMs();
-    const backend = await this.openBackend();
-    const repo = await Repository.open(backend, await this.secret(), { cache: this.cacheOptions() });
+    const session = this.keepSession(await RepositorySession.open(this.repoLocation(), await this.secret(), this.sessionOptions()));
+    this.session = session;
     if (lock !== 'none') {
       this.stopSignal();
-      const held = await repo.lock(lock, { retryMs });
-      this.heldLock = held;
+      const held = await session.acquireLock(lock, { retryMs });
       held.signal.addEventListener('abort', () => this.stop(held.signal.reason as Error));
     }
-    return repo;
+    return session.repo;
   }
 
   protected override async exitInterrupted(): Promise<never> {
-    const lock = this.heldLock;
-    this.heldLock = undefined;
-    if (lock) await Promise.race([lock.release().catch(() => undefined), sleep(LOCK_RELEASE_ON_EXIT_MS)]);
+    const locked = this.sessions.filter((session) => session.lock !== undefined);
+    if (locked.length > 0) await Promise.race([Promise.all(locked.map((session) => session.releaseLock().catch(() => undefined))), sleep(LOCK_RELEASE_ON_EXIT_MS)]);
     return super.exitInterrupted();
   }
 

@@ -1,9 +1,6 @@
 import { Command, Option } from 'clipanion';
-import type { FileType } from '../backends/backend.js';
-import type { BlobType } from '../repo/crypto.js';
+import { resolveBlobId, resolveFileId } from '../repo/id-prefix.js';
 import { decodeIndexFile, type IndexedPack } from '../repo/index-file.js';
-import type { MasterIndex } from '../repo/master-index.js';
-import type { Repository } from '../repo/repository.js';
 import { findSnapshot } from '../snapshot/snapshot.js';
 import { RepositoryCommand, UserError } from './base.js';
 
@@ -27,7 +24,7 @@ export class CatCommand extends RepositoryCommand {
       - \`lock ID\`: a lock record as JSON.
 
       IDs are 64 hex digits or a unique prefix of at least 4 (blob and tree prefixes are
-      looked up in the index). The output is JSON already, with or without --json.
+      looked up in the index). The output is JSON already: indented, or on one line with --json.
     `,
     examples: [
       ['The newest snapshot record', 'bh cat -r /srv/backup snapshot latest'],
@@ -46,21 +43,20 @@ export class CatCommand extends RepositoryCommand {
     if (kind !== 'config' && this.id === undefined) throw new UserError(`cat ${kind} needs an id`);
     const ref = this.id ?? '';
     const repo = await this.openRepository();
-    const out = this.context.stdout;
-    const printJson = (value: unknown): void => void out.write(JSON.stringify(value, null, 2) + '\n');
+    const out = this.report;
     switch (kind) {
       case 'config':
-        out.write(await repo.backend.read({ type: 'config', name: 'config' }));
+        out.raw(await repo.backend.read({ type: 'config', name: 'config' }));
         return 0;
       case 'key': {
         const { name } = await resolveFileId(repo, 'keys', ref, 'key');
-        out.write(await repo.backend.read({ type: 'keys', name }));
+        out.raw(await repo.backend.read({ type: 'keys', name }));
         return 0;
       }
       case 'index': {
         const { name } = await resolveFileId(repo, 'index', ref, 'index file');
         const index = decodeIndexFile(await repo.loadFile('index', name), `index/${name}`);
-        printJson({
+        out.json({
           id: name,
           supersedes: index.supersedes.map((id) => id.toString('hex')),
           packs: index.packs.map(packJson),
@@ -70,18 +66,18 @@ export class CatCommand extends RepositoryCommand {
       }
       case 'snapshot': {
         const snapshot = findSnapshot(await this.loadSnapshots(repo), ref);
-        printJson(snapshot.record);
+        out.json(snapshot.record);
         return 0;
       }
       case 'lock': {
         const { name } = await resolveFileId(repo, 'locks', ref, 'lock');
-        printJson(await repo.loadJson('lock', name));
+        out.json(await repo.loadJson('lock', name));
         return 0;
       }
       case 'pack': {
         const { name, size } = await resolveFileId(repo, 'data', ref, 'pack');
         const blobs = await repo.readPackHeader(name, size);
-        printJson({ id: name, size, blobs: blobs.map((b) => ({ type: b.type, id: b.id.toString('hex'), offset: b.offset, length: b.length, raw_length: b.rawLength })) });
+        out.json({ id: name, size, blobs: blobs.map((b) => ({ type: b.type, id: b.id.toString('hex'), offset: b.offset, length: b.length, raw_length: b.rawLength })) });
         return 0;
       }
       case 'tree':
@@ -89,53 +85,12 @@ export class CatCommand extends RepositoryCommand {
         const indexed = await repo.loadIndex(await repo.listSnapshots());
         const blob = resolveBlobId(indexed.index, kind === 'tree' ? ['tree'] : ['data', 'tree'], ref);
         const bytes = await indexed.loadBlob(blob.type, blob.id);
-        out.write(bytes);
-        if (kind === 'tree') out.write('\n');
+        out.raw(bytes);
+        if (kind === 'tree') out.raw('\n');
         return 0;
       }
     }
   }
-}
-
-/**
- * A stored file's name from a full id or a unique prefix of at least 4 hex digits. A full id is
- * checked with one stat (no listing, which is costly for packs on a remote backend).
- */
-export async function resolveFileId(repo: Repository, type: Exclude<FileType, 'config'>, ref: string, what: string): Promise<{ name: string; size: number }> {
-  const id = ref.toLowerCase();
-  if (!/^[0-9a-f]{4,64}$/.test(id)) throw new UserError(`'${ref}' is not a ${what} id: give 4 to 64 hex digits`);
-  if (id.length === 64) {
-    try {
-      return await repo.backend.stat({ type, name: id });
-    } catch {
-      throw new UserError(`there is no ${what} ${id} in ${repo.location}`);
-    }
-  }
-  const hits = (await repo.list(type)).filter((f) => f.name.startsWith(id));
-  if (hits.length === 0) throw new UserError(`there is no ${what} with an id starting with '${id}' in ${repo.location}`);
-  if (hits.length > 1) throw new UserError(`${what} id prefix '${id}' is ambiguous (${hits.length} matches); give more digits`);
-  return hits[0]!;
-}
-
-/** A blob id from a full id or a unique prefix, looked up in the index among `types` (in order). */
-function resolveBlobId(index: MasterIndex, types: BlobType[], ref: string): { type: BlobType; id: Buffer } {
-  const hex = ref.toLowerCase();
-  if (!/^[0-9a-f]{4,64}$/.test(hex)) throw new UserError(`'${ref}' is not a blob id: give 4 to 64 hex digits`);
-  if (hex.length === 64) {
-    const id = Buffer.from(hex, 'hex');
-    for (const type of types) if (index.has(type, id)) return { type, id };
-    throw new UserError(`there is no ${types.join(' or ')} blob ${hex} in the index`);
-  }
-  for (const type of types) {
-    const hits: Buffer[] = [];
-    for (const entry of index.entries(type)) {
-      if (entry.id.toString('hex').startsWith(hex) && !hits.some((h) => h.equals(entry.id))) hits.push(entry.id);
-      if (hits.length > 1) break;
-    }
-    if (hits.length > 1) throw new UserError(`${type} blob id prefix '${hex}' is ambiguous; give more digits`);
-    if (hits.length === 1) return { type, id: hits[0]! };
-  }
-  throw new UserError(`there is no ${types.join(' or ')} blob with an id starting with '${hex}' in the index`);
 }
 
 function packJson(pack: IndexedPack): { id: string; blobs: { type: string; id: string; offset: number; length: number; raw_length: number }[] } {

@@ -68,7 +68,7 @@ export class ConfigExampleCommand extends BhCommand {
   });
 
   async run(): Promise<number> {
-    this.context.stdout.write(EXAMPLE_CONFIG);
+    this.report.raw(EXAMPLE_CONFIG);
     return 0;
   }
 }

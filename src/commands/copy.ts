@@ -1,6 +1,7 @@
 import { Command, Option } from 'clipanion';
 import { copySnapshots } from '../snapshot/copy.js';
 import { UserError } from './base.js';
+import { hostFilter, pathFilter, snapshotFilter, tagFilter } from './snapshot-filter.js';
 import { FromRepositoryCommand } from './from-repo.js';
 import { formatBytes } from './report.js';
 
@@ -33,29 +34,30 @@ export class CopyCommand extends FromRepositoryCommand {
   });
 
   snapshotRefs = Option.Rest({ name: 'snapshot' });
-  host = Option.String('--host', { description: 'Only snapshots of this host' });
-  tags = Option.Array('--tag', [], { description: 'Only snapshots with this tag (repeatable: all must match)' });
-  filterPaths = Option.Array('--path', [], { description: 'Only snapshots of this path (repeatable)' });
+  hosts = hostFilter('snapshots');
+  tags = tagFilter('snapshots');
+  filterPaths = pathFilter('snapshots');
 
   async run(): Promise<number> {
     const from = this.fromLocation();
     if (!from) throw new UserError('no source repository given: pass --from-repo LOCATION or set BH_FROM_REPO');
-    const source = await this.openSourceRepository(from);
+    const sourceSession = await this.openSourceRepository(from);
+    const source = sourceSession.repo;
     const destination = await this.openRepository();
-    const sourceLock = await source.lock('shared', { retryMs: this.retryLockMs() });
+    await sourceSession.acquireLock('shared', { retryMs: this.retryLockMs() });
     const report = this.report;
     let result;
     try {
       result = await copySnapshots(source, destination, {
         refs: this.snapshotRefs,
-        filter: { host: this.host, tags: this.tags, paths: this.filterPaths },
+        filter: snapshotFilter(this),
         onDamagedSnapshot: this.warnDamagedSnapshot,
         signal: this.interruptSignal(),
         onSnapshot: (snapshot, existing) =>
           report.line(existing ? `snapshot ${snapshot.id.slice(0, 8)} is already in the destination as ${existing.id.slice(0, 8)}: skipped` : `copying snapshot ${snapshot.id.slice(0, 8)} of ${snapshot.record.paths.join(', ')} at ${snapshot.record.time}`),
       });
     } finally {
-      await sourceLock.release();
+      await sourceSession.releaseLock();
     }
     report.jsonLine({
       message_type: 'summary',

@@ -3,6 +3,7 @@ import { TreeDiff, type DiffCounts } from '../snapshot/diff.js';
 import { findSnapshot } from '../snapshot/snapshot.js';
 import { pathFields } from '../snapshot/walk.js';
 import { RepositoryCommand } from './base.js';
+import { hostFilter, pathFilter, snapshotFilter, tagFilter } from './snapshot-filter.js';
 import { formatBytes } from './report.js';
 
 export class DiffCommand extends RepositoryCommand {
@@ -34,14 +35,14 @@ export class DiffCommand extends RepositoryCommand {
 
   first = Option.String({ name: 'snapshot-1' });
   second = Option.String({ name: 'snapshot-2' });
-  host = Option.String('--host', { description: 'With latest: only snapshots of this host' });
-  tags = Option.Array('--tag', [], { description: 'With latest: only snapshots with this tag' });
-  filterPaths = Option.Array('--path', [], { description: 'With latest: only snapshots of this path' });
+  hosts = hostFilter('latest');
+  tags = tagFilter('latest');
+  filterPaths = pathFilter('latest');
 
   async run(): Promise<number> {
     const repo = await this.openRepository();
     const snapshots = await this.loadSnapshots(repo);
-    const filter = { host: this.host, tags: this.tags, paths: this.filterPaths };
+    const filter = snapshotFilter(this);
     const from = findSnapshot(snapshots, this.first, filter);
     const to = findSnapshot(snapshots, this.second, filter);
     const indexed = await repo.loadIndex(snapshots.listing);

@@ -4,6 +4,7 @@ import { Finder } from '../snapshot/find.js';
 import { selectSnapshots } from '../snapshot/snapshot.js';
 import { localTime, longLine, nodeJson } from '../snapshot/walk.js';
 import { RepositoryCommand, UserError } from './base.js';
+import { hostFilter, pathFilter, snapshotFilter, tagFilter } from './snapshot-filter.js';
 
 export class FindCommand extends RepositoryCommand {
   static override paths = [['find']];
@@ -33,40 +34,40 @@ export class FindCommand extends RepositoryCommand {
 
   patterns = Option.Rest({ name: 'pattern', required: 1 });
   snapshotRefs = Option.Array('-s,--snapshot', [], { description: 'Search only this snapshot (repeatable; latest and id prefixes work)' });
-  host = Option.String('--host', { description: 'Only snapshots of this host' });
-  tags = Option.Array('--tag', [], { description: 'Only snapshots with this tag (repeatable: all must match)' });
-  filterPaths = Option.Array('--path', [], { description: 'Only snapshots of this path' });
+  hosts = hostFilter('snapshots');
+  tags = tagFilter('snapshots');
+  filterPaths = pathFilter('snapshots');
 
   async run(): Promise<number> {
     if (this.patterns.every((p) => p.trim() === '')) throw new UserError('give at least one non-empty pattern');
     const patterns = compilePatterns(this.patterns);
     const repo = await this.openRepository();
     const all = await this.loadSnapshots(repo);
-    const filter = { host: this.host, tags: this.tags, paths: this.filterPaths };
+    const filter = snapshotFilter(this);
     const selected = selectSnapshots(all, this.snapshotRefs, filter);
     const indexed = await repo.loadIndex(all.listing);
     const signal = this.interruptSignal();
     const finder = new Finder(this.treeReader(indexed, signal), patterns);
     // Matches are written as they are found, the JSON document too: memory does not grow with them.
-    const out = this.context.stdout;
+    const out = this.report;
     let groups = 0;
     for (const snapshot of selected) {
       this.report.progress(`searching snapshot ${snapshot.id.slice(0, 8)}`);
       let hits = 0;
       for await (const hit of finder.find(Buffer.from(snapshot.record.tree, 'hex'))) {
         if (hits++ === 0) {
-          if (this.json) out.write(`${groups === 0 ? '[' : ','}{"snapshot":"${snapshot.id}","short_id":"${snapshot.id.slice(0, 8)}","time":${JSON.stringify(snapshot.record.time)},"matches":[`);
+          if (this.json) out.raw(`${groups === 0 ? '[' : ','}{"snapshot":"${snapshot.id}","short_id":"${snapshot.id.slice(0, 8)}","time":${JSON.stringify(snapshot.record.time)},"matches":[`);
           else this.report.line(`${groups === 0 ? '' : '\n'}Found matching entries in snapshot ${snapshot.id.slice(0, 8)} from ${localTime(Date.parse(snapshot.record.time))}`);
           groups++;
         }
-        if (this.json) out.write(`${hits === 1 ? '' : ','}${JSON.stringify(nodeJson(hit.pathBytes, hit.node))}`);
+        if (this.json) out.raw(`${hits === 1 ? '' : ','}${JSON.stringify(nodeJson(hit.pathBytes, hit.node))}`);
         else this.report.line(longLine(hit.path, hit.node));
         await this.report.drain(signal);
       }
-      if (this.json && hits > 0) out.write(`],"hits":${hits}}`);
+      if (this.json && hits > 0) out.raw(`],"hits":${hits}}`);
     }
     this.report.clearProgress();
-    if (this.json) out.write(groups === 0 ? '[]\n' : ']\n');
+    if (this.json) out.raw(groups === 0 ? '[]\n' : ']\n');
     return 0;
   }
 }

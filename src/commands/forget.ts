@@ -7,15 +7,17 @@ import {
   GROUP_FIELDS,
   type GroupField,
   describeGroupKey,
+  executeForget,
   isEmptyPolicy,
   parseDuration,
   planForget,
   planForgetNamed,
 } from '../snapshot/forget.js';
 import { matchesFilter, selectSnapshots } from '../snapshot/snapshot.js';
-import { DEFAULT_DELETE_AFTER_MS, DEFAULT_MAX_UNUSED } from '../snapshot/prune.js';
+import { DEFAULT_PRUNE_OPTIONS } from '../snapshot/prune.js';
 import { RepositoryCommand, UserError } from './base.js';
-import { runPrune } from './prune.js';
+import { hostFilter, pathFilter, snapshotFilter, tagFilter } from './snapshot-filter.js';
+import { reportedPrune } from './prune.js';
 
 export class ForgetCommand extends RepositoryCommand {
   static override paths = [['forget']];
@@ -68,9 +70,9 @@ export class ForgetCommand extends RepositoryCommand {
   maxAgeDays = Option.String('--max-age-days', { description: 'Remove kept snapshots older than N days, except the newest (0: off)' });
   maxCount = Option.String('--max-count', { description: 'Keep at most the N newest of the kept snapshots (0: off)' });
   groupBy = Option.String('--group-by', 'host,paths', { description: 'Group snapshots by these fields: host, paths, tags ("" for one group)' });
-  hosts = Option.Array('--host', [], { description: 'Only snapshots of this host (repeatable: any of them)' });
-  tags = Option.Array('--tag', [], { description: 'Only snapshots with this tag (repeatable: all must match)' });
-  filterPaths = Option.Array('--path', [], { description: 'Only snapshots of this path (repeatable: all must match)' });
+  hosts = hostFilter('snapshots');
+  tags = tagFilter('snapshots');
+  filterPaths = pathFilter('snapshots');
   dryRun = Option.Boolean('--dry-run', false, { description: 'Print what would be removed, remove nothing' });
   allowEmptyGroup = Option.Boolean('--allow-empty-group', false, { description: 'Allow removing every snapshot of a group' });
   prune = Option.Boolean('--prune', false, { description: 'Run bh prune (default settings) after removing the snapshots' });
@@ -88,7 +90,7 @@ export class ForgetCommand extends RepositoryCommand {
 
     const repo = await this.openRepository(this.prune && !this.dryRun ? 'prune' : 'shared');
     const all = await this.loadSnapshots(repo);
-    const filter = { host: this.hosts, tags: this.tags, paths: this.filterPaths };
+    const filter = snapshotFilter(this);
     const options = { groupBy, now: new Date(), allowEmptyGroup: this.allowEmptyGroup };
     let groups: ForgetGroup[];
     try {
@@ -99,22 +101,11 @@ export class ForgetCommand extends RepositoryCommand {
     }
     for (const group of groups) this.printGroup(group, !named);
 
-    const doomed = groups.flatMap((g) => g.remove.map((d) => d.snapshot.id));
-    const removed: string[] = [];
-    if (!this.dryRun) {
-      for (const id of doomed) {
-        try {
-          await repo.removeFile('snapshot', id);
-        } catch (error) {
-          throw new Error(`removed ${removed.length} of ${doomed.length} snapshots, then snapshots/${id}: ${(error as Error).message}`);
-        }
-        removed.push(id);
-      }
-    }
+    const removed = this.dryRun ? [] : await executeForget(repo, groups);
     this.report.jsonLine({ dry_run: this.dryRun, groups: groups.map(groupJson), removed });
-    this.report.line(this.dryRun ? `dry run: would remove ${doomed.length} snapshots; nothing changed` : `removed ${removed.length} snapshots`);
+    this.report.line(this.dryRun ? `dry run: would remove ${groups.reduce((n, g) => n + g.remove.length, 0)} snapshots; nothing changed` : `removed ${removed.length} snapshots`);
     if (this.prune && this.dryRun) this.report.line('dry run: prune skipped (its plan depends on the removal); run bh prune --dry-run after forget');
-    if (this.prune && !this.dryRun) await runPrune(this.report, repo, { maxUnused: DEFAULT_MAX_UNUSED, maxRepackBytes: Infinity, deleteAfterMs: DEFAULT_DELETE_AFTER_MS, ownLock: this.heldLock }, false);
+    if (this.prune && !this.dryRun) await reportedPrune(this.report, repo, { ...DEFAULT_PRUNE_OPTIONS, ownLock: this.heldLock }, false);
     return 0;
   }
 

@@ -3,9 +3,8 @@
  * restic's --from-repo: its location and its own secret, which never comes from argv.
  */
 import { Option } from 'clipanion';
-import { openBackend } from '../backends/index.js';
 import { RepositoryNotFoundError } from '../repo/errors.js';
-import { Repository } from '../repo/repository.js';
+import { RepositorySession } from '../repo/session.js';
 import { ExitCode, RepositoryCommand, UserError, resolveSecret } from './base.js';
 
 export abstract class FromRepositoryCommand extends RepositoryCommand {
@@ -17,15 +16,14 @@ export abstract class FromRepositoryCommand extends RepositoryCommand {
     return this.fromRepo ?? this.context.env['BH_FROM_REPO'];
   }
 
-  /** Opens the source repository (same backend options as the destination's). */
-  protected async openSourceRepository(location: string): Promise<Repository> {
+  /** Opens the source repository (same backend and cache options as the destination's), without a lock. */
+  protected async openSourceRepository(location: string): Promise<RepositorySession> {
     const secret = await resolveSecret(
       { keyFile: this.fromKeyFile, passwordFile: this.fromPasswordFile ?? this.context.env['BH_FROM_PASSWORD_FILE'], password: this.context.env['BH_FROM_PASSWORD'], what: 'source ' },
       'no password for the source repository: set BH_FROM_PASSWORD or BH_FROM_PASSWORD_FILE, or pass --from-password-file FILE or --from-key-file FILE',
     );
-    const backend = await openBackend(location, this.backendOptions());
     try {
-      return await Repository.open(backend, secret, { cache: this.cacheOptions() });
+      return this.keepSession(await RepositorySession.open(location, secret, this.sessionOptions()));
     } catch (error) {
       if (error instanceof RepositoryNotFoundError) throw new UserError(`source repository: there is no bh repository at ${location} (no config file); check --from-repo/BH_FROM_REPO`, ExitCode.noRepository);
       throw error;

@@ -1,5 +1,5 @@
 import { Command, Option } from 'clipanion';
-import { Repository } from '../repo/repository.js';
+import { RepositorySession } from '../repo/session.js';
 import { UserError } from './base.js';
 import { FromRepositoryCommand } from './from-repo.js';
 
@@ -34,8 +34,8 @@ export class InitCommand extends FromRepositoryCommand {
     if (this.copyChunkerParams && !from) throw new UserError('--copy-chunker-params needs the source repository: pass --from-repo LOCATION or set BH_FROM_REPO');
     if (this.fromRepo && !this.copyChunkerParams) throw new UserError('--from-repo is only used with --copy-chunker-params here; to copy snapshots use bh copy');
     const secret = await this.secret();
-    const source = this.copyChunkerParams && from ? await this.openSourceRepository(from) : undefined;
-    const repo = await Repository.init(await this.openBackend(), secret, { chunkingFrom: source });
+    const source = this.copyChunkerParams && from ? (await this.openSourceRepository(from)).repo : undefined;
+    const { repo } = this.keepSession(await RepositorySession.init(this.repoLocation(), secret, this.sessionOptions(), { chunkingFrom: source }));
     this.report.jsonLine({ message_type: 'initialized', id: repo.config.id, repository: repo.location, chunker_params_from: source?.config.id ?? null });
     this.report.line(`created bh repository ${repo.config.id.slice(0, 10)} at ${repo.location}`);
     if (source) this.report.line(`sharing the chunker parameters and blob ids of repository ${source.config.id.slice(0, 10)} at ${source.location}`);

@@ -3,11 +3,11 @@
  * one 32-byte key file each, all sealing the same master key). One class per subcommand.
  */
 import { Command, Option } from 'clipanion';
+import { resolveFileId } from '../repo/id-prefix.js';
 import { decodeKeyFile, unsealKeyFile, type Secret } from '../repo/keyfile.js';
 import type { Repository } from '../repo/repository.js';
 import { localTime } from '../snapshot/walk.js';
 import { RepositoryCommand, UserError, readKeyFileSecret, readPasswordFileSecret } from './base.js';
-import { resolveFileId } from './cat.js';
 
 const NEW_SECRET_DETAILS = `
       The new password is read from --new-password-file FILE (one trailing newline is ignored),
@@ -67,7 +67,7 @@ export class KeyListCommand extends RepositoryCommand {
         kdf: file.kdf,
         ...(file.kdf === 'scrypt' ? { N: file.N, r: file.r, p: file.p } : {}),
       }));
-      this.context.stdout.write(JSON.stringify(out) + '\n');
+      this.report.json(out);
       return 0;
     }
     this.report.table(

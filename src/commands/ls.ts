@@ -2,6 +2,7 @@ import { Command, Option } from 'clipanion';
 import { findSnapshot } from '../snapshot/snapshot.js';
 import { listEntries, longLine, nodeJson } from '../snapshot/walk.js';
 import { RepositoryCommand } from './base.js';
+import { hostFilter, pathFilter, snapshotFilter, tagFilter } from './snapshot-filter.js';
 
 export class LsCommand extends RepositoryCommand {
   static override paths = [['ls']];
@@ -33,14 +34,14 @@ export class LsCommand extends RepositoryCommand {
   dirs = Option.Rest({ name: 'path' });
   long = Option.Boolean('-l,--long', false, { description: 'Show mode, owner, size and modification time' });
   recursive = Option.Boolean('--recursive', false, { description: 'With PATH: list everything below it, not only its direct entries' });
-  host = Option.String('--host', { description: 'With latest: only snapshots of this host' });
-  tags = Option.Array('--tag', [], { description: 'With latest: only snapshots with this tag' });
-  filterPaths = Option.Array('--path', [], { description: 'With latest: only snapshots of this path' });
+  hosts = hostFilter('latest');
+  tags = tagFilter('latest');
+  filterPaths = pathFilter('latest');
 
   async run(): Promise<number> {
     const repo = await this.openRepository();
     const snapshots = await this.loadSnapshots(repo);
-    const snapshot = findSnapshot(snapshots, this.snapshot, { host: this.host, tags: this.tags, paths: this.filterPaths });
+    const snapshot = findSnapshot(snapshots, this.snapshot, snapshotFilter(this));
     const indexed = await repo.loadIndex(snapshots.listing);
     const signal = this.interruptSignal();
     for await (const entry of listEntries(this.treeReader(indexed, signal), Buffer.from(snapshot.record.tree, 'hex'), this.dirs, this.recursive)) {

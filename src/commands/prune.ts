@@ -1,7 +1,7 @@
 import { Command, Option } from 'clipanion';
 import type { Repository } from '../repo/repository.js';
 import { STALE_AGE_TEXT } from '../repo/temporaries.js';
-import { DEFAULT_DELETE_AFTER_MS, executePrune, planPrune, type PruneOptions, type PruneStep, type PruneSummary } from '../snapshot/prune.js';
+import { DEFAULT_PRUNE_OPTIONS, type PruneOptions, type PruneStep, type PruneSummary, runPrune } from '../snapshot/prune.js';
 import { RepositoryCommand, UserError, parseElapsed, parseSize } from './base.js';
 import { formatBytes, type Report } from './report.js';
 
@@ -40,10 +40,10 @@ export class PruneCommand extends RepositoryCommand {
     const options = {
       maxUnused: this.maxUnusedFraction(),
       maxRepackBytes: this.maxRepackSize === undefined ? Infinity : parseSize(this.maxRepackSize, '--max-repack-size'),
-      deleteAfterMs: this.deleteAfter === undefined ? DEFAULT_DELETE_AFTER_MS : parseElapsed(this.deleteAfter, '--delete-after'),
+      deleteAfterMs: this.deleteAfter === undefined ? DEFAULT_PRUNE_OPTIONS.deleteAfterMs : parseElapsed(this.deleteAfter, '--delete-after'),
     };
     const repo = await this.openRepository(this.dryRun ? 'shared' : 'prune');
-    await runPrune(this.report, repo, { ...options, ownLock: this.heldLock }, this.dryRun);
+    await reportedPrune(this.report, repo, { ...options, ownLock: this.heldLock }, this.dryRun);
     return 0;
   }
 
@@ -57,21 +57,18 @@ export class PruneCommand extends RepositoryCommand {
 }
 
 /**
- * Plans and (unless `dryRun`) executes a prune, printing the plan and the result; the caller
- * holds a prune (or exclusive) lock, or a shared one for a dry run. Also used by `forget --prune`.
+ * runPrune() with the plan and the result printed; the caller holds a prune (or exclusive) lock,
+ * or a shared one for a dry run. Also used by `forget --prune`.
  */
-export async function runPrune(report: Report, repo: Repository, options: PruneOptions, dryRun: boolean): Promise<PruneSummary> {
+export async function reportedPrune(report: Report, repo: Repository, options: PruneOptions, dryRun: boolean): Promise<void> {
   report.line('loading snapshots and index, finding used blobs');
-  const plan = await planPrune(repo, { onWarning: (message) => report.warn(`warning: ${message}`), ...options });
-  printPlan(report, plan.summary, dryRun);
-  if (dryRun) {
-    report.jsonLine({ message_type: 'summary', dry_run: true, ...plan.summary });
-    return plan.summary;
-  }
-  const summary = await executePrune(plan, { onStep: testPause, onProgress: (text) => report.progress(text) });
-  report.jsonLine({ message_type: 'summary', dry_run: false, ...summary });
-  report.line(`wrote ${summary.packs_written} packs and ${summary.index_files_written} index files, removed ${summary.index_files_removed} index files, ${summary.delete.length} packs and ${summary.temporaries.length} temporary files (${formatBytes(summary.bytes_deleted + summary.bytes_temporaries)} freed)`);
-  return summary;
+  const summary = await runPrune(
+    repo,
+    { onWarning: (message) => report.warn(`warning: ${message}`), ...options, dryRun },
+    { onPlan: (planned) => printPlan(report, planned, dryRun), onStep: testPause, onProgress: (text) => report.progress(text) },
+  );
+  report.jsonLine({ message_type: 'summary', dry_run: dryRun, ...summary });
+  if (!dryRun) report.line(`wrote ${summary.packs_written} packs and ${summary.index_files_written} index files, removed ${summary.index_files_removed} index files, ${summary.delete.length} packs and ${summary.temporaries.length} temporary files (${formatBytes(summary.bytes_deleted + summary.bytes_temporaries)} freed)`);
 }
 
 function printPlan(report: Report, s: PruneSummary, dryRun: boolean): void {

@@ -1,7 +1,8 @@
 /**
  * One report object per command run: prints human text, or JSON (one document or JSON lines)
  * when --json is given, so every command gets --json the same way. Progress goes to stderr and
- * only when stderr is a terminal; a pipe or a cron mail stays quiet.
+ * only when stderr is a terminal; a pipe or a cron mail stays quiet. Commands write to stdout
+ * only through it.
  */
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
@@ -13,20 +14,37 @@ export class Report {
   constructor(
     private readonly stdout: Writable & { isTTY?: boolean },
     private readonly stderr: Writable & { isTTY?: boolean },
-    readonly json: boolean,
+    /** --json was given. */
+    readonly jsonMode: boolean,
   ) {}
 
   /** A line of human output (suppressed in --json mode). */
   line(text = ''): void {
-    if (this.json) return;
+    if (this.jsonMode) return;
     this.clearProgress();
     this.stdout.write(text + '\n');
   }
 
-  /** One JSON value on its own line (only in --json mode). */
+  /** One JSON value on its own line (only in --json mode), one of a stream of them. */
   jsonLine(value: unknown): void {
-    if (!this.json) return;
+    if (!this.jsonMode) return;
     this.stdout.write(JSON.stringify(value) + '\n');
+  }
+
+  /**
+   * The command's whole output as one JSON document, printed in both modes: on one line with
+   * --json, indented for people without it (`bh cat`, whose output is JSON either way). A
+   * command with a human form as well calls it only in --json mode.
+   */
+  json(value: unknown): void {
+    this.clearProgress();
+    this.stdout.write((this.jsonMode ? JSON.stringify(value) : JSON.stringify(value, null, 2)) + '\n');
+  }
+
+  /** Output as it is, in both modes: a blob's bytes, a file's text, a JSON document written piece by piece. */
+  raw(data: string | Uint8Array): void {
+    this.clearProgress();
+    this.stdout.write(data);
   }
 
   /**
@@ -44,7 +62,7 @@ export class Report {
 
   /** A table of human output: columns padded to their widest cell. */
   table(header: string[], rows: string[][]): void {
-    if (this.json) return;
+    if (this.jsonMode) return;
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
     const format = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
     this.line(format(header));
@@ -60,7 +78,7 @@ export class Report {
 
   /** A transient status line, redrawn in place on a terminal. */
   progress(text: string): void {
-    if (this.json || !this.stderr.isTTY) return;
+    if (this.jsonMode || !this.stderr.isTTY) return;
     const width = (this.stderr as { columns?: number }).columns ?? 80;
     this.stderr.write('\r\x1b[K' + text.slice(0, width - 1));
     this.progressShown = true;

@@ -4,6 +4,7 @@ import { compilePatterns } from '../snapshot/exclude.js';
 import { Restorer, type OverwritePolicy } from '../snapshot/restore/index.js';
 import { findSnapshot } from '../snapshot/snapshot.js';
 import { ExitCode, RepositoryCommand, UserError, parseTimeOption } from './base.js';
+import { hostFilter, pathFilter, snapshotFilter, tagFilter } from './snapshot-filter.js';
 import { formatBytes } from './report.js';
 
 export class RestoreCommand extends RepositoryCommand {
@@ -39,9 +40,9 @@ export class RestoreCommand extends RepositoryCommand {
 
   snapshot = Option.String({ name: 'snapshot' });
   target = Option.String('--target,-t', { required: true, description: 'Directory to restore into (created if missing)' });
-  host = Option.String('--host', { description: 'With latest: only snapshots of this host' });
-  tags = Option.Array('--tag', [], { description: 'With latest: only snapshots with this tag' });
-  filterPaths = Option.Array('--path', [], { description: 'With latest: only snapshots of this path' });
+  hosts = hostFilter('latest');
+  tags = tagFilter('latest');
+  filterPaths = pathFilter('latest');
   includes = Option.Array('--include', [], { description: 'Restore only entries matching this glob' });
   excludes = Option.Array('--exclude', [], { description: 'Leave out entries matching this glob' });
   time = Option.String('--time', { description: 'Point in time, local (YYYYMMDD_HHMMSS or "YYYY-MM-DD HH:MM:SS"): newest snapshot at or before it' });
@@ -57,7 +58,7 @@ export class RestoreCommand extends RepositoryCommand {
     const exclude = compilePatterns(this.excludes);
     const repo = await this.openRepository();
     const snapshots = await this.loadSnapshots(repo);
-    const snapshot = findSnapshot(snapshots, this.snapshot, { host: this.host, tags: this.tags, paths: this.filterPaths }, before);
+    const snapshot = findSnapshot(snapshots, this.snapshot, snapshotFilter(this), before);
     const indexed = await repo.loadIndex(snapshots.listing);
     const report = this.report;
     report.line(`restoring snapshot ${snapshot.id.slice(0, 8)} of ${snapshot.record.paths.join(', ')} at ${snapshot.record.time} to ${this.target}`);

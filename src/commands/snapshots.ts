@@ -1,6 +1,7 @@
-import { Command, Option } from 'clipanion';
+import { Command } from 'clipanion';
 import { matchesFilter } from '../snapshot/snapshot.js';
 import { RepositoryCommand } from './base.js';
+import { hostFilter, pathFilter, snapshotFilter, tagFilter } from './snapshot-filter.js';
 import { formatBytes } from './report.js';
 
 export class SnapshotsCommand extends RepositoryCommand {
@@ -14,18 +15,16 @@ export class SnapshotsCommand extends RepositoryCommand {
     ],
   });
 
-  host = Option.String('--host', { description: 'Only snapshots of this host' });
-  tags = Option.Array('--tag', [], { description: 'Only snapshots with this tag (repeatable: all must match)' });
-  filterPaths = Option.Array('--path', [], { description: 'Only snapshots of this path' });
+  hosts = hostFilter('snapshots');
+  tags = tagFilter('snapshots');
+  filterPaths = pathFilter('snapshots');
 
   async run(): Promise<number> {
     const repo = await this.openRepository();
-    const snapshots = (await this.loadSnapshots(repo)).filter((s) => matchesFilter(s.record, { host: this.host, tags: this.tags, paths: this.filterPaths }));
+    const snapshots = (await this.loadSnapshots(repo)).filter((s) => matchesFilter(s.record, snapshotFilter(this)));
     if (this.json) {
-      this.context.stdout.write(
-        JSON.stringify(
-          snapshots.map(({ id, record }) => ({ id, short_id: id.slice(0, 8), time: record.time, host: record.host, username: record.username, paths: record.paths, tags: record.tags, mode: record.mode, parent: record.parent, tree: record.tree, summary: record.summary ?? null })),
-        ) + '\n',
+      this.report.json(
+        snapshots.map(({ id, record }) => ({ id, short_id: id.slice(0, 8), time: record.time, host: record.host, username: record.username, paths: record.paths, tags: record.tags, mode: record.mode, parent: record.parent, tree: record.tree, summary: record.summary ?? null })),
       );
       return 0;
     }

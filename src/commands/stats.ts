@@ -3,6 +3,7 @@ import * as t from 'typanion';
 import { selectSnapshots } from '../snapshot/snapshot.js';
 import { RawDataCounter, RestoreSizeCounter } from '../snapshot/stats.js';
 import { RepositoryCommand } from './base.js';
+import { hostFilter, pathFilter, snapshotFilter, tagFilter } from './snapshot-filter.js';
 import { formatBytes } from './report.js';
 
 export class StatsCommand extends RepositoryCommand {
@@ -27,14 +28,14 @@ export class StatsCommand extends RepositoryCommand {
 
   snapshotRefs = Option.Rest({ name: 'snapshot' });
   mode = Option.String('--mode', 'restore-size', { description: 'restore-size or raw-data', validator: t.isEnum(['restore-size', 'raw-data']) });
-  host = Option.String('--host', { description: 'Only snapshots of this host' });
-  tags = Option.Array('--tag', [], { description: 'Only snapshots with this tag (repeatable: all must match)' });
-  filterPaths = Option.Array('--path', [], { description: 'Only snapshots of this path' });
+  hosts = hostFilter('snapshots');
+  tags = tagFilter('snapshots');
+  filterPaths = pathFilter('snapshots');
 
   async run(): Promise<number> {
     const repo = await this.openRepository();
     const all = await this.loadSnapshots(repo);
-    const filter = { host: this.host, tags: this.tags, paths: this.filterPaths };
+    const filter = snapshotFilter(this);
     const selected = selectSnapshots(all, this.snapshotRefs, filter);
     const indexed = await repo.loadIndex(all.listing);
     const trees = this.treeReader(indexed, this.interruptSignal());
@@ -47,7 +48,7 @@ export class StatsCommand extends RepositoryCommand {
     const report = this.report;
     if (counter instanceof RawDataCounter) {
       const s = counter.result();
-      if (this.json) this.context.stdout.write(JSON.stringify({ mode: this.mode, ...s }) + '\n');
+      if (this.json) report.json({ mode: this.mode, ...s });
       report.line('Stats in raw-data mode:');
       report.line(`     Snapshots processed:  ${s.snapshots_count}`);
       report.line(`        Total Blob Count:  ${s.total_blob_count} (${s.data_blobs} data, ${s.tree_blobs} tree)`);
@@ -58,7 +59,7 @@ export class StatsCommand extends RepositoryCommand {
       if (s.missing_blobs > 0) report.warn(`warning: ${s.missing_blobs} referenced blobs are in no index; run 'bh check'`);
     } else {
       const s = counter.result();
-      if (this.json) this.context.stdout.write(JSON.stringify({ mode: this.mode, ...s }) + '\n');
+      if (this.json) report.json({ mode: this.mode, ...s });
       report.line('Stats in restore-size mode:');
       report.line(`     Snapshots processed:  ${s.snapshots_count}`);
       report.line(`        Total File Count:  ${s.total_file_count} (${s.files} files, ${s.dirs} dirs, ${s.others} others)`);

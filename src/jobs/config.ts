@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import type { BackendOptions } from '../backends/options.js';
+import type { BackendOptions } from '../repo/storage.js';
 import { patternProblem } from '../snapshot/exclude.js';
 import type { BackupMode } from '../snapshot/snapshot.js';
 import { type ConfigIssue, ConfigError, type IniDocument, type IniEntry, type IniSection, parseIni } from './ini.js';

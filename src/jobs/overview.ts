@@ -4,9 +4,8 @@
  * staleness: a destination is stale when its last success is older than staleness_factor
  * ([PREFLIGHT], default 2) times the longest gap of the schedule.
  */
-import { FILE_TYPES } from '../backends/backend.js';
-import { openBackend } from '../backends/index.js';
-import { Repository } from '../repo/repository.js';
+import { RepositorySession } from '../repo/session.js';
+import { FILE_TYPES } from '../repo/storage.js';
 import type { Job } from './config.js';
 import { loadSecret } from './runner.js';
 import { scheduleInterval } from './scheduler.js';
@@ -52,14 +51,14 @@ export async function jobStatus(job: Job, stateDir: string, now: number, lastRun
       storedBytes: null,
     };
     try {
-      const backend = await openBackend(destination.location, destination.backend);
+      const session = await RepositorySession.open(destination.location, secret, { backend: destination.backend });
       try {
-        const repo = await Repository.open(backend, secret);
+        const { repo } = session;
         const listings = await Promise.all(FILE_TYPES.map((type) => repo.list(type)));
         row.snapshots = listings[FILE_TYPES.indexOf('snapshots')]!.length;
         row.storedBytes = listings.flat().reduce((sum, file) => sum + file.size, 0);
       } finally {
-        await backend.close().catch(() => undefined);
+        await session.close();
       }
     } catch (error) {
       row.error = (error as Error).message;

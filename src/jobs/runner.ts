@@ -14,18 +14,16 @@ import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
-import { openBackend } from '../backends/index.js';
-import type { Backend } from '../backends/backend.js';
 import { cacheDirFromEnv } from '../repo/cache.js';
-import { RepositoryNotFoundError } from '../repo/errors.js';
 import { parseRawKey, type Secret } from '../repo/keyfile.js';
-import { Repository } from '../repo/repository.js';
+import type { Repository } from '../repo/repository.js';
+import { RepositorySession } from '../repo/session.js';
 import { AbortedError } from '../snapshot/archiver.js';
 import { runBackup } from '../snapshot/backup.js';
 import { copySnapshots } from '../snapshot/copy.js';
 import { compilePatterns } from '../snapshot/exclude.js';
-import { planForget } from '../snapshot/forget.js';
-import { DEFAULT_DELETE_AFTER_MS, DEFAULT_MAX_UNUSED, executePrune, planPrune } from '../snapshot/prune.js';
+import { executeForget, planForget } from '../snapshot/forget.js';
+import { DEFAULT_PRUNE_OPTIONS, runPrune } from '../snapshot/prune.js';
 import { loadSnapshots } from '../snapshot/snapshot.js';
 import type { Destination, Job, JobSecret, Retention } from './config.js';
 import { sendHeartbeat } from './heartbeat.js';
@@ -203,39 +201,38 @@ async function inRepository(
   const { job, dryRun, events } = options;
   const outcome: DestinationOutcome = { location: destination.location, ok: false };
   if (options.signal?.aborted) return { ...outcome, error: 'interrupted before it started' };
-  let backend: Backend | undefined;
+  let session: RepositorySession | undefined;
   try {
-    backend = await openBackend(destination.location, destination.backend);
-    let repo: Repository;
-    try {
-      // The nightly run is what the local cache is for (README.md, "Local cache").
-      repo = await Repository.open(backend, secret, { cache: { dir: cacheDirFromEnv(options.env), onWarning: (message) => events.warn(message) } });
-    } catch (error) {
-      if (!(error instanceof RepositoryNotFoundError)) throw error;
-      if (dryRun) {
-        events.step(`dry run: ${destination.location} has no repository yet; the run would create one and ${chunkingFrom ? 'copy the new snapshot into it' : 'back up every file'}`);
-        return { ...outcome, ok: true };
-      }
+    // The nightly run is what the local cache is for (README.md, "Local cache").
+    const sessionOptions = { backend: destination.backend, cache: { dir: cacheDirFromEnv(options.env), onWarning: (message: string) => events.warn(message) } };
+    session = await RepositorySession.openOrInit(destination.location, secret, sessionOptions, () => {
+      if (dryRun) return undefined;
       // A missing parent is an unmounted disk far more often than a new one: never create it.
       if (destination.kind === 'local' && !existsSync(dirname(destination.location))) throw new Error(`${dirname(destination.location)} does not exist (is the disk mounted?); bh creates only the repository folder itself`);
-      repo = await Repository.init(backend, secret, { chunkingFrom });
+      return { chunkingFrom };
+    });
+    if (!session) {
+      events.step(`dry run: ${destination.location} has no repository yet; the run would create one and ${chunkingFrom ? 'copy the new snapshot into it' : 'back up every file'}`);
+      return { ...outcome, ok: true };
+    }
+    if (session.created) {
       outcome.initialized = true;
       events.step(`created a new repository at ${destination.location}`);
     }
-    const repoLock = dryRun ? undefined : await repo.lock('shared');
+    if (!dryRun) await session.acquireLock('shared');
     try {
-      await work(repo, outcome);
+      await work(session.repo, outcome);
     } finally {
-      await repoLock?.release();
+      await session.releaseLock();
     }
     // Only after a complete snapshot: older ones never make way for a failed or partial one.
-    if (outcome.ok && job.retention) await applyRetention(repo, job.retention, outcome, options);
+    if (outcome.ok && job.retention) await applyRetention(session, job.retention, outcome, options);
   } catch (error) {
     outcome.ok = false;
     outcome.error = error instanceof AbortedError ? 'interrupted' : error instanceof Error ? error.message : String(error);
     if (!(error instanceof AbortedError)) events.warn(`${destination.location}: ${outcome.error}`);
   } finally {
-    await backend?.close().catch(() => undefined);
+    await session?.close().catch(() => undefined);
   }
   return outcome;
 }
@@ -293,10 +290,11 @@ async function copyStep(primary: Repository, primaryOutcome: DestinationOutcome,
  * it condemns are deleted by a later run, after the safety margin). Snapshots of other hosts,
  * other paths and manual backups are never touched. A failure here fails the destination.
  */
-async function applyRetention(repo: Repository, retention: Retention, outcome: DestinationOutcome, options: RunOptions): Promise<void> {
+async function applyRetention(session: RepositorySession, retention: Retention, outcome: DestinationOutcome, options: RunOptions): Promise<void> {
   const { job, dryRun, events } = options;
+  const { repo } = session;
   const host = hostname();
-  const lock = dryRun ? undefined : await repo.lock(retention.prune ? 'prune' : 'shared');
+  const lock = dryRun ? undefined : await session.acquireLock(retention.prune ? 'prune' : 'shared');
   try {
     const all = await loadSnapshots(repo, (id, error) => events.warn(`${repo.location}: snapshots/${id} cannot be read and is left out of retention: ${error.message}`));
     const own = all.filter((s) => s.record.host === host && s.record.tags.includes(RUN_TAG) && s.record.paths.length === 1 && s.record.paths[0] === job.source);
@@ -305,16 +303,15 @@ async function applyRetention(repo: Repository, retention: Retention, outcome: D
     if (outcome.forgotten.length === 0) return;
     events.step(`${dryRun ? 'dry run: would forget' : 'forgetting'} ${outcome.forgotten.length} old snapshot(s) in ${repo.location} ([RETENTION])`);
     if (dryRun) return;
-    for (const id of outcome.forgotten) await repo.removeFile('snapshot', id);
+    await executeForget(repo, groups);
     if (!retention.prune) return;
     events.step(`pruning ${repo.location}`);
-    const plan = await planPrune(repo, { maxUnused: DEFAULT_MAX_UNUSED, maxRepackBytes: Infinity, deleteAfterMs: DEFAULT_DELETE_AFTER_MS, ownLock: lock, onWarning: (message) => events.warn(`${repo.location}: ${message}`) });
-    const summary = await executePrune(plan);
+    const summary = await runPrune(repo, { ...DEFAULT_PRUNE_OPTIONS, ownLock: lock, onWarning: (message) => events.warn(`${repo.location}: ${message}`) });
     outcome.prune = { packsDeleted: summary.delete.length, packsCondemned: summary.condemn.length + summary.unindexed.length, bytesDeleted: summary.bytes_deleted };
   } catch (error) {
     outcome.ok = false;
     throw new Error(`retention failed after the backup (the new snapshot is stored): ${(error as Error).message}`);
   } finally {
-    await lock?.release();
+    await session.releaseLock();
   }
 }

@@ -1,6 +1,7 @@
 /**
- * Retention policies: which snapshots `forget` keeps and which it removes, and why. Pure: no
- * I/O, the clock comes in as `now`, calendars are the process's local time zone (TZ).
+ * Retention policies: which snapshots `forget` keeps and which it removes, and why. Planning is
+ * pure: no I/O, the clock comes in as `now`, calendars are the process's local time zone (TZ);
+ * executeForget() carries a plan out.
  *
  * restic's rules (README "Retention"), applied per group of snapshots, newest first:
  * - keep-last N: the N newest snapshots;
@@ -19,6 +20,7 @@
  *   deleting live data"); bh keeps the last one unless `allowEmptyGroup` is set.
  * 0 turns max-count and max-age-days off, as in the INI file.
  */
+import type { Repository } from '../repo/repository.js';
 import type { Snapshot } from './snapshot.js';
 
 export type CalendarRule = 'hourly' | 'daily' | 'weekly' | 'monthly' | 'yearly';
@@ -266,6 +268,25 @@ export function planForgetNamed(all: readonly Snapshot[], named: readonly Snapsh
     });
   assertNoGroupEmptied(plans, options.allowEmptyGroup ?? false);
   return plans;
+}
+
+/**
+ * Removes the snapshot files a plan removes, oldest first within each group; returns their ids.
+ * Only snapshot records go: the data they alone use stays until prune. The caller holds a lock
+ * (shared is enough: no other command rewrites snapshot files).
+ */
+export async function executeForget(repo: Repository, plan: readonly ForgetGroup[]): Promise<string[]> {
+  const doomed = plan.flatMap((group) => group.remove.map((decision) => decision.snapshot.id));
+  const removed: string[] = [];
+  for (const id of doomed) {
+    try {
+      await repo.removeFile('snapshot', id);
+    } catch (error) {
+      throw new Error(`removed ${removed.length} of ${doomed.length} snapshots, then snapshots/${id}: ${(error as Error).message}`, { cause: error });
+    }
+    removed.push(id);
+  }
+  return removed;
 }
 
 function toGroup(key: GroupKey, newestFirstGroup: Snapshot[], kept: Map<Snapshot, string[]>, whyRemoved: (s: Snapshot) => string[]): ForgetGroup {

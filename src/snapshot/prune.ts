@@ -2,12 +2,13 @@
  * `bh prune` above the pack level: list the snapshots, load the index (read order), mark every
  * blob the snapshots reach, then let src/repo/prune.ts decide and act on packs.
  *
- * Library use (also for `bh forget --prune`):
+ * Library use (`bh prune`, `bh forget --prune`, a job's [RETENTION]): runPrune() plans and then
+ * executes; its parts are
  *   const plan = await planPrune(repo, options);   // changes nothing
  *   const summary = await executePrune(plan, hooks);
- * The caller holds a 'prune' lock (or an exclusive one) for both steps.
+ * The caller holds a 'prune' lock (or an exclusive one) for both steps, a shared one for a dry run.
  */
-import { type PrunePlan, type PruneOptions, UsedBlobs, planPackChanges } from '../repo/prune.js';
+import { DEFAULT_DELETE_AFTER_MS, DEFAULT_MAX_UNUSED, type PruneHooks, type PrunePlan, type PruneOptions, type PruneSummary, UsedBlobs, executePrune, planPackChanges } from '../repo/prune.js';
 import type { IndexedRepository, Repository } from '../repo/repository.js';
 import { loadSnapshots, type Snapshot } from './snapshot.js';
 import { TreeReader, walkReachable } from './walk.js';
@@ -42,4 +43,26 @@ export async function markReachable(indexed: IndexedRepository, snapshots: Snaps
     const shown = missing.slice(0, 5).join('; ');
     throw new Error(`${missing.length} blob(s) the snapshots use are in no index (${shown}${missing.length > 5 ? '; …' : ''}); prune refuses to run: try 'bh repair index', then 'bh repair snapshots'`);
   }
+}
+
+/** What `bh prune` does without options; `bh forget --prune` and a job's [RETENTION] prune with these. */
+export const DEFAULT_PRUNE_OPTIONS: Readonly<Pick<PruneOptions, 'maxUnused' | 'maxRepackBytes' | 'deleteAfterMs'>> = {
+  maxUnused: DEFAULT_MAX_UNUSED,
+  maxRepackBytes: Infinity,
+  deleteAfterMs: DEFAULT_DELETE_AFTER_MS,
+};
+
+export interface PruneRunHooks extends PruneHooks {
+  /** Told the plan before anything changes. */
+  onPlan?: (planned: PruneSummary) => void;
+}
+
+/**
+ * Plans a prune, tells `hooks.onPlan`, then, unless `dryRun` (only plan: nothing changes),
+ * executes it; returns what it did (a dry run: what it would do).
+ */
+export async function runPrune(repo: Repository, options: PruneOptions & { dryRun?: boolean }, hooks: PruneRunHooks = {}): Promise<PruneSummary> {
+  const plan = await planPrune(repo, options);
+  hooks.onPlan?.(plan.summary);
+  return options.dryRun ? plan.summary : executePrune(plan, hooks);
 }

@@ -2,10 +2,11 @@
  * Snapshot records (`snapshots/<id>`, docs/FORMAT.md §7) and how commands pick them.
  */
 import { resolve } from 'node:path';
-import { NotFoundError } from '../backends/backend.js';
 import { AuthenticationError } from '../repo/crypto.js';
 import type { Repository, SnapshotList } from '../repo/repository.js';
 import { DamagedFileError, FormatError } from '../repo/errors.js';
+import { uniqueByPrefix } from '../repo/id-prefix.js';
+import { NotFoundError } from '../repo/storage.js';
 
 export type BackupMode = 'full' | 'incremental' | 'differential';
 
@@ -159,10 +160,9 @@ export function findSnapshot(snapshots: Snapshot[], ref: string, filter: Snapsho
     return latest;
   }
   if (!/^[0-9a-f]{4,64}$/.test(ref)) throw new SnapshotNotFoundError(ref);
-  const hits = snapshots.filter((s) => s.id.startsWith(ref));
-  if (hits.length > 1) throw new Error(`snapshot id prefix '${ref}' is ambiguous (${hits.length} matches); give more digits`);
-  if (hits.length === 0) throw new SnapshotNotFoundError(ref);
-  return hits[0]!;
+  const hit = uniqueByPrefix(snapshots, (s) => s.id, ref, 'snapshot');
+  if (!hit) throw new SnapshotNotFoundError(ref);
+  return hit;
 }
 
 /** The snapshots named by `refs` (each once, in order), or, without refs, every one matching `filter`. */
