@@ -1,5 +1,5 @@
 /**
- * Damaged repositories (DESIGN.md §3, §6): "nothing decrypted is trusted until its tag verifies;
+ * Damaged repositories (docs/FORMAT.md §10): "nothing decrypted is trusted until its tag verifies;
  * nothing restored is trusted until its blob id re-hashes", and bad input gets a clear error.
  *
  * One small repository (a handful of files, one of them several chunks long) is backed up once.
@@ -269,7 +269,7 @@ describe('one byte flipped', () => {
   });
 
   it('in one of two snapshot files: the other snapshot still restores, and new backups still work', async () => {
-    // DESIGN.md §6: bad input "loses nothing". One damaged snapshot record must cost that
+    // Bad input "loses nothing". One damaged snapshot record must cost that
     // snapshot only; check reports it (above), but every other snapshot must stay usable.
     const repo = await copyRepo();
     const second = await repo.run(['backup', '--json', join(source, 'sub')]);

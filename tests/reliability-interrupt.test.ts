@@ -1,5 +1,5 @@
 /**
- * Ctrl-C (DESIGN.md §5: exit 130 "interrupted"): an interrupted backup stops cleanly. It makes
+ * Ctrl-C (README "Exit codes": 130 "interrupted"): an interrupted backup stops cleanly. It makes
  * what it already packed durable (so the next run reuses it), writes no snapshot, releases its
  * lock and exits 130; the repository checks clean. An interrupted restore exits 130 too and
  * leaves no partial file that looks complete.

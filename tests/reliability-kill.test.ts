@@ -1,5 +1,5 @@
 /**
- * Crash safety (DESIGN.md §3): a backup killed with SIGKILL at any instant leaves a repository
+ * Crash safety (docs/FORMAT.md §10): a backup killed with SIGKILL at any instant leaves a repository
  * that `check --read-data` passes and that the next backup uses.
  *
  * One source tree (~62 MiB of incompressible data in 35 files) is generated once. Each scenario

@@ -1,6 +1,6 @@
 /**
  * What every command shares: the repository and secret options, opening the repository,
- * mapping errors to exit codes (DESIGN.md §5), Ctrl-C, and the report object.
+ * mapping errors to exit codes (README "Exit codes"), Ctrl-C, and the report object.
  */
 import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'clipanion';

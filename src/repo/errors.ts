@@ -1,6 +1,6 @@
 /**
  * Errors the repository layer raises that callers must tell apart. The CLI maps them to exit
- * codes (DESIGN.md §5): RepositoryNotFound → 10, LockConflict → 11, WrongPassword → 12.
+ * codes (README "Exit codes"): RepositoryNotFound → 10, LockConflict → 11, WrongPassword → 12.
  */
 
 export class RepositoryNotFoundError extends Error {
