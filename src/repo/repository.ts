@@ -691,7 +691,7 @@ export class IndexedRepository {
       .seal(type, id, plaintext)
       .then((envelope) => {
         this.sealingBytes -= rawLength;
-        return this.pack(type, id, envelope, rawLength);
+        return this.pack(type, id, Buffer.from(envelope.buffer, envelope.byteOffset, envelope.byteLength), rawLength);
       })
       .catch((error: unknown) => {
         this.failure ??= error;
