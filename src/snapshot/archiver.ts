@@ -23,7 +23,6 @@ import { type EntryStat, entryStatOf, entryType, getXattr, listXattrs, scanDir }
 import type { PathMatcher } from './exclude.js';
 import { FileChunkerPool } from './file-chunker.js';
 import { KnownBlobFilter } from './known-blobs.js';
-import { sealBlobPayload } from '../repo/blob-sealer.js';
 import { type NodeType, type TreeNode, decodeTree, encodeTree, sameNode } from './tree.js';
 import type { SnapshotSummary } from './snapshot.js';
 
@@ -372,8 +371,10 @@ export class Archiver {
       const outcome = await this.chunker.chunk(path, st, { seal: !this.options.dryRun, noAtime: mayUseNoAtime(st) }, async (piece) => {
         this.throwIfAborted();
         this.counters.bytes_read += piece.rawLength;
-        if (piece.envelope) await this.repo.addSealedBlob('data', piece.id, piece.envelope, piece.rawLength);
-        else if (piece.plaintext) await this.addUnlessKnown(piece.id, piece.plaintext);
+        // Sealed by the worker; or passed on unsealed because the repository probably has it,
+        // and then sealed by the repository if it has not.
+        if (piece.envelope) await this.repo.saveBlob('data', { id: piece.id, envelope: piece.envelope, rawLength: piece.rawLength });
+        else if (piece.plaintext) await this.repo.saveBlob('data', piece.plaintext, piece.id);
         else this.countDryRun('data', piece.id, piece.rawLength);
         content.push(piece.id);
         this.report(false);
@@ -387,13 +388,6 @@ export class Archiver {
     node.content = content;
     if (parentNode && parentNode.type === 'file') this.counters.files_changed++;
     else this.counters.files_new++;
-  }
-
-  /** A chunk the workers passed on unsealed because the repository probably has it: sealed here when it does not. */
-  private async addUnlessKnown(id: Buffer, plaintext: Buffer): Promise<void> {
-    if (this.repo.hasBlob('data', id)) return;
-    const envelope = sealBlobPayload(this.repo.keys, this.repo.repo.codec, 'data', id, plaintext);
-    await this.repo.addSealedBlob('data', id, envelope, plaintext.length);
   }
 
   private async saveContent(input: AsyncIterable<Uint8Array>): Promise<{ content: Buffer[]; size: number }> {
