@@ -10,13 +10,25 @@
  * - with perWorker, requests wait in the pool and are still answered in order;
  * - close() lets each worker answer a farewell first, then fails later requests;
  * - the streaming form delivers every message with its worker and stops once;
- * - a missing build is named with the command that makes it; BH_WORKERS is parsed as documented.
+ * - a missing build is named with the command that makes it; BH_WORKERS is parsed as documented;
+ * - bh's file chunker, whose workers die as they start (key material they cannot load): the
+ *   file in progress and later ones fail with the cause, and a backup stops with it instead of
+ *   reporting every file as unreadable and saving a snapshot without them.
  *
  * bh's own pools are exercised through the real CLI by the backup, restore and check tests.
  */
+import { lstatSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { entryStatOf } from '../src/fsx/index.js';
+import type { MasterKeys } from '../src/repo/crypto.js';
+import type { IndexedRepository } from '../src/repo/repository.js';
 import { type PooledWorker, RequestPool, WorkerFailedError, WorkerPool, workerCount, workerScript } from '../src/repo/worker-pool.js';
+import { type ArchiveError, Archiver } from '../src/snapshot/archiver.js';
+import { FileChunkerPool } from '../src/snapshot/file-chunker.js';
+import { initRepo, makeTempDir, randomFilesDir, removeDir } from './helpers/cli.js';
+import { openLibraryRepo } from './helpers/repo-lib.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/pool-worker.mjs', import.meta.url));
 
@@ -167,5 +179,52 @@ describe('workerCount', () => {
       return workerCount(5);
     };
     expect([count(undefined), count(''), count('3'), count('2.7'), count('0'), count('-2'), count('many')]).toEqual([5, 5, 3, 2, 0, 0, 0]);
+  });
+});
+
+describe("bh's pools when their workers die", () => {
+  let work: string;
+  let indexed: IndexedRepository;
+  let source: string;
+  beforeAll(async () => {
+    work = await makeTempDir('bh-pool-');
+    const repo = await initRepo(work);
+    source = await randomFilesDir(work, 3, 1000);
+    indexed = await (await openLibraryRepo(repo)).loadIndex();
+  });
+  afterAll(async () => {
+    await removeDir(work);
+  });
+
+  /** The repository's keys, except for the key material workers get: 5 bytes, which a worker cannot load, so it dies as it starts. */
+  function withBrokenWorkerKeys(): MasterKeys {
+    return Object.create(indexed.keys, { serialize: { value: () => Buffer.alloc(5) } }) as MasterKeys;
+  }
+  const DIED = "bh's file chunker worker thread failed: sealed key material has 5 bytes, expected 32 or 96";
+
+  it('the file chunker fails the file in progress and every later one with the cause', async () => {
+    const { min, avg, max } = indexed.repo.config.chunker;
+    const chunker = new FileChunkerPool(withBrokenWorkerKeys(), indexed.repo.config.compression, { min, avg, max }, undefined, 2);
+    const path = Buffer.from(join(source, 'f0'));
+    const scanned = entryStatOf(lstatSync(path, { bigint: true }));
+    const chunk = (): Promise<unknown> => chunker.chunk(path, scanned, { seal: true, noAtime: false }, () => Promise.resolve());
+    try {
+      await expect(chunk()).rejects.toThrow(DIED);
+      await expect(chunk()).rejects.toBeInstanceOf(WorkerFailedError);
+    } finally {
+      await chunker.close();
+    }
+  });
+
+  it('a backup whose chunk workers die stops with that error, rather than leaving every file out of its snapshot', async () => {
+    const broken = Object.create(indexed, { keys: { value: withBrokenWorkerKeys() } }) as IndexedRepository;
+    const errors: ArchiveError[] = [];
+    const archiver = new Archiver(broken, { paths: [source], exclude: () => false, onError: (error) => errors.push(error) });
+    try {
+      await expect(archiver.run()).rejects.toThrow(DIED);
+      expect(errors).toEqual([]);
+    } finally {
+      await archiver.close();
+    }
   });
 });

@@ -18,6 +18,7 @@ import { posix } from 'node:path';
 import { chunkStream, gearTable } from '../chunker/index.js';
 import type { BlobType } from '../repo/crypto.js';
 import { AbortedError } from '../repo/errors.js';
+import { WorkerFailedError } from '../repo/worker-pool.js';
 import { type IndexedRepository, mapLimit } from '../repo/repository.js';
 import { type EntryStat, entryStatOf, entryType, getXattr, listXattrs, scanDir } from '../fsx/index.js';
 import type { PathMatcher } from './exclude.js';
@@ -299,7 +300,8 @@ export class Archiver {
           break;
       }
     } catch (error) {
-      if (error instanceof AbortedError) throw error;
+      // Not this entry's problem: an interrupt, or worker threads that died (every later file would fail the same).
+      if (error instanceof AbortedError || error instanceof WorkerFailedError) throw error;
       this.reportError(path, error);
       for (const child of inside?.values() ?? []) this.reportUnreachable(child, `${path.toString()} could not be backed up`);
       return undefined;
