@@ -129,9 +129,10 @@ export class WorkerPool<Out, In> {
 
   /**
    * The worker to give the next job: the least loaded (the first of equals), unless all are
-   * busy and fewer than `size` run, then a new one.
+   * busy and fewer than `size` run, then a new one. Throws once the pool stopped (failure).
    */
   pick(): PooledWorker {
+    if (this.stopped !== undefined) throw this.stopped;
     let best = this.slots[0];
     for (let i = 1; i < this.slots.length; i++) if (this.slots[i]!.load < best!.load) best = this.slots[i]!;
     if ((best === undefined || best.load > 0) && this.slots.length < this.options.size) return this.start();
@@ -224,8 +225,11 @@ export class RequestPool<Request, Response> {
   private readonly posted: PendingRequest<Request, Response>[][] = [];
   /** Requests waiting for a worker with room (perWorker). */
   private readonly waiting: PendingRequest<Request, Response>[] = [];
+  /** Requests a worker holds at most; undefined: no bound. */
+  private readonly perWorker: number | undefined;
 
-  constructor(private readonly options: PoolOptions & { perWorker?: number }) {
+  constructor({ perWorker, ...options }: PoolOptions & { perWorker?: number }) {
+    this.perWorker = perWorker;
     for (let i = 0; i < options.size; i++) this.posted.push([]);
     this.pool = new WorkerPool({ ...options, onMessage: (worker, message) => this.receive(worker, message), onStop: (error) => this.failAll(error) });
   }
@@ -244,7 +248,7 @@ export class RequestPool<Request, Response> {
     if (failure) return Promise.reject(failure);
     return new Promise((resolve, reject) => {
       const pending = { request, transfer, cost, resolve, reject };
-      if (this.options.perWorker === undefined) this.post(this.pool.pick(), pending);
+      if (this.perWorker === undefined) this.post(this.pool.pick(), pending);
       else {
         this.waiting.push(pending);
         this.dispatch();
@@ -274,7 +278,7 @@ export class RequestPool<Request, Response> {
   private dispatch(): void {
     while (this.waiting.length > 0) {
       const worker = this.pool.pick();
-      if (this.posted[worker.index]!.length >= this.options.perWorker!) return;
+      if (this.posted[worker.index]!.length >= this.perWorker!) return;
       this.post(worker, this.waiting.shift()!);
     }
   }
