@@ -89,11 +89,11 @@ describe('a blob the repository lacks', () => {
     repoDir = join(tmp, 'repo');
     const secret = { kind: 'password' as const, password: Buffer.from('blob codec') };
     const repo = await Repository.init(await openBackend(repoDir, { env: {} }), secret, { scrypt: { N: 1024, r: 8, p: 1 } });
-    const indexed = await repo.loadIndex();
+    const indexed = await repo.loadIndex(await repo.listSnapshots());
     const { id } = await indexed.saveBlob('data', randomBytes(5000));
     await indexed.flush();
     await indexed.close();
-    stored = { id, pack: (await repo.loadIndex()).index.lookup('data', id)!.packId.toString('hex') };
+    stored = { id, pack: (await repo.loadIndex(await repo.listSnapshots())).index.lookup('data', id)!.packId.toString('hex') };
   });
 
   afterAll(async () => {
@@ -102,7 +102,8 @@ describe('a blob the repository lacks', () => {
 
   async function load(id: Buffer): Promise<Error> {
     const secret = { kind: 'password' as const, password: Buffer.from('blob codec') };
-    const indexed = await (await Repository.open(await openBackend(repoDir, { env: {} }), secret)).loadIndex();
+    const repo = await Repository.open(await openBackend(repoDir, { env: {} }), secret);
+    const indexed = await repo.loadIndex(await repo.listSnapshots());
     return indexed.loadBlob('data', id).then(
       () => new Error('loaded'),
       (error: Error) => error,
