@@ -5,7 +5,7 @@
  * - through the real CLI (workers from dist/): a copy of a backed-up tree under another path
  *   (new inodes, so every file counts as changed) adds almost nothing and restores exactly;
  *   the same after the first snapshot was forgotten and pruned, when its chunks are only in
- *   condemned packs and the main thread must seal them itself; check --read-data passes.
+ *   condemned packs and the repository must seal them itself; check --read-data passes.
  */
 import { randomBytes } from 'node:crypto';
 import { cp, mkdtemp, writeFile } from 'node:fs/promises';

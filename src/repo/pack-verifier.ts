@@ -3,22 +3,19 @@
  * against the index, and every blob's tag, payload and id (the blob codec's BlobOpener, as
  * restore uses).
  *
- * The work runs in worker threads (src/repo/verify-worker.ts), one per core, when the compiled
- * worker script exists (the CLI runs from dist/); with BH_WORKERS=0 or without the build it runs
- * inline. Either way it is verifyPack below: one implementation, two places to run it. The
+ * The work runs in worker threads (src/repo/verify-worker.ts, on a RequestPool:
+ * src/repo/worker-pool.ts), one per core; with BH_WORKERS=0 it runs inline. Either way it is
+ * verifyPack below: one implementation, two places to run it. The
  * caller reads each pack and hands its bytes over (moved, not copied); findings come back as
  * plain objects.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { BlobOpener } from './blob-codec.js';
-import { WORKER_RESOURCE_LIMITS, movable, workerCount } from './blob-sealer.js';
 import type { CheckFinding } from './check.js';
 import type { CompressionSettings } from './compression.js';
 import { type BlobType, BlobTypeCode, MasterKeys, constantTimeEqual, sha256 } from './crypto.js';
 import { DamagedFileError } from './errors.js';
 import { parsePackTail, type PackedBlob } from './pack.js';
+import { RequestPool, movable, workerCount, workerScript } from './worker-pool.js';
 
 /** Checks one pack's bytes; every finding is an error about `data/<packHex>`. */
 export function verifyPack(keys: MasterKeys, opener: BlobOpener, packHex: string, bytes: Buffer, indexed: readonly PackedBlob[]): CheckFinding[] {
@@ -90,11 +87,6 @@ export interface VerifyRequest {
   blobs: WireBlobs;
 }
 
-export interface VerifyResponse {
-  findings?: CheckFinding[];
-  error?: string;
-}
-
 export interface VerifyWorkerInit {
   /** MasterKeys.serialize() of the repository. */
   keys: Uint8Array;
@@ -102,9 +94,9 @@ export interface VerifyWorkerInit {
 }
 
 /** The worker side of one request (src/repo/verify-worker.ts). */
-export function serveVerifyRequest(keys: MasterKeys, opener: BlobOpener, request: VerifyRequest): VerifyResponse {
+export function serveVerifyRequest(keys: MasterKeys, opener: BlobOpener, request: VerifyRequest): CheckFinding[] {
   const bytes = Buffer.from(request.bytes.buffer, request.bytes.byteOffset, request.bytes.byteLength);
-  return { findings: verifyPack(keys, opener, request.packHex, bytes, fromWire(request.blobs)) };
+  return verifyPack(keys, opener, request.packHex, bytes, fromWire(request.blobs));
 }
 
 // ---- the caller's side -------------------------------------------------------------------------
@@ -132,91 +124,32 @@ class InlinePackVerifier implements PackVerifier {
   async close(): Promise<void> {}
 }
 
-/**
- * The compiled worker. From dist/repo/ this is the file beside this one; from the TypeScript
- * sources (tests) it is the build that the test setup made, same path from the root.
- */
-const WORKER_SCRIPT = fileURLToPath(new URL('../../dist/repo/verify-worker.js', import.meta.url));
-
-interface QueuedPack {
-  request: VerifyRequest;
-  resolve: (findings: CheckFinding[]) => void;
-  reject: (error: Error) => void;
-}
-
-/**
- * Hands each pack to a worker only when that worker is idle (packs wait here, in order), so a
- * pack never queues behind a slow one while another worker has nothing to do.
- */
 class WorkerPackVerifier implements PackVerifier {
-  private readonly workers: Worker[] = [];
-  private readonly idle: Worker[] = [];
-  private readonly working = new Map<Worker, QueuedPack>();
-  private readonly queue: QueuedPack[] = [];
-  private failure: Error | undefined;
+  private readonly pool: RequestPool<VerifyRequest, CheckFinding[]>;
 
   constructor(keys: MasterKeys, compression: CompressionSettings, count: number) {
     const init: VerifyWorkerInit = { keys: keys.serialize(), compression };
-    for (let i = 0; i < count; i++) {
-      // A small young generation: scavenges run often, so short-lived objects (and the packs
-      // they hold) are freed soon after each verification.
-      const worker = new Worker(WORKER_SCRIPT, { workerData: init, resourceLimits: WORKER_RESOURCE_LIMITS });
-      worker.on('message', (response: VerifyResponse) => {
-        const job = this.working.get(worker)!;
-        this.working.delete(worker);
-        // An idle worker must not keep a finished command alive; a busy one must.
-        worker.unref();
-        this.idle.push(worker);
-        if (response.findings) job.resolve(response.findings);
-        else job.reject(new Error(response.error ?? 'pack verifier worker failed'));
-        this.dispatch();
-      });
-      worker.on('error', (error) => this.fail(error));
-      worker.on('exit', () => this.fail(new Error('a pack verifier worker stopped')));
-      worker.unref();
-      this.workers.push(worker);
-      this.idle.push(worker);
-    }
+    // One pack per worker at a time, the others waiting in order: a pack never queues behind a
+    // slow one while another worker has nothing to do.
+    this.pool = new RequestPool({ name: 'pack verifier', script: workerScript('repo/verify-worker.js'), size: count, workerData: () => init, eager: true, perWorker: 1 });
   }
 
   get threads(): number {
-    return this.workers.length;
+    return this.pool.size;
   }
 
   verify(packHex: string, bytes: Buffer, indexed: readonly PackedBlob[]): Promise<CheckFinding[]> {
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => {
-      this.queue.push({ request: { packHex, bytes: movable(bytes), blobs: toWire(indexed) }, resolve, reject });
-      this.dispatch();
-    });
+    const request: VerifyRequest = { packHex, bytes: movable(bytes), blobs: toWire(indexed) };
+    return this.pool.request(request, [request.bytes.buffer as ArrayBuffer, request.blobs.fields.buffer as ArrayBuffer, request.blobs.ids.buffer as ArrayBuffer]);
   }
 
-  private dispatch(): void {
-    while (this.queue.length > 0 && this.idle.length > 0) {
-      const job = this.queue.shift()!;
-      const worker = this.idle.pop()!;
-      this.working.set(worker, job);
-      worker.ref();
-      const { request } = job;
-      worker.postMessage(request, [request.bytes.buffer as ArrayBuffer, request.blobs.fields.buffer as ArrayBuffer, request.blobs.ids.buffer as ArrayBuffer]);
-    }
-  }
-
-  private fail(error: Error): void {
-    this.failure ??= error;
-    for (const job of [...this.working.values(), ...this.queue.splice(0)]) job.reject(this.failure);
-    this.working.clear();
-  }
-
-  async close(): Promise<void> {
-    this.failure ??= new Error('the pack verifier is closed');
-    await Promise.all(this.workers.map((worker) => worker.terminate()));
+  close(): Promise<void> {
+    return this.pool.close();
   }
 }
 
-/** Workers when the compiled worker script exists (the CLI runs from dist/), else inline (also with BH_WORKERS=0). */
+/** Workers (BH_WORKERS, else one per core), or inline with BH_WORKERS=0. */
 export function createPackVerifier(keys: MasterKeys, compression: CompressionSettings): PackVerifier {
   const count = workerCount();
-  if (count === 0 || !existsSync(WORKER_SCRIPT)) return new InlinePackVerifier(keys, compression);
-  return new WorkerPackVerifier(keys, compression, count);
+  return count === 0 ? new InlinePackVerifier(keys, compression) : new WorkerPackVerifier(keys, compression, count);
 }

@@ -553,6 +553,13 @@ const UPLOAD_CONCURRENCY = 2;
 /** Plaintext bytes handed to the sealer and not sealed yet: bounds memory while workers lag. */
 const MAX_SEALING_BYTES = 32 * 1024 * 1024;
 
+/** A blob sealed elsewhere (by a chunk worker): its id, envelope and plaintext length. */
+export interface SealedBlob {
+  id: Buffer;
+  envelope: Buffer;
+  rawLength: number;
+}
+
 export interface SaveResult {
   id: Buffer;
   /** False when the blob was already in the repository (deduplicated). */
@@ -743,44 +750,41 @@ export class IndexedRepository {
   }
 
   /**
-   * Stores a blob unless the repository already has it. `id` may be passed when already
-   * computed. Returns once the blob is queued. `plaintext` is handed over: the caller must not
-   * use it afterwards (it may be moved to a worker thread and detached).
+   * Stores a blob unless the repository already has it: the one place that decides dedup.
+   * Either its plaintext (`id` may be passed when already computed), sealed here (trees on this
+   * thread, data on the sealer's worker threads), or a blob sealed already by the archiver's
+   * chunk workers. Returns once the blob is queued. `plaintext` is handed over: the caller must
+   * not use it afterwards (it may be moved to a worker thread and detached).
    */
-  async saveBlob(type: BlobType, plaintext: Uint8Array, id: Buffer = this.keys.blobId(plaintext)): Promise<SaveResult> {
+  saveBlob(type: BlobType, plaintext: Uint8Array, id?: Buffer): Promise<SaveResult>;
+  saveBlob(type: BlobType, sealed: SealedBlob): Promise<SaveResult>;
+  async saveBlob(type: BlobType, blob: Uint8Array | SealedBlob, knownId?: Buffer): Promise<SaveResult> {
     this.throwFailure();
+    const id = blob instanceof Uint8Array ? (knownId ?? this.keys.blobId(blob)) : blob.id;
     if (this.hasBlob(type, id)) return { id, added: false };
     this.unindexed.add(pendingKey(type, id));
-    // Read the length now: seal() may move the buffer to a worker, detaching it.
-    const rawLength = plaintext.length;
-    this.sealingBytes += rawLength;
-    const job: Promise<void> = this.sealerFor(type)
-      .seal(type, id, plaintext)
-      .then((envelope) => {
-        this.sealingBytes -= rawLength;
-        return this.pack(type, id, envelope, rawLength);
-      })
-      .catch((error: unknown) => {
-        this.failure ??= error;
-      })
-      .finally(() => this.sealing.delete(job));
-    this.sealing.add(job);
-    while ((this.sealingBytes > MAX_SEALING_BYTES || this.packs.packsWaiting) && this.sealing.size > 0) await Promise.race(this.sealing);
+    if (!(blob instanceof Uint8Array)) {
+      await this.pack(type, id, blob.envelope, blob.rawLength);
+    } else {
+      // Read the length now: seal() may move the buffer to a worker, detaching it.
+      const rawLength = blob.length;
+      this.sealingBytes += rawLength;
+      const job: Promise<void> = this.sealerFor(type)
+        .seal(type, id, blob)
+        .then((envelope) => {
+          this.sealingBytes -= rawLength;
+          return this.pack(type, id, Buffer.from(envelope.buffer, envelope.byteOffset, envelope.byteLength), rawLength);
+        })
+        .catch((error: unknown) => {
+          this.failure ??= error;
+        })
+        .finally(() => this.sealing.delete(job));
+      this.sealing.add(job);
+      // Unsealed bytes and finished packs waiting for upload hold memory: let them drain first.
+      while ((this.sealingBytes > MAX_SEALING_BYTES || this.packs.packsWaiting) && this.sealing.size > 0) await Promise.race(this.sealing);
+    }
     this.throwFailure();
     return { id, added: true };
-  }
-
-  /**
-   * Stores a blob sealed elsewhere (by a worker that read and sealed a file) unless the
-   * repository already has it; returns whether it was added.
-   */
-  async addSealedBlob(type: BlobType, id: Buffer, envelope: Buffer, rawLength: number): Promise<boolean> {
-    this.throwFailure();
-    if (this.hasBlob(type, id)) return false;
-    this.unindexed.add(pendingKey(type, id));
-    await this.pack(type, id, envelope, rawLength);
-    this.throwFailure();
-    return true;
   }
 
   private async pack(type: BlobType, id: Buffer, envelope: Buffer, rawLength: number): Promise<void> {

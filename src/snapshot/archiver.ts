@@ -18,12 +18,12 @@ import { posix } from 'node:path';
 import { chunkStream, gearTable } from '../chunker/index.js';
 import type { BlobType } from '../repo/crypto.js';
 import { AbortedError } from '../repo/errors.js';
+import { WorkerFailedError } from '../repo/worker-pool.js';
 import { type IndexedRepository, mapLimit } from '../repo/repository.js';
 import { type EntryStat, entryStatOf, entryType, getXattr, listXattrs, scanDir } from '../fsx/index.js';
 import type { PathMatcher } from './exclude.js';
 import { FileChunkerPool } from './file-chunker.js';
 import { KnownBlobFilter } from './known-blobs.js';
-import { sealBlobPayload } from '../repo/blob-codec.js';
 import { type NodeType, type TreeNode, decodeTree, encodeTree, sameNode } from './tree.js';
 import type { SnapshotSummary } from './snapshot.js';
 
@@ -300,7 +300,8 @@ export class Archiver {
           break;
       }
     } catch (error) {
-      if (error instanceof AbortedError) throw error;
+      // Not this entry's problem: an interrupt, or worker threads that died (every later file would fail the same).
+      if (error instanceof AbortedError || error instanceof WorkerFailedError) throw error;
       this.reportError(path, error);
       for (const child of inside?.values() ?? []) this.reportUnreachable(child, `${path.toString()} could not be backed up`);
       return undefined;
@@ -372,8 +373,10 @@ export class Archiver {
       const outcome = await this.chunker.chunk(path, st, { seal: !this.options.dryRun, noAtime: mayUseNoAtime(st) }, async (piece) => {
         this.throwIfAborted();
         this.counters.bytes_read += piece.rawLength;
-        if (piece.envelope) await this.repo.addSealedBlob('data', piece.id, piece.envelope, piece.rawLength);
-        else if (piece.plaintext) await this.addUnlessKnown(piece.id, piece.plaintext);
+        // Sealed by the worker; or passed on unsealed because the repository probably has it,
+        // and then sealed by the repository if it has not.
+        if (piece.envelope) await this.repo.saveBlob('data', { id: piece.id, envelope: piece.envelope, rawLength: piece.rawLength });
+        else if (piece.plaintext) await this.repo.saveBlob('data', piece.plaintext, piece.id);
         else this.countDryRun('data', piece.id, piece.rawLength);
         content.push(piece.id);
         this.report(false);
@@ -387,13 +390,6 @@ export class Archiver {
     node.content = content;
     if (parentNode && parentNode.type === 'file') this.counters.files_changed++;
     else this.counters.files_new++;
-  }
-
-  /** A chunk the workers passed on unsealed because the repository probably has it: sealed here when it does not. */
-  private async addUnlessKnown(id: Buffer, plaintext: Buffer): Promise<void> {
-    if (this.repo.hasBlob('data', id)) return;
-    const envelope = sealBlobPayload(this.repo.keys, this.repo.repo.codec, 'data', id, plaintext);
-    await this.repo.addSealedBlob('data', id, envelope, plaintext.length);
   }
 
   private async saveContent(input: AsyncIterable<Uint8Array>): Promise<{ content: Buffer[]; size: number }> {

@@ -9,16 +9,13 @@
  * is mostly small files of one chunk each, and a message per file and per piece cost more main
  * thread time than walking the tree.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import type { ChunkerParams } from '../chunker/index.js';
 import type { EntryStat } from '../fsx/index.js';
 import type { CompressionSettings } from '../repo/compression.js';
 import type { MasterKeys } from '../repo/crypto.js';
 import type { ChunkedPiece } from './file-chunks.js';
 import type { KnownBlobFilter } from './known-blobs.js';
-import { WORKER_RESOURCE_LIMITS, workerCount } from '../repo/blob-sealer.js';
+import { type PooledWorker, WorkerPool, workerCount, workerScript } from '../repo/worker-pool.js';
 
 export interface ChunkWorkerInit {
   /** MasterKeys.serialize() of the repository. */
@@ -79,12 +76,6 @@ export const ID_SIZE = 32;
  */
 export const CREDIT_BYTES = 8 * 1024 * 1024;
 
-/**
- * The compiled worker. From dist/snapshot/ this is the file beside this one; from the
- * TypeScript sources (tests) it is the build that the test setup made, same path from the root.
- */
-const WORKER_SCRIPT = fileURLToPath(new URL('../../dist/snapshot/chunk-worker.js', import.meta.url));
-
 /** What became of one file. */
 export interface ChunkOutcome {
   /** Bytes read. */
@@ -113,39 +104,40 @@ class FileError extends Error {
   }
 }
 
-interface WorkerSlot {
-  worker: Worker;
-  credit: Int32Array;
-  jobs: number;
-  /** Jobs asked for in this turn of the event loop, posted together at its end. */
-  queued: ChunkJob[];
-}
-
+/**
+ * On a WorkerPool (src/repo/worker-pool.ts), which starts, keeps alive, fails and stops the
+ * workers; the messages, the credit and the table of files in progress are this class's own.
+ * A worker's load is the number of files it has.
+ */
 export class FileChunkerPool {
-  private readonly workers: WorkerSlot[] = [];
+  private readonly pool: WorkerPool<ChunkJob[], ChunkBatch>;
+  /** Per worker (by number): the credit it shares with this thread. */
+  private readonly credits: Int32Array[] = [];
+  /** Per worker (by number): jobs asked for in this turn of the event loop, posted together at its end. */
+  private readonly queued: ChunkJob[][] = [];
   private readonly jobs = new Map<number, Job>();
   private seq = 0;
 
   constructor(keys: MasterKeys, compression: CompressionSettings, params: ChunkerParams, known: KnownBlobFilter | undefined, count = Math.max(1, workerCount())) {
-    if (!existsSync(WORKER_SCRIPT)) throw new Error(`bh's worker script ${WORKER_SCRIPT} is missing: run 'npm run build'`);
-    for (let i = 0; i < count; i++) {
-      const creditBuffer = new SharedArrayBuffer(4);
-      const credit = new Int32Array(creditBuffer);
-      credit[0] = CREDIT_BYTES;
-      const init: ChunkWorkerInit = { keys: keys.serialize(), compression, params, credit: creditBuffer, known: known?.shared };
-      const worker = new Worker(WORKER_SCRIPT, { workerData: init, resourceLimits: WORKER_RESOURCE_LIMITS });
-      const slot: WorkerSlot = { worker, credit, jobs: 0, queued: [] };
-      worker.on('message', (batch: ChunkBatch) => {
+    this.pool = new WorkerPool({
+      name: 'file chunker',
+      script: workerScript('snapshot/chunk-worker.js'),
+      size: count,
+      // The archiver makes the pool when the first file is to be read, or at once when every file will be.
+      eager: true,
+      workerData: (index): ChunkWorkerInit => {
+        const credit = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
+        credit[0] = CREDIT_BYTES;
+        this.credits[index] = credit;
+        this.queued[index] = [];
+        return { keys: keys.serialize(), compression, params, credit: credit.buffer as SharedArrayBuffer, known: known?.shared };
+      },
+      onMessage: (worker, batch) => {
         const bytes = Buffer.from(batch.bytes);
-        for (const message of batch.messages) this.receive(slot, message, bytes);
-      });
-      worker.on('error', (error) => {
-        for (const job of this.jobs.values()) job.reject(error);
-        this.jobs.clear();
-      });
-      worker.unref();
-      this.workers.push(slot);
-    }
+        for (const message of batch.messages) this.receive(worker, message, bytes);
+      },
+      onStop: (error) => this.cancel(error),
+    });
   }
 
   /**
@@ -153,26 +145,26 @@ export class FileChunkerPool {
    * every piece was taken in.
    */
   chunk(path: Buffer, scanned: EntryStat, options: { seal: boolean; noAtime: boolean }, onPiece: (piece: ChunkedPiece) => Promise<void>): Promise<ChunkOutcome> {
+    const failure = this.pool.failure;
+    if (failure) return Promise.reject(failure);
     const seq = this.seq++;
-    const slot = this.workers.reduce((best, w) => (w.jobs < best.jobs ? w : best));
-    // A busy worker keeps the process alive; an idle one must not.
-    if (slot.jobs++ === 0) slot.worker.ref();
+    const worker = this.pool.pick();
+    this.pool.acquire(worker, 1);
     return new Promise<ChunkOutcome>((resolve, reject) => {
       this.jobs.set(seq, { onPiece, chain: Promise.resolve(), resolve, reject });
-      if (slot.queued.length === 0) setImmediate(() => this.post(slot));
-      slot.queued.push({ seq, path: path.toString('latin1'), seal: options.seal, noAtime: options.noAtime, ino: scanned.ino, dev: scanned.dev });
-    }).finally(() => {
-      if (--slot.jobs === 0) slot.worker.unref();
-    });
+      const queued = this.queued[worker.index]!;
+      if (queued.length === 0) setImmediate(() => this.post(worker));
+      queued.push({ seq, path: path.toString('latin1'), seal: options.seal, noAtime: options.noAtime, ino: scanned.ino, dev: scanned.dev });
+    }).finally(() => this.pool.release(worker, 1));
   }
 
-  private post(slot: WorkerSlot): void {
-    const jobs = slot.queued;
-    slot.queued = [];
-    slot.worker.postMessage(jobs);
+  private post(worker: PooledWorker): void {
+    const jobs = this.queued[worker.index]!;
+    this.queued[worker.index] = [];
+    this.pool.post(worker, jobs);
   }
 
-  private receive(slot: WorkerSlot, message: ChunkMessage, bytes: Buffer): void {
+  private receive(worker: PooledWorker, message: ChunkMessage, bytes: Buffer): void {
     const job = this.jobs.get(message.seq);
     if (!job) return;
     if ('piece' in message) {
@@ -192,8 +184,9 @@ export class FileChunkerPool {
             job.failed = error;
           }
         }
-        Atomics.add(slot.credit, 0, cost);
-        Atomics.notify(slot.credit, 0);
+        const credit = this.credits[worker.index]!;
+        Atomics.add(credit, 0, cost);
+        Atomics.notify(credit, 0);
       });
       return;
     }
@@ -209,14 +202,14 @@ export class FileChunkerPool {
   /**
    * Fails every file in progress with `error` at once, without waiting for the workers to finish
    * them (a worker may be deep in a large file, or waiting for a lease on one); close() then
-   * stops the workers.
+   * stops the workers. Also what becomes of the files in progress when a worker dies.
    */
   cancel(error: Error): void {
     for (const job of this.jobs.values()) job.reject(error);
     this.jobs.clear();
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.workers.map(({ worker }) => worker.terminate()));
+  close(): Promise<void> {
+    return this.pool.close();
   }
 }

@@ -2,10 +2,10 @@
  * Reading a file into sealed chunks, the costly half of a backup, as one synchronous function:
  * read (large reads into one reusable buffer) → FastCDC cut → blob id (keyed hash) →
  * compress + encrypt. It runs in worker threads (src/snapshot/chunk-worker.ts), one file at a
- * time per worker, so both cores work while the main thread walks directories and fills packs;
- * without workers it runs inline, the same code.
+ * time per worker (at least one, whatever BH_WORKERS says), so both cores work while the main
+ * thread walks directories and fills packs.
  *
- * Sealing here is speculative: the main thread drops chunks the repository already has. Chunks
+ * Sealing here is speculative: the repository drops chunks it already has. Chunks
  * the repository had when the backup started are recognised by a shared filter and passed on
  * unsealed; duplicates within one backup are still sealed, which saves a round trip per chunk.
  */

@@ -3,10 +3,10 @@
  * chunk workers (a SharedArrayBuffer, read only once built). A worker that finds a chunk's id
  * in it sends the chunk's plaintext instead of compressing and encrypting it: a file that
  * changed but mostly holds chunks the repository has (a database dump, a VM image, a new
- * release of a package) then costs a hash per chunk, not a zstd pass. The main thread
- * decides: a blob the index has outside condemned packs is dropped; anything else (the rare
- * false positive, about 1 in 70 at 16 bits per blob, or a blob only a condemned pack holds) is
- * sealed there.
+ * release of a package) then costs a hash per chunk, not a zstd pass. The repository decides
+ * (IndexedRepository.saveBlob): a blob the index has outside condemned packs is dropped;
+ * anything else (the rare false positive, about 1 in 70 at 16 bits per blob, or a blob only a
+ * condemned pack holds) is sealed there.
  *
  * Two bits per id, taken straight from the id's first 8 bytes: ids are keyed hashes, so those
  * bytes are uniformly random already.
@@ -31,7 +31,7 @@ export class KnownBlobFilter {
 
   /**
    * The filter of the data blobs of `index`, or undefined when it has none (nothing to find).
-   * Blobs in condemned packs are in it too: the main thread, which must not deduplicate against
+   * Blobs in condemned packs are in it too: the repository, which must not deduplicate against
    * them, seals those itself.
    */
   static ofIndex(index: MasterIndex): KnownBlobFilter | undefined {

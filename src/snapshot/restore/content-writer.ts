@@ -5,22 +5,20 @@
  * it is left as a hole, so sparse files stay sparse. A blob that fails any check is never
  * written.
  *
- * The costly part (read, decrypt, decompress, hash, write) runs in worker threads when the
- * compiled worker script exists (this very module, as .js: the CLI runs from dist/), else inline
- * on the calling thread (library use, tests run from the TypeScript sources). Either way it is
- * the same code, ContentWriter. A worker writes to descriptors the caller opened: the caller
+ * The costly part (read, decrypt, decompress, hash, write) runs in worker threads (this very
+ * module, compiled, on a RequestPool: src/repo/worker-pool.ts), or inline on the calling thread
+ * when there are none (BH_WORKERS=0). Either way it is the same code, ContentWriter. A worker writes to descriptors the caller opened: the caller
  * must keep a descriptor open until every run writing to it has settled.
  *
  * When the caller's signal aborts (Ctrl-C during a restore), nothing more is written: reads
  * under way are given up, queued jobs are dropped, and every thread checks a shared flag before
  * each blob, so a worker stops within one blob rather than after the jobs it holds.
  */
-import { existsSync, writeSync, writevSync } from 'node:fs';
+import { writeSync, writevSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { isMainThread, workerData } from 'node:worker_threads';
 import { type RunBlob, RunReader, RunSource, type WireRun, runBlobCount } from '../../repo/blob-reader.js';
-import { WORKER_RESOURCE_LIMITS, workerCount } from '../../repo/blob-sealer.js';
+import { RequestPool, answerRequests, workerCount, workerScript } from '../../repo/worker-pool.js';
 import type { CompressionSettings } from '../../repo/compression.js';
 import { MasterKeys } from '../../repo/crypto.js';
 import type { IndexedRepository } from '../../repo/repository.js';
@@ -145,10 +143,10 @@ interface WorkerInit {
   cancelled: Int32Array;
 }
 
-type Request = { seq: number; runs: ContentRun[] } | { seq: number; close: true };
+/** Runs to write, or (from close()) the last request: close the pack files. */
+type Request = { runs: ContentRun[] } | { close: true };
 
 interface Response {
-  seq: number;
   results?: WireResult[];
 }
 
@@ -156,99 +154,47 @@ if (!isMainThread && (workerData as Partial<WorkerInit> | undefined)?.bhContentW
   const init = workerData as WorkerInit;
   const reader = new RunReader(MasterKeys.deserialize(init.keys), init.compression, init.location, init.cancelled);
   const writer = new ContentWriter(reader);
-  const port = parentPort!;
-  port.on('message', (request: Request) => {
+  answerRequests((request: Request): Response => {
     if ('close' in request) {
       reader.close();
-      port.postMessage({ seq: request.seq } satisfies Response);
-    } else {
-      const results = request.runs.map((run) => writer.write(run));
-      port.postMessage({ seq: request.seq, results } satisfies Response);
+      return {};
     }
+    return { results: request.runs.map((run) => writer.write(run)) };
   });
 }
 
 // ---- caller side -------------------------------------------------------------------------------
 
-const WORKER_SCRIPT = fileURLToPath(new URL('./content-writer.js', import.meta.url));
-
 /** Jobs handed to a worker at once: the one it works on, and the next. */
 const JOBS_PER_WORKER = 2;
 
+/** The worker threads (src/repo/worker-pool.ts), each loaded by the bytes of the runs it holds. */
 class WorkerRunner {
-  private readonly workers: Worker[] = [];
-  /** Bytes handed to each worker and not answered yet. */
-  private readonly load: number[] = [];
-  private readonly pending = new Map<number, { worker: number; bytes: number; resolve: (r: Response) => void; reject: (e: Error) => void }>();
-  private seq = 0;
-  private failure: Error | undefined;
+  private readonly pool: RequestPool<Request, Response>;
 
   constructor(init: WorkerInit, count: number) {
-    for (let i = 0; i < count; i++) {
-      const worker = new Worker(WORKER_SCRIPT, { workerData: init, resourceLimits: WORKER_RESOURCE_LIMITS });
-      worker.on('message', (response: Response) => {
-        const waiter = this.pending.get(response.seq);
-        if (!waiter) return;
-        this.pending.delete(response.seq);
-        this.settle(waiter.worker, waiter.bytes);
-        waiter.resolve(response);
-      });
-      worker.on('error', (error) => this.failAll(error));
-      worker.on('exit', () => this.failAll(new Error('a blob reader worker stopped')));
-      // An idle worker must not keep a finished command alive; a busy one must.
-      worker.unref();
-      this.workers.push(worker);
-      this.load.push(0);
-    }
+    this.pool = new RequestPool({ name: 'restore', script: workerScript('snapshot/restore/content-writer.js'), size: count, workerData: () => init, eager: true });
   }
 
   get threads(): number {
-    return this.workers.length;
+    return this.pool.size;
   }
 
   /** Has the least loaded worker (by bytes handed over and not answered yet) process `runs`. */
   async runJob(runs: ContentRun[]): Promise<WireResult[]> {
-    let target = 0;
-    for (let i = 1; i < this.workers.length; i++) if (this.load[i]! < this.load[target]!) target = i;
     const bytes = runs.reduce((n, r) => n + r.run.length, 1);
     const transfer: ArrayBuffer[] = [];
     for (const { run, writes } of runs) {
       transfer.push(run.blobs.buffer as ArrayBuffer, run.ids.buffer as ArrayBuffer, writes.buffer as ArrayBuffer);
       if (run.bytes) transfer.push(run.bytes.buffer as ArrayBuffer);
     }
-    const response = await this.send(target, { seq: this.seq++, runs }, bytes, transfer);
+    const response = await this.pool.request({ runs }, transfer, bytes);
     return response.results ?? [];
   }
 
-  private send(target: number, request: Request, bytes: number, transfer: ArrayBuffer[]): Promise<Response> {
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.load[target] === 0) this.workers[target]!.ref();
-    this.load[target]! += bytes;
-    return new Promise((resolve, reject) => {
-      this.pending.set(request.seq, { worker: target, bytes, resolve, reject });
-      this.workers[target]!.postMessage(request, transfer);
-    });
-  }
-
-  private settle(worker: number, bytes: number): void {
-    this.load[worker]! -= bytes;
-    if (this.load[worker] === 0) this.workers[worker]!.unref();
-  }
-
-  private failAll(error: Error): void {
-    this.failure ??= error;
-    for (const [seq, waiter] of this.pending) {
-      this.pending.delete(seq);
-      this.settle(waiter.worker, waiter.bytes);
-      waiter.reject(error);
-    }
-  }
-
-  async close(): Promise<void> {
-    // Let each worker close its pack files, then stop it.
-    await Promise.allSettled(this.workers.map((_, i) => this.send(i, { seq: this.seq++, close: true }, 1, [])));
-    this.failure ??= new Error('the blob reader is closed');
-    await Promise.all(this.workers.map((w) => w.terminate()));
+  /** Lets each worker close its pack files, then stops it. */
+  close(): Promise<void> {
+    return this.pool.close({ close: true });
   }
 }
 
@@ -306,14 +252,13 @@ export class ContentWriters {
   /**
    * Starts the worker threads (once): `wanted`, or one fewer than the cores, since the calling
    * thread takes jobs too when it has nothing else to do (helpOnce), and at least one. BH_WORKERS
-   * overrides both. None when the worker script is missing (running from the TypeScript
-   * sources) or the count is 0: every job then runs inline.
+   * overrides both. With a count of 0, every job runs inline.
    */
   start(wanted?: number): void {
     if (this.started) return;
     this.started = true;
     const count = workerCount(wanted ?? Math.max(1, availableParallelism() - 1));
-    if (count > 0 && existsSync(WORKER_SCRIPT)) this.runner = new WorkerRunner(this.init, count);
+    if (count > 0) this.runner = new WorkerRunner(this.init, count);
   }
 
   /** Runs a job: inline at once without workers, else queued for the workers (or helpOnce). */
