@@ -56,7 +56,8 @@ const ESC = '\x1b';
  */
 function onTerminal(args: string[], env: Record<string, string> = {}): Promise<string> {
   const command = [process.execPath, BH, ...args].map((word) => `'${word}'`).join(' ');
-  const options = { cwd: ROOT, env: { ...process.env, TERM: 'xterm-256color', NO_COLOR: undefined, FORCE_COLOR: undefined, ...env } };
+  // A user's terminal: Node counts colours from TERM, and as 2 (none for us) whenever CI is set.
+  const options = { cwd: ROOT, env: { ...process.env, TERM: 'xterm-256color', NO_COLOR: undefined, FORCE_COLOR: undefined, CI: undefined, ...env } };
   return new Promise((resolve) => execFile('script', ['-q', '-e', '-c', command, '/dev/null'], options, (_error, stdout) => resolve(stdout)));
 }
 
