@@ -23,7 +23,7 @@ export async function checkSnapshots(repo: IndexedRepository, snapshots: Snapsho
   // (as restore does); other backends are read through loadBlob.
   const source = new RunSource(repo);
   try {
-    const trees = new TreeReader(source, { turnMs: TURN_MS });
+    const trees = new TreeReader(source, { turnMs: TURN_MS, cache: false });
     const reached = new CheckedBlobs(repo.index);
     for (const name of snapshots.names) {
       const subject = `snapshot ${name}`;

@@ -31,7 +31,7 @@ export async function planPrune(repo: Repository, options: PruneOptions): Promis
 
 /** Marks every tree and data blob the snapshots reach; throws naming what is missing. */
 export async function markReachable(indexed: IndexedRepository, snapshots: Snapshot[], used: UsedBlobs): Promise<void> {
-  const trees = new TreeReader(indexed);
+  const trees = new TreeReader(indexed, { cache: false });
   const missing: string[] = [];
   for (const snapshot of snapshots) {
     const which = `snapshot ${snapshot.id.slice(0, 8)}`;

@@ -54,6 +54,11 @@ export interface TreeReaderOptions {
   onWarning?: ((message: string) => void) | undefined;
   /** Milliseconds a walk may run between two turns of the event loop (default TURN_MS): less when other work shares the thread. */
   turnMs?: number | undefined;
+  /**
+   * Keep recently decoded trees (default true). Walks that read each tree once (a reachability
+   * walk with its seen-set) gain nothing from it and pay its memory and garbage collection.
+   */
+  cache?: boolean | undefined;
 }
 
 /** Milliseconds a walk may run between two turns of the event loop (which is where signals are heard). */
@@ -84,6 +89,7 @@ export class TreeReader {
 
   async read(id: Buffer): Promise<TreeNode[]> {
     await this.checkpoint();
+    if (this.options.cache === false) return loadTree(this.source, id);
     const hex = id.toString('hex');
     const recent = this.recent.get(hex);
     if (recent) return recent;
