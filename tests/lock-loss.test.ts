@@ -109,6 +109,33 @@ describe('a paused backup and prunes that ran meanwhile', () => {
     expect(await compareTrees(source, join(target, source))).toEqual([]);
   });
 
+  it('refuses a snapshot whose deduplicated pack a prune condemned while the backup looked gone (+3 h), and keeps one condemned while its lock was fresh', async () => {
+    for (const offset of ['+3h', '+0']) {
+      const repo = await newRepo(`condemned${offset}`);
+      const shared = randomBytes(3 * MiB);
+      const old = await fileDir(`condemned-old${offset}`, shared, 0);
+      const oldSnapshot = summaryOf<{ snapshot_id: string }>(expectOk(await repo.run(['backup', '--json', old]), 'first backup')).snapshot_id;
+      expectOk(await repo.run(['forget', '--allow-empty-group', oldSnapshot]), 'forget');
+      const source = await fileDir(`condemned-new${offset}`, shared, 4 * MiB);
+      const backup = startRunning(['backup', '--json', '--limit-upload', '1000', source], { env: repo.env });
+      await waitFor(backup, () => statusLines(backup).some((l) => l.message_type === 'status' && (l.bytes_read ?? 0) > 0), 'data being read');
+      // One prune: it condemns the forgotten packs the paused backup deduplicated against.
+      expectOk(await repo.run(['prune'], { env: shiftedClock({ offset }) }), `prune at ${offset}`);
+      signal(backup, 'SIGCONT');
+      const r = await backup.done;
+      if (offset === '+3h') {
+        expect(r.code, describeRun('resumed backup', r)).toBe(1);
+        expect(r.stderr).toMatch(/condemned by a prune that may have taken this process for gone/);
+        expect(hexNames(join(repo.path, 'snapshots'))).toEqual([]);
+      } else {
+        // Condemned while our lock was fresh: the deleting prune waits for us, and the next one revives the pack.
+        expect(r.code, describeRun('resumed backup', r)).toBe(0);
+        expect(hexNames(join(repo.path, 'snapshots'))).toHaveLength(1);
+      }
+      expectOk(await repo.run(['check', '--read-data']), 'check --read-data');
+    }
+  });
+
   it('gives up a lock that went unrefreshed past the stale time: its own clock jumped 6 h (exit 11, no snapshot)', async () => {
     const repo = await newRepo('suspended');
     const clockFile = join(work, 'suspended-clock');
