@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { decodeIndexFile, encodeIndexFile, type IndexFile } from '../src/repo/index-file.js';
+import { PackStates, decodeIndexFile, encodeIndexFile, type IndexFile } from '../src/repo/index-file.js';
 import { MasterIndex } from '../src/repo/master-index.js';
 import type { PackedBlob } from '../src/repo/pack.js';
 
@@ -24,6 +24,22 @@ describe('index files with condemned packs', () => {
     expect(encodeIndexFile({ supersedes: [], packs: [live], condemned: [] })).toEqual(plain);
     expect(decodeIndexFile(plain, 'x')).toEqual({ supersedes: [], packs: [live] });
     expect(() => decodeIndexFile(bytes.subarray(0, bytes.length - 3), 'index/x')).toThrow(/index\/x: index is malformed \(truncated\)/);
+  });
+});
+
+describe('the packs of the index in force', () => {
+  it('are live when any file lists them live, else condemned at the latest time, in any order of files', () => {
+    const [revived, twice, once, live] = [randomBytes(32), randomBytes(32), randomBytes(32), randomBytes(32)];
+    const files: IndexFile[] = [
+      { supersedes: [], packs: [{ packId: live, blobs: [] }], condemned: [{ packId: revived, blobs: [], since: 10 }, { packId: twice, blobs: [], since: 30 }] },
+      { supersedes: [], packs: [{ packId: revived, blobs: [] }], condemned: [{ packId: twice, blobs: [], since: 20 }, { packId: once, blobs: [], since: 5 }] },
+    ];
+    const expected = new Map([[live, null], [revived, null], [twice, 30], [once, 5]].map(([id, since]) => [(id as Buffer).toString('hex'), since]));
+    for (const order of [files, [...files].reverse()]) {
+      const states = new PackStates();
+      for (const file of order) states.add(file);
+      expect(states.byPack).toEqual(expected);
+    }
   });
 });
 

@@ -7,7 +7,6 @@
  */
 import { randomInt } from 'node:crypto';
 import type { TemporaryFile } from '../backends/backend.js';
-import type { MasterIndex } from './master-index.js';
 import { createPackVerifier } from './pack-verifier.js';
 import type { PackedBlob } from './pack.js';
 import type { IndexedRepository, Repository, SnapshotList } from './repository.js';
@@ -48,13 +47,18 @@ export async function checkStructure(
 ): Promise<StructureCheckResult> {
   // Index files: each must hash to its name, decrypt and parse. Files another one supersedes
   // are read too (they must not be damaged either) but list nothing (docs/FORMAT.md §5).
+  // Condemned packs (prune's first phase) are still indexed: they are checked like the others.
+  const packBlobs = new Map<string, PackedBlob[]>();
   const indexed = await repo.loadIndex(snapshots, {
     onUnreadableFile: (name, error) => report({ level: 'error', subject: `index/${name}`, message: error.message }),
+    onPackListed: ({ packId, blobs }) => {
+      const key = packId.toString('hex');
+      const before = packBlobs.get(key);
+      packBlobs.set(key, before ? mergeByOffset(before, blobs) : blobs);
+    },
     onProgress: (done, total) => progress({ phase: 'index', done, total }),
   });
   for (const name of indexed.supersededFiles) report({ level: 'note', subject: `index/${name}`, message: 'superseded by a newer index file and ignored (left by an interrupted prune or repair, or copied back; the next prune removes it)' });
-  // Condemned packs (prune's first phase) are still indexed: they are checked like the others.
-  const packBlobs = blobsOfPacks(indexed.index);
 
   // Packs: every indexed pack must exist and be at least as large as its blobs.
   const stored = new Map((await repo.list('data')).map((f) => [f.name, f.size]));
@@ -80,17 +84,12 @@ export async function checkStructure(
 }
 
 /**
- * The indexed blobs of every pack (hex id), in index order. A pack that two index files list (a
- * rewrite killed before removing the old file) has each blob once: a blob is one offset of a pack.
+ * The blobs of one pack that two index files list (a rewrite killed before removing the old
+ * file), each once: a blob is one offset of a pack.
  */
-function blobsOfPacks(index: MasterIndex): Map<string, PackedBlob[]> {
-  const packs = new Map<string, PackedBlob[]>(index.packs().map((id) => [id.toString('hex'), []]));
-  for (const { type, id, packId, offset, length, rawLength } of index.entries()) packs.get(packId.toString('hex'))!.push({ type, id, offset, length, rawLength });
-  for (const [id, blobs] of packs) {
-    blobs.sort((a, b) => a.offset - b.offset);
-    packs.set(id, blobs.filter((blob, i) => i === 0 || blob.offset !== blobs[i - 1]!.offset));
-  }
-  return packs;
+function mergeByOffset(a: readonly PackedBlob[], b: readonly PackedBlob[]): PackedBlob[] {
+  const byOffset = new Map([...a, ...b].map((blob) => [blob.offset, blob]));
+  return [...byOffset.values()].sort((x, y) => x.offset - y.offset);
 }
 
 /**

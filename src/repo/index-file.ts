@@ -139,3 +139,23 @@ export function decodeIndexFile(body: Buffer, what: string): IndexFile {
   if (at !== body.length) fail('trailing bytes');
   return { supersedes, packs, condemned };
 }
+
+/**
+ * Live or condemned, per pack, across the index files in force (docs/FORMAT.md §5), whatever
+ * order they are added in: a pack that any file lists as live is live (a newer index revives
+ * it); of two condemnations (a prune killed before removing the file it superseded) the later,
+ * cautious one counts.
+ */
+export class PackStates {
+  /** By pack id (hex): null when live, else when it was condemned (ms since the epoch). */
+  readonly byPack = new Map<string, number | null>();
+
+  add(file: IndexFile): void {
+    for (const pack of file.packs) this.byPack.set(pack.packId.toString('hex'), null);
+    for (const pack of file.condemned ?? []) {
+      const key = pack.packId.toString('hex');
+      const before = this.byPack.get(key);
+      if (before !== null) this.byPack.set(key, Math.max(pack.since, before ?? 0));
+    }
+  }
+}

@@ -28,7 +28,7 @@ import {
   RepositoryNotFoundError,
   WrongPasswordError,
 } from './errors.js';
-import { type IndexFile, type IndexedPack, decodeIndexFile, encodeIndexFile } from './index-file.js';
+import { type IndexFile, type IndexedPack, PackStates, decodeIndexFile, encodeIndexFile } from './index-file.js';
 import { type KeyFile, type ScryptParams, type Secret, createKeyFile, decodeKeyFile, unsealKeyFile } from './keyfile.js';
 import { type LockKind, type LockOptions, type LockRecord, LOST_AFTER_MS, REFRESH_MS, assertCompatible, lockRetryPause, lockSettleMs, newLockRecord } from './lock.js';
 import { MasterIndex } from './master-index.js';
@@ -65,6 +65,12 @@ export interface LoadIndexOptions {
    * order, so a load run again (an index file vanished under a concurrent prune) reports once.
    */
   onUnreadableFile?: ((name: string, error: Error) => void) | undefined;
+  /**
+   * For check: each pack record of the index files in force (live and condemned), as decoded,
+   * once the load is complete. A pack that two files list (a rewrite killed before removing the
+   * old file) comes once per file.
+   */
+  onPackListed?: ((pack: IndexedPack) => void) | undefined;
   /** Index files read so far, of how many. */
   onProgress?: ((done: number, total: number) => void) | undefined;
 }
@@ -369,18 +375,9 @@ export class Repository {
       const files = [];
       for (const { name } of await this.list('index')) files.push({ name, file: decodeIndexFile(await this.loadFile('index', name), `index/${name}`) });
       const superseded = new Set(files.flatMap(({ file }) => file.supersedes.map((id) => id.toString('hex'))));
-      const states = new Map<string, number | null>();
-      for (const { name, file } of files) {
-        if (superseded.has(name)) continue;
-        for (const pack of file.packs) states.set(pack.packId.toString('hex'), null);
-        for (const pack of file.condemned ?? []) {
-          const key = pack.packId.toString('hex');
-          const before = states.get(key);
-          // Live in any file wins (a newer index revives it); of two condemnations the later counts (§5).
-          if (before !== null) states.set(key, Math.max(pack.since, before ?? 0));
-        }
-      }
-      return states;
+      const states = new PackStates();
+      for (const { name, file } of files) if (!superseded.has(name)) states.add(file);
+      return states.byPack;
     });
   }
 
@@ -392,6 +389,7 @@ export class Repository {
     // their successor) or after those were killed: read again without them only then.
     if (names.some((name) => view.superseded.has(name))) view = await this.readIndexFiles(names, view.superseded, unreadable, options);
     for (const [name, error] of unreadable) options.onUnreadableFile?.(name, error);
+    for (const pack of view.packLists) options.onPackListed?.(pack);
     const present = new Set(names);
     return new IndexedRepository(BUILT_BY_LOAD_INDEX, this, view.index, view.loaded, names.filter((name) => view.superseded.has(name)), [...view.superseded].filter((name) => !present.has(name)));
   }
@@ -406,12 +404,12 @@ export class Repository {
     skip: ReadonlySet<string>,
     unreadable: Map<string, Error>,
     options: LoadIndexOptions,
-  ): Promise<{ index: MasterIndex; loaded: string[]; superseded: Set<string> }> {
+  ): Promise<{ index: MasterIndex; loaded: string[]; superseded: Set<string>; packLists: IndexedPack[] }> {
     const index = new MasterIndex();
     const superseded = new Set<string>();
-    const live = new Set<string>();
-    const condemned = new Map<string, { packId: Buffer; since: number }>();
+    const states = new PackStates();
     const loaded: string[] = [];
+    const packLists: IndexedPack[] = [];
     index.beginBulkLoad();
     for (const [i, name] of names.entries()) {
       options.onProgress?.(i, names.length);
@@ -426,20 +424,15 @@ export class Repository {
       }
       loaded.push(name);
       for (const id of file.supersedes) superseded.add(id.toString('hex'));
-      for (const pack of file.packs) {
+      states.add(file);
+      for (const pack of [...file.packs, ...(file.condemned ?? [])]) {
         index.addPack(pack.packId, pack.blobs);
-        live.add(pack.packId.toString('hex'));
-      }
-      for (const pack of file.condemned ?? []) {
-        index.addPack(pack.packId, pack.blobs);
-        const key = pack.packId.toString('hex');
-        // Two records (a prune killed before removing the file it superseded): the later time is the cautious one.
-        condemned.set(key, { packId: pack.packId, since: Math.max(pack.since, condemned.get(key)?.since ?? 0) });
+        if (options.onPackListed) packLists.push(pack);
       }
     }
     index.endBulkLoad();
-    for (const [key, { packId, since }] of condemned) if (!live.has(key)) index.condemn(packId, since);
-    return { index, loaded, superseded };
+    for (const [key, since] of states.byPack) if (since !== null) index.condemn(Buffer.from(key, 'hex'), since);
+    return { index, loaded, superseded, packLists };
   }
 }
 
