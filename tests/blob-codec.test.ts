@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openBackend } from '../src/backends/index.js';
 import { BlobOpener, sealBlob, sealBlobPayload } from '../src/repo/blob-codec.js';
-import { PayloadCodec, type CompressionSettings } from '../src/repo/compression.js';
+import { Compressor } from 'zstd-napi';
+import { PAYLOAD_ZSTD, PayloadCodec, type CompressionSettings } from '../src/repo/compression.js';
 import { AuthenticationError, MasterKeys } from '../src/repo/crypto.js';
 import { DamagedFileError, FormatError, MissingBlobError } from '../src/repo/errors.js';
 import { Repository } from '../src/repo/repository.js';
@@ -21,6 +22,15 @@ const compression: CompressionSettings = { algorithm: 'zstd', level: 3 };
 const keys = MasterKeys.generate();
 const codec = new PayloadCodec(compression);
 const PACK = 'ab'.repeat(32);
+
+/** 64 MiB of zeros in a frame of a few KB, with its length declared, and one without. */
+const BOMB_PLAIN = Buffer.alloc(64 << 20);
+const BOMB = Buffer.concat([Buffer.of(PAYLOAD_ZSTD), new Compressor().compress(BOMB_PLAIN)]);
+const UNDECLARED = (() => {
+  const compressor = new Compressor();
+  compressor.setParameters({ contentSizeFlag: false });
+  return Buffer.concat([Buffer.of(PAYLOAD_ZSTD), compressor.compress(BOMB_PLAIN)]);
+})();
 
 interface Case {
   name: string;
@@ -46,6 +56,8 @@ function cases(): Case[] {
     { ...good(random), name: 'an envelope too short to hold a tag', envelope: randomBytes(20), expected: AuthenticationError },
     { ...good(text), name: 'another length than the index says', rawLength: text.length - 1, expected: DamagedFileError },
     { name: 'content sealed under another id', id: keys.blobId(text), envelope: sealBlobPayload(keys, codec, 'data', keys.blobId(text), other), rawLength: other.length, expected: DamagedFileError },
+    { name: 'a zstd bomb: a small frame claiming far more than the index says', id: keys.blobId(BOMB_PLAIN), envelope: sealBlob(keys, 'data', keys.blobId(BOMB_PLAIN), BOMB), rawLength: 100, expected: DamagedFileError },
+    { name: 'a frame without a declared length that grows past the index', id: keys.blobId(BOMB_PLAIN), envelope: sealBlob(keys, 'data', keys.blobId(BOMB_PLAIN), UNDECLARED), rawLength: 1000, expected: FormatError },
     { name: 'a payload that does not decode', id: keys.blobId(text), envelope: sealBlob(keys, 'data', keys.blobId(text), Buffer.of(7, 1, 2, 3)), rawLength: 3, expected: FormatError },
   ];
 }
@@ -76,6 +88,22 @@ describe('the blob codec', () => {
       }
       expect(errors[1]!.message, c.name).toBe(errors[0]!.message);
     }
+  });
+});
+
+describe('a zstd bomb in a file (snapshot, index, key, lock)', () => {
+  it('is refused from its declared length, before any memory is taken for it', () => {
+    expect(BOMB.length).toBeLessThan(64 << 10);
+    expect(() => codec.decode(BOMB, 'snapshots/x')).toThrow(/^snapshots\/x: zstd frame claims 67108864 bytes of plaintext where at most \d+ are possible; refused unread$/);
+  });
+
+  it('without a declared length, stops at the bound', () => {
+    expect(() => codec.decode(UNDECLARED, 'index/y')).toThrow(/^index\/y: zstd frame does not decompress within \d+ bytes/);
+  });
+
+  it('a file that compresses well is still read', () => {
+    const text = Buffer.from('{"paths":["/home/user/some/long/path"]}'.repeat(20_000));
+    expect(codec.decode(codec.encode(text), 'snapshots/z').equals(text)).toBe(true);
   });
 });
 

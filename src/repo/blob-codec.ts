@@ -21,7 +21,7 @@
  * headers, src/repo/envelope.ts) and key files use the generic AES-GCM of src/repo/crypto.ts.
  */
 import { type DecipherGCM, createDecipheriv, createHmac } from 'node:crypto';
-import { PAYLOAD_RAW, PayloadCodec, type CompressionSettings } from './compression.js';
+import { PAYLOAD_RAW, PayloadCodec, declaredLength, type CompressionSettings } from './compression.js';
 import { AuthenticationError, type BlobType, BlobTypeCode, ENVELOPE_OVERHEAD, MasterKeys, NONCE_SIZE, SLICE, TAG_SIZE, constantTimeEqual, decipherWhole, seal, verifyTag } from './crypto.js';
 import { DamagedFileError } from './errors.js';
 
@@ -83,7 +83,9 @@ export class BlobOpener {
   /** The blob's plaintext, checked, in a buffer of its own. */
   open(type: BlobType, id: Uint8Array, envelope: Uint8Array, packHex: string, rawLength: number): Buffer {
     const what = describeBlob(type, id, packHex);
-    const plaintext = this.codec.decode(openBlob(this.keys, type, id, envelope, what), what);
+    const payload = openBlob(this.keys, type, id, envelope, what);
+    this.checkDeclaredLength(type, id, packHex, rawLength, payload);
+    const plaintext = this.codec.decode(payload, what, { exactly: rawLength });
     this.verify(type, id, packHex, rawLength, plaintext.length, this.keys.blobId(plaintext));
     return plaintext;
   }
@@ -126,14 +128,21 @@ export class BlobOpener {
     verifyTag(decipher, what);
     if (hash === undefined) {
       // Compressed (or an unknown flag: decode names it): the hash is over the decoded plaintext.
+      this.checkDeclaredLength(type, id, packHex, rawLength, parts[0]!);
       this.plainBuf = atLeast(this.plainBuf, rawLength);
-      parts = [this.codec.decode(parts[0]!, what(), this.plainBuf.subarray(0, rawLength))];
+      parts = [this.codec.decode(parts[0]!, what(), { exactly: rawLength }, this.plainBuf.subarray(0, rawLength))];
       hash = this.keys.blobId(parts[0]!);
     }
     let size = 0;
     for (const part of parts) size += part.length;
     this.verify(type, id, packHex, rawLength, size, hash);
     return parts;
+  }
+
+  /** A frame that claims another length than the index is refused before it is decompressed (a zstd bomb claims gigabytes). */
+  private checkDeclaredLength(type: BlobType, id: Uint8Array, packHex: string, rawLength: number, payload: Uint8Array): void {
+    const declared = declaredLength(payload);
+    if (declared !== null && declared !== rawLength) throw new DamagedFileError(`data/${packHex}`, `${type} blob ${hex(id)} claims ${declared} bytes, the index ${rawLength}; refused unread`);
   }
 
   private verify(type: BlobType, id: Uint8Array, packHex: string, rawLength: number, length: number, hash: Buffer): void {
