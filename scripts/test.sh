@@ -22,4 +22,8 @@ npm ci --no-audit --no-fund
 # The layer rules of docs/ARCHITECTURE.md: an import across them fails the run before any test.
 npm run layers --silent
 
+# Sources and tests typechecked together (vitest only strips types): a call that no longer
+# matches its signature fails here, not at run time.
+npm run typecheck --silent
+
 npx vitest run "$@"

@@ -10,6 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AlreadyExistsError, type Backend, type FileRef, LocalBackend, NotFoundError } from '../src/backends/index.js';
+import { WHOLE } from './helpers/backend-contract.js';
 import { BackendOperationError, TransientError, isTransient, retryOptionsFromEnv, withRetry } from '../src/backends/retry.js';
 import { withThrottle } from '../src/backends/throttle.js';
 import { bh, initRepo, makeTempDir, removeDir } from './helpers/cli.js';
@@ -129,7 +130,7 @@ describe('withRetry', () => {
 
   it('passes NotFoundError through unchanged and at once', async () => {
     const lines: string[] = [];
-    const error = await withRetry(local, { ...fast, log: (l) => lines.push(l) }).read(randomRef()).catch((e: unknown) => e);
+    const error = await withRetry(local, { ...fast, log: (l) => lines.push(l) }).read(randomRef(), WHOLE).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(NotFoundError);
     expect(lines).toEqual([]);
   });
@@ -238,7 +239,7 @@ describe('withThrottle', () => {
     await local.write(ref, data);
     const throttled = withThrottle(local, { uploadKiBs: 0, downloadKiBs: 256 });
     const started = performance.now();
-    const parts = await Promise.all([throttled.read(ref), throttled.read(ref, { offset: 0, length: 64 * 1024 }), throttled.read(ref, { offset: 64 * 1024, length: 64 * 1024 }), throttled.read(ref)]);
+    const parts = await Promise.all([throttled.read(ref, WHOLE), throttled.read(ref, { offset: 0, length: 64 * 1024 }), throttled.read(ref, { offset: 64 * 1024, length: 64 * 1024 }), throttled.read(ref, WHOLE)]);
     const seconds = (performance.now() - started) / 1000;
     expect(seconds).toBeGreaterThanOrEqual(1.5 - 0.25 - 0.05);
     expect(Buffer.concat(parts.slice(1, 3)).equals(data)).toBe(true);
@@ -250,7 +251,7 @@ describe('withThrottle', () => {
     // At 1 KiB/s the read would wait two minutes, past the test's timeout.
     const throttled = withThrottle(local, { uploadKiBs: 0, downloadKiBs: 1 });
     const controller = new AbortController();
-    const read = throttled.read(ref, undefined, controller.signal);
+    const read = throttled.read(ref, WHOLE, controller.signal);
     const reason = new Error('the caller gave up');
     setTimeout(() => controller.abort(reason), 50);
     await expect(read).rejects.toBe(reason);

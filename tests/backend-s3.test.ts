@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { NotFoundError, openBackend, type FileRef, type FileType } from '../src/backends/index.js';
 import { S3Backend, S3RequestError, parseS3Location, resolveS3Settings, type S3Settings } from '../src/backends/s3.js';
-import { describeBackendContract } from './helpers/backend-contract.js';
+import { WHOLE, describeBackendContract } from './helpers/backend-contract.js';
 import { initRepoAt } from './helpers/cli.js';
 import { startS3Server, type S3TestServer } from './helpers/s3-server.js';
 
@@ -151,7 +151,7 @@ describe('S3 backend on s3rver', () => {
     expect(ops.filter((q) => q.startsWith('PUT') && q.includes('partNumber='))).toHaveLength(4);
     expect(ops.filter((q) => q.startsWith('POST') && q.includes('uploadId='))).toHaveLength(1);
     expect(readFileSync(server.objectFile(server.bucket, `${prefix}/data/${r.name.slice(0, 2)}/${r.name}`)).equals(joined)).toBe(true);
-    expect((await be.read(r)).equals(joined)).toBe(true);
+    expect((await be.read(r, WHOLE)).equals(joined)).toBe(true);
     expect((await be.read(r, { offset: 256 * 1024 - 10, length: 20 })).equals(joined.subarray(256 * 1024 - 10, 256 * 1024 + 10))).toBe(true);
     // At or under the threshold: one PUT.
     server.requests.length = 0;
@@ -178,7 +178,7 @@ describe('S3 backend on s3rver', () => {
     await expect(be.stat(r)).rejects.toBeInstanceOf(NotFoundError);
     // The same write goes through once the network behaves.
     await be.write(r, body);
-    expect((await be.read(r)).equals(body)).toBe(true);
+    expect((await be.read(r, WHOLE)).equals(body)).toBe(true);
   });
 
   it('aborts stale multipart uploads under its prefix only, and young ones are left alone', async () => {
@@ -282,7 +282,7 @@ describe('S3 backend on s3rver', () => {
     try {
       await be.write(ref('keys', 'via openBackend'), Buffer.from('k'));
       expect(await be.list('keys')).toHaveLength(1);
-      await expect(be.read(ref('keys', 'absent'))).rejects.toBeInstanceOf(NotFoundError);
+      await expect(be.read(ref('keys', 'absent'), WHOLE)).rejects.toBeInstanceOf(NotFoundError);
     } finally {
       await be.close();
     }
@@ -291,7 +291,7 @@ describe('S3 backend on s3rver', () => {
   it('a dead server: the error names the operation and the key and is marked transient', async () => {
     const be = backendAt(freshPrefix(), { endpoint: 'http://127.0.0.1:1' });
     const r = ref('snapshots', 'unreachable');
-    const error = await be.read(r).catch((e: unknown) => e);
+    const error = await be.read(r, WHOLE).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(S3RequestError);
     expect((error as S3RequestError).message).toMatch(new RegExp(`S3 GetObject t\\d+/snapshots/${r.name} failed: .*ECONNREFUSED`));
     expect((error as S3RequestError).transient).toBe(true);

@@ -15,7 +15,7 @@ import { NotFoundError, type Backend, type FileRef } from '../src/backends/index
 import { fingerprint } from '../src/backends/known-hosts.js';
 import { openSftpBackend, SftpConnectionError } from '../src/backends/sftp.js';
 import { parseSftpLocation } from '../src/backends/sftp-location.js';
-import { describeBackendContract } from './helpers/backend-contract.js';
+import { WHOLE, describeBackendContract } from './helpers/backend-contract.js';
 import { startSshd, type Sshd } from './helpers/sshd.js';
 
 const sha = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
@@ -326,7 +326,7 @@ describe('SFTP dropped connections and process exit', () => {
     const r: FileRef = { type: 'data', name: sha('survivor') };
     await be.write(r, Buffer.from('survivor'));
     sshd.kill();
-    const err = await be.read(r).catch((e: Error) => e);
+    const err = await be.read(r, WHOLE).catch((e: Error) => e);
     expect(err).toBeInstanceOf(SftpConnectionError);
     expect((err as SftpConnectionError).transient).toBe(true);
     expect((err as Error).message).toContain(`sftp ${sshd.url(root)}: reading data/${r.name} failed: connection to root@127.0.0.1:${sshd.port} lost`);
@@ -334,7 +334,7 @@ describe('SFTP dropped connections and process exit', () => {
     const down = await be.stat(r).catch((e: Error) => e);
     expect((down as SftpConnectionError).transient).toBe(true);
     await sshd.start();
-    expect(await be.read(r)).toEqual(Buffer.from('survivor'));
+    expect(await be.read(r, WHOLE)).toEqual(Buffer.from('survivor'));
     await expect(be.stat({ type: 'data', name: sha('never written') })).rejects.toBeInstanceOf(NotFoundError);
   });
 
@@ -372,13 +372,13 @@ describe('SFTP dropped connections and process exit', () => {
     await be.write(r, Buffer.from('frozen'));
     sshd.freeze(true);
     try {
-      const err = await be.read(r).catch((e: Error) => e);
+      const err = await be.read(r, WHOLE).catch((e: Error) => e);
       expect(err).toBeInstanceOf(SftpConnectionError);
       expect((err as Error).message).toContain('no answer from the server for 1.5 s');
     } finally {
       sshd.freeze(false);
     }
-    expect(await be.read(r)).toEqual(Buffer.from('frozen'));
+    expect(await be.read(r, WHOLE)).toEqual(Buffer.from('frozen'));
   });
 
   it('a process exits after its work, with or without close()', async () => {

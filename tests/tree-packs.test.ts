@@ -5,10 +5,10 @@
  * code chooses (whole pack or range), and a local backend answers it exactly.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Backend, type ByteRange, type FileRef, LocalBackend } from '../src/backends/index.js';
+import { type Backend, type ByteRange, type FileRef, LocalBackend, type ReadExtent, isWholeFile } from '../src/backends/index.js';
 import { Repository } from '../src/repo/repository.js';
 import { makeTempDir, removeDir } from './helpers/cli.js';
 
@@ -26,9 +26,9 @@ function counting(backend: Backend, reads: Read[]): Backend {
     location: backend.location,
     list: (type) => backend.list(type),
     stat: (ref) => backend.stat(ref),
-    read: (ref: FileRef, range?: ByteRange) => {
-      if (ref.type === 'data') reads.push({ name: ref.name, range });
-      return backend.read(ref, range);
+    read: (ref: FileRef, extent: ReadExtent) => {
+      if (ref.type === 'data') reads.push({ name: ref.name, range: isWholeFile(extent) ? undefined : extent });
+      return backend.read(ref, extent);
     },
     write: (ref, data) => backend.write(ref, data),
     remove: (ref) => backend.remove(ref),
@@ -105,6 +105,23 @@ describe('tree reads by pack', () => {
       expect(reads).toHaveLength(1 + TREES);
     } finally {
       await writeFile(path, original);
+    }
+  });
+  it('a pack padded with junk is not read whole: every tree is read by its range and opens', async () => {
+    const reads: Read[] = [];
+    const indexed = await openCounting(reads);
+    const packHex = indexed.index.lookup('tree', ids[0]!)!.packId.toString('hex');
+    const path = join(repoDir, 'data', packHex.slice(0, 2), packHex);
+    const size = (await stat(path)).size;
+    // 1 GiB more, sparse: costs no disk, and would cost the memory if it were read.
+    await truncate(path, size + 1024 ** 3);
+    try {
+      for (let i = 0; i < TREES; i++) expect((await indexed.loadBlob('tree', ids[i]!)).equals(trees[i]!)).toBe(true);
+      expect(reads[0]!.range).toBeUndefined();
+      expect(reads.slice(1).every((r) => r.range !== undefined)).toBe(true);
+      expect(reads).toHaveLength(1 + TREES);
+    } finally {
+      await truncate(path, size);
     }
   });
 });

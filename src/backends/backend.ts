@@ -28,6 +28,21 @@ export interface ByteRange {
   length: number;
 }
 
+/**
+ * A whole-file read, bounded: a file of more than `atMost` bytes is refused before it is read
+ * (TooLargeError), so a planted or padded file cannot take the memory its size claims.
+ */
+export interface WholeFile {
+  atMost: number;
+}
+
+/** What read() reads: one range of the file, or all of it within a bound. */
+export type ReadExtent = ByteRange | WholeFile;
+
+export function isWholeFile(extent: ReadExtent): extent is WholeFile {
+  return 'atMost' in extent;
+}
+
 export interface WriteOptions {
   /**
    * Store the file only if none of that name exists, else throw AlreadyExistsError and leave
@@ -65,11 +80,13 @@ export interface Backend {
   /** Size of one file; throws NotFoundError when it does not exist. */
   stat(ref: FileRef): Promise<FileInfo>;
   /**
-   * The whole file, or `range` of it; throws NotFoundError, or ShortReadError when the file ends
-   * early. Once `signal` aborts, the caller no longer wants the bytes: a backend may then stop
+   * `range` of the file, or the whole file when it holds at most `atMost` bytes; throws
+   * NotFoundError, ShortReadError when the file ends early, TooLargeError, and
+   * NotRegularFileError where a backend can hold something else (a FIFO would block the read, a
+   * device never end). Once `signal` aborts, the caller no longer wants the bytes: a backend may then stop
    * waiting and reject with the signal's reason (the throttle decorator does), or ignore it.
    */
-  read(ref: FileRef, range?: ByteRange, signal?: AbortSignal): Promise<Buffer>;
+  read(ref: FileRef, extent: ReadExtent, signal?: AbortSignal): Promise<Buffer>;
   /**
    * Stores `data` (one buffer, or parts to concatenate) under `ref` atomically: readers see
    * either no file or all of it, and it is durable on return. Parts spare a pack its 16 MiB copy.
@@ -110,6 +127,20 @@ export class AlreadyExistsError extends Error {
   constructor(readonly location: string, readonly ref: FileRef) {
     super(`${location}: ${describeRef(ref)} already exists; refusing to overwrite it`);
     this.name = 'AlreadyExistsError';
+  }
+}
+
+export class TooLargeError extends Error {
+  constructor(location: string, ref: FileRef, size: number, atMost: number) {
+    super(`${location}: ${describeRef(ref)} is ${size} bytes, more than the ${atMost} it can be; refused unread (a damaged or planted file: run 'bh check')`);
+    this.name = 'TooLargeError';
+  }
+}
+
+export class NotRegularFileError extends Error {
+  constructor(location: string, ref: FileRef, what: string) {
+    super(`${location}: ${describeRef(ref)} is ${what}, not a regular file; refused (a planted file: remove it)`);
+    this.name = 'NotRegularFileError';
   }
 }
 

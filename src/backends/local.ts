@@ -21,16 +21,20 @@
  * A write killed before its rename leaves its `.tmp-…` file: `temporaries` lists and removes them.
  */
 
+import { constants as fsConstants, type Stats } from 'node:fs';
 import { link, lstat, mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 
 import {
   AlreadyExistsError,
   NotFoundError,
+  NotRegularFileError,
   ShortReadError,
+  TooLargeError,
   describeRef,
+  isWholeFile,
   type Backend,
-  type ByteRange,
+  type ReadExtent,
   type FileInfo,
   type FileRef,
   type FileType,
@@ -192,12 +196,15 @@ export class LocalBackend implements Backend {
     }
   }
 
-  async read(ref: FileRef, range?: ByteRange): Promise<Buffer> {
+  async read(ref: FileRef, extent: ReadExtent): Promise<Buffer> {
     const file = this.pathOf(ref);
-    if (range !== undefined) checkRange(ref, range);
+    if (!isWholeFile(extent)) checkRange(ref, extent);
     const fh = await this.openForRead(ref, file);
     try {
-      if (range === undefined) return await fh.readFile();
+      const st = await fh.stat();
+      if (!st.isFile()) throw new NotRegularFileError(this.location, ref, describeKind(st));
+      if (isWholeFile(extent) && st.size > extent.atMost) throw new TooLargeError(this.location, ref, st.size, extent.atMost);
+      const range = isWholeFile(extent) ? { offset: 0, length: st.size } : extent;
       // Not zero-filled: every byte is read into, or the read fails with ShortReadError.
       const buf = Buffer.allocUnsafe(range.length);
       let got = 0;
@@ -214,7 +221,8 @@ export class LocalBackend implements Backend {
 
   private async openForRead(ref: FileRef, file: string): Promise<FileHandle> {
     try {
-      return await open(file, 'r');
+      // O_NONBLOCK: a FIFO planted under a repository name must not block the open (read() then refuses it).
+      return await open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
     } catch (err) {
       if (errno(err) === 'ENOENT') throw new NotFoundError(this.location, ref);
       throw err;
@@ -362,4 +370,13 @@ async function writeAll(fh: FileHandle, parts: readonly Buffer[], noProgress: ()
       written = 0;
     }
   }
+}
+
+/** What a non-regular file is, for messages. */
+function describeKind(st: Stats): string {
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isSocket()) return 'a socket';
+  return 'not a file';
 }

@@ -38,7 +38,7 @@ import {
   ShortReadError,
   describeRef,
   type Backend,
-  type ByteRange,
+  type ReadExtent,
   type FileInfo,
   type FileRef,
   type FileType,
@@ -201,8 +201,9 @@ export function withRetry(backend: Backend, options: RetryOptions = {}): Backend
       });
     } catch (error) {
       if (!(error instanceof AlreadyExistsError) || attempts === 1) throw error;
-      const stored = await attempt('read', describeRef(ref), () => backend.read(ref)).catch(() => undefined);
-      if (stored === undefined || !stored.equals(Buffer.isBuffer(data) ? data : Buffer.concat(data as readonly Buffer[]))) throw error;
+      const written = Buffer.isBuffer(data) ? data : Buffer.concat(data as readonly Buffer[]);
+      const stored = await attempt('read', describeRef(ref), () => backend.read(ref, { atMost: written.length })).catch(() => undefined);
+      if (stored === undefined || !stored.equals(written)) throw error;
     }
   }
 
@@ -212,7 +213,7 @@ export function withRetry(backend: Backend, options: RetryOptions = {}): Backend
     location: backend.location,
     list: (type: FileType): Promise<FileInfo[]> => attempt('list', type, () => backend.list(type)),
     stat: (ref: FileRef): Promise<FileInfo> => attempt('stat', describeRef(ref), () => backend.stat(ref)),
-    read: (ref: FileRef, range?: ByteRange, signal?: AbortSignal): Promise<Buffer> => attempt('read', describeRef(ref), () => backend.read(ref, range, signal)),
+    read: (ref: FileRef, extent: ReadExtent, signal?: AbortSignal): Promise<Buffer> => attempt('read', describeRef(ref), () => backend.read(ref, extent, signal)),
     write: (ref: FileRef, data: Buffer | readonly Buffer[], options?: WriteOptions): Promise<void> =>
       options?.exclusive ? writeExclusive(ref, data) : attempt('write', describeRef(ref), () => backend.write(ref, data, options)),
     remove: (ref: FileRef): Promise<void> => attempt('remove', describeRef(ref), () => backend.remove(ref)),

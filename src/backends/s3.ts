@@ -45,7 +45,7 @@ import {
   type StorageClass,
 } from '@aws-sdk/client-s3';
 
-import { AlreadyExistsError, NotFoundError, ShortReadError, describeRef, type Backend, type ByteRange, type FileInfo, type FileRef, type FileType, type WriteOptions } from './backend.js';
+import { AlreadyExistsError, NotFoundError, ShortReadError, TooLargeError, describeRef, isWholeFile, type Backend, type ReadExtent, type WholeFile, type FileInfo, type FileRef, type FileType, type WriteOptions } from './backend.js';
 import type { BackendOptions } from './options.js';
 
 const NAME_RE = /^[0-9a-f]{64}$/;
@@ -382,8 +382,9 @@ export class S3Backend implements Backend {
     }
   }
 
-  async read(ref: FileRef, range?: ByteRange): Promise<Buffer> {
+  async read(ref: FileRef, extent: ReadExtent): Promise<Buffer> {
     const key = this.keyOf(ref);
+    const range = isWholeFile(extent) ? undefined : extent;
     if (range !== undefined) {
       const { offset, length } = range;
       if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
@@ -398,10 +399,15 @@ export class S3Backend implements Backend {
     }
     // Always an explicit first-last range: some servers get suffix ranges (bytes=-N) wrong.
     const Range = range === undefined ? undefined : `bytes=${range.offset}-${range.offset + range.length - 1}`;
-    let bytes: Buffer;
+    let bytes: Buffer | { tooLarge: number };
     try {
       bytes = await this.request('GetObject', key, async () => {
         const res = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: key, Range }));
+        if (isWholeFile(extent) && (res.ContentLength ?? 0) > extent.atMost) {
+          // Refused before its body is read: the connection goes with the unread body.
+          (res.Body as { destroy?: () => void } | undefined)?.destroy?.();
+          return { tooLarge: res.ContentLength! };
+        }
         const body = res.Body ? await res.Body.transformToByteArray() : new Uint8Array(0);
         const got = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
         if (res.ContentLength !== undefined && got.length !== res.ContentLength) {
@@ -416,6 +422,7 @@ export class S3Backend implements Backend {
       if (status === 416 && range !== undefined) throw new ShortReadError(this.location, ref, range.length, 0);
       throw error;
     }
+    if (!Buffer.isBuffer(bytes)) throw new TooLargeError(this.location, ref, bytes.tooLarge, (extent as WholeFile).atMost);
     if (range !== undefined && bytes.length < range.length) throw new ShortReadError(this.location, ref, range.length, bytes.length);
     return bytes;
   }

@@ -37,9 +37,11 @@ import {
   AlreadyExistsError,
   NotFoundError,
   ShortReadError,
+  TooLargeError,
   describeRef,
+  isWholeFile,
   type Backend,
-  type ByteRange,
+  type ReadExtent,
   type FileInfo,
   type FileRef,
   type FileType,
@@ -506,7 +508,7 @@ export class SftpBackend implements Backend {
   }
 
   private translate(err: unknown, session: Session, what: string, ref: FileRef | undefined): Error {
-    if (err instanceof NotFoundError || err instanceof ShortReadError || err instanceof AlreadyExistsError || err instanceof SftpConnectionError || err instanceof RangeError) return err;
+    if (err instanceof NotFoundError || err instanceof ShortReadError || err instanceof TooLargeError || err instanceof AlreadyExistsError || err instanceof SftpConnectionError || err instanceof RangeError) return err;
     const code = statusCode(err);
     const message = err instanceof Error ? err.message : String(err);
     if (session.alive && code !== undefined && code !== SFTP_NO_CONNECTION && code !== SFTP_CONNECTION_LOST) {
@@ -625,14 +627,14 @@ export class SftpBackend implements Backend {
     await mapLimit(chunks, REQUESTS_IN_FLIGHT, (c) => s.writeAt(handle, c.part, c.off, c.len, c.position));
   }
 
-  async read(ref: FileRef, range?: ByteRange): Promise<Buffer> {
+  async read(ref: FileRef, extent: ReadExtent): Promise<Buffer> {
     const file = this.pathOf(ref);
-    if (range !== undefined) checkRange(ref, range);
+    if (!isWholeFile(extent)) checkRange(ref, extent);
     return this.withSession(`reading ${describeRef(ref)}`, ref, async (s) => {
       const handle = await s.open(file, 'r');
       try {
-        const offset = range?.offset ?? 0;
-        const length = range?.length ?? (await s.fstat(handle)).size - offset;
+        const { offset, length } = isWholeFile(extent) ? { offset: 0, length: (await s.fstat(handle)).size } : extent;
+        if (isWholeFile(extent) && length > extent.atMost) throw new TooLargeError(this.location, ref, length, extent.atMost);
         const buf = Buffer.allocUnsafe(length);
         const got = await this.readInto(s, handle, buf, offset);
         if (got < length) throw new ShortReadError(this.location, ref, length, got);

@@ -12,7 +12,7 @@
  * The backend's optional `localPath` (reads that bypass read()) is passed on only without a
  * download limit, so the limit holds for every byte read.
  */
-import type { Backend, ByteRange, FileInfo, FileRef, FileType, WriteOptions } from './backend.js';
+import type { Backend, ReadExtent, FileInfo, FileRef, FileType, WriteOptions } from './backend.js';
 
 export interface ThrottleLimits {
   /** KiB/s; 0 for no limit. */
@@ -73,8 +73,8 @@ export function withThrottle(backend: Backend, limits: ThrottleLimits): Backend 
     location: backend.location,
     list: (type: FileType): Promise<FileInfo[]> => backend.list(type),
     stat: (ref: FileRef): Promise<FileInfo> => backend.stat(ref),
-    async read(ref: FileRef, range?: ByteRange, signal?: AbortSignal): Promise<Buffer> {
-      const bytes = await backend.read(ref, range, signal);
+    async read(ref: FileRef, extent: ReadExtent, signal?: AbortSignal): Promise<Buffer> {
+      const bytes = await backend.read(ref, extent, signal);
       await download?.take(bytes.length, signal);
       return bytes;
     },

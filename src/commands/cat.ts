@@ -3,6 +3,7 @@ import { resolveBlobId, resolveFileId } from '../repo/id-prefix.js';
 import { decodeIndexFile, type IndexedPack } from '../repo/index-file.js';
 import { findSnapshot } from '../snapshot/snapshot.js';
 import { RepositoryCommand, UserError } from './base.js';
+import { wholeFile } from '../repo/file-limits.js';
 
 const KINDS = ['config', 'key', 'index', 'snapshot', 'tree', 'blob', 'pack', 'lock'] as const;
 type Kind = (typeof KINDS)[number];
@@ -46,11 +47,11 @@ export class CatCommand extends RepositoryCommand {
     const out = this.report;
     switch (kind) {
       case 'config':
-        out.raw(await repo.backend.read({ type: 'config', name: 'config' }));
+        out.raw(await repo.backend.read({ type: 'config', name: 'config' }, wholeFile('config')));
         return 0;
       case 'key': {
         const { name } = await resolveFileId(repo, 'keys', ref, 'key');
-        out.raw(await repo.backend.read({ type: 'keys', name }));
+        out.raw(await repo.backend.read({ type: 'keys', name }, wholeFile('keys')));
         return 0;
       }
       case 'index': {

@@ -8,6 +8,7 @@ import { decodeKeyFile, unsealKeyFile, type Secret } from '../repo/keyfile.js';
 import type { Repository } from '../repo/repository.js';
 import { localTime } from '../snapshot/walk.js';
 import { RepositoryCommand, UserError, readKeyFileSecret, readPasswordFileSecret } from './base.js';
+import { wholeFile } from '../repo/file-limits.js';
 
 const NEW_SECRET_DETAILS = `
       The new password is read from --new-password-file FILE (one trailing newline is ignored),
@@ -33,7 +34,7 @@ abstract class NewSecretCommand extends RepositoryCommand {
   /** Adds a key for `secret` and reads it back, making sure it opens the repository before anything relies on it. */
   protected async addVerifiedKey(repo: Repository, secret: Secret): Promise<string> {
     const id = await repo.addKey(secret);
-    const file = decodeKeyFile(await repo.backend.read({ type: 'keys', name: id }), `keys/${id}`);
+    const file = decodeKeyFile(await repo.backend.read({ type: 'keys', name: id }, wholeFile('keys')), `keys/${id}`);
     const material = await unsealKeyFile(file, secret, `keys/${id}`);
     if (!material || !material.equals(repo.keys.serialize())) throw new Error(`the new key keys/${id} does not open the repository (it was written but reads back wrong); the old key is kept`);
     return id;

@@ -15,12 +15,12 @@
  * run through the backend on the calling thread (its retries, bandwidth limit and errors apply),
  * and the bytes travel with the run.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
 import { NotFoundError, ShortReadError } from '../backends/backend.js';
 import { BlobOpener, atLeast } from './blob-codec.js';
 import type { CompressionSettings } from './compression.js';
 import { type BlobType, BlobTypeCode, MasterKeys } from './crypto.js';
-import { MissingBlobError } from './errors.js';
+import { DamagedFileError, MissingBlobError } from './errors.js';
 import type { IndexedRepository } from './repository.js';
 
 /** One blob of a run: its place in the pack, from the index. */
@@ -193,10 +193,15 @@ export class RunReader {
       return fd;
     }
     try {
-      fd = openSync(path, 'r');
+      // O_NONBLOCK: a FIFO planted under a pack's name must not block this thread for ever.
+      fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw MissingBlobError.packGone(this.location, packHex, error);
       throw error;
+    }
+    if (!fstatSync(fd).isFile()) {
+      closeSync(fd);
+      throw new DamagedFileError(`data/${packHex}`, 'is not a regular file (planted: remove it)');
     }
     this.packs.set(path, fd);
     if (this.packs.size > MAX_OPEN_PACKS) {

@@ -15,7 +15,7 @@
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
-import type { Backend, FileInfo, FileType } from '../backends/backend.js';
+import type { Backend, FileInfo, FileType, WholeFile } from '../backends/backend.js';
 import { folderSegments } from '../backends/layout.js';
 import { openLocalDirectory } from '../backends/local.js';
 import { sha256 } from './crypto.js';
@@ -87,11 +87,11 @@ export class RepositoryCache {
   }
 
   /** The stored bytes of `type/name`, checked against the name; undefined when not cached. A damaged copy is removed. */
-  async read(type: FileType, name: string): Promise<Buffer | undefined> {
+  async read(type: FileType, name: string, extent: WholeFile): Promise<Buffer | undefined> {
     if (!CACHED_TYPES.has(type)) return undefined;
     let bytes: Buffer;
     try {
-      bytes = await this.store.read({ type, name });
+      bytes = await this.store.read({ type, name }, extent);
     } catch {
       // Not cached, or unreadable: either way the repository has it.
       return undefined;

@@ -8,7 +8,7 @@
 import { randomInt } from 'node:crypto';
 import type { TemporaryFile } from '../backends/backend.js';
 import { createPackVerifier } from './pack-verifier.js';
-import type { PackedBlob } from './pack.js';
+import { packSizeOf, type PackedBlob } from './pack.js';
 import type { IndexedRepository, Repository, SnapshotList } from './repository.js';
 import { STALE_AGE_TEXT, findTemporaries } from './temporaries.js';
 
@@ -60,13 +60,14 @@ export async function checkStructure(
   });
   for (const name of indexed.supersededFiles) report({ level: 'note', subject: `index/${name}`, message: 'superseded by a newer index file and ignored (left by an interrupted prune or repair, or copied back; the next prune removes it)' });
 
-  // Packs: every indexed pack must exist and be at least as large as its blobs.
+  // Packs: every indexed pack must exist, and be as large as its blobs and header make it.
   const stored = new Map((await repo.list('data')).map((f) => [f.name, f.size]));
   for (const [packId, blobs] of packBlobs) {
     const size = stored.get(packId);
-    const end = blobs.reduce((max, b) => Math.max(max, b.offset + b.length), 0);
+    const expected = packSizeOf(blobs);
     if (size === undefined) report({ level: 'error', subject: `data/${packId}`, message: `pack is listed in the index but missing from the repository (${blobs.length} blobs lost)` });
-    else if (size < end + 4) report({ level: 'error', subject: `data/${packId}`, message: `pack is ${size} bytes, shorter than its indexed blobs need (${end + 4})` });
+    else if (size < expected) report({ level: 'error', subject: `data/${packId}`, message: `pack is ${size} bytes, shorter than its indexed blobs and header need (${expected}): truncated` });
+    else if (size > expected) report({ level: 'error', subject: `data/${packId}`, message: `pack is ${size} bytes, longer than its indexed blobs and header make it (${expected}): padded, or holding blobs no index lists` });
   }
   for (const name of stored.keys()) {
     if (!packBlobs.has(name)) report({ level: 'note', subject: `data/${name}`, message: 'pack is not referenced by any index (left by an interrupted backup; harmless, prune removes it)' });
@@ -156,7 +157,8 @@ async function readPacks(
       if (failure !== undefined) break;
       let findings: Promise<CheckFinding[]>;
       try {
-        findings = verifier.verify(packId, await repo.backend.read({ type: 'data', name: packId }), packBlobs.get(packId)!);
+        const blobs = packBlobs.get(packId)!;
+        findings = verifier.verify(packId, await repo.backend.read({ type: 'data', name: packId }, { atMost: packSizeOf(blobs) }), blobs);
       } catch (error) {
         findings = Promise.resolve([{ level: 'error', subject: `data/${packId}`, message: `cannot read pack: ${(error as Error).message}` }]);
       }

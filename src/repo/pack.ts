@@ -9,7 +9,7 @@
  * all its bytes.
  */
 import { createHash } from 'node:crypto';
-import { BlobTypeCode, type BlobType, MasterKeys } from './crypto.js';
+import { BlobTypeCode, type BlobType, MasterKeys, NONCE_SIZE, SALT_SIZE, TAG_SIZE } from './crypto.js';
 import { openFile, sealFile } from './envelope.js';
 import { FormatError } from './errors.js';
 import { PAYLOAD_RAW } from './compression.js';
@@ -68,6 +68,18 @@ export class PackBuilder {
     for (const part of parts) hash.update(part);
     return { id: hash.digest(), parts, blobs: this.blobs };
   }
+}
+
+/** Bytes of a sealed header without its entries: salt, nonce, tag, payload flag, magic. */
+const SEALED_HEADER_BASE = SALT_SIZE + NONCE_SIZE + TAG_SIZE + 1 + MAGIC.length;
+
+/**
+ * The size of a pack that holds exactly `blobs` (their envelopes, the sealed header listing
+ * them, its length): what check expects a pack to be, and the most a whole read of it takes.
+ */
+export function packSizeOf(blobs: readonly PackedBlob[]): number {
+  const end = blobs.reduce((max, blob) => Math.max(max, blob.offset + blob.length), 0);
+  return end + SEALED_HEADER_BASE + blobs.length * ENTRY_SIZE + 4;
 }
 
 /** Bytes to fetch from a pack's end to be likely to get its whole header in one read. */

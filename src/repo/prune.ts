@@ -282,8 +282,10 @@ export async function executePrune(plan: PrunePlan, hooks: PruneHooks = {}): Pro
   for (const [i, pack] of fate.repack.entries()) {
     hooks.onProgress?.(`repacking ${i + 1}/${fate.repack.length}`);
     const packHex = index.packId(pack).toString('hex');
-    const bytes = await repo.backend.read({ type: 'data', name: packHex });
-    for (const blob of blobsOf(pack)) {
+    // Only the bytes the index says its blobs take: a pack padded with junk costs no more.
+    const blobs = blobsOf(pack);
+    const bytes = await repo.backend.read({ type: 'data', name: packHex }, { offset: 0, length: blobs.reduce((end, blob) => Math.max(end, blob.offset + blob.length), 0) });
+    for (const blob of blobs) {
       const { type } = blob;
       // Only the copy the used-set marked (a blob may have copies in several packs).
       const row = index.findRow(type, blob.id);

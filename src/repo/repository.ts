@@ -8,7 +8,8 @@
  * enforce: `loadIndex()` takes the `SnapshotList` it must cover, and only `listSnapshots()` makes one.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AlreadyExistsError, type Backend, type FileInfo, type FileType, NotFoundError } from '../backends/backend.js';
+import { AlreadyExistsError, type Backend, type FileInfo, type FileType, NotFoundError, NotRegularFileError, TooLargeError } from '../backends/backend.js';
+import { wholeFile } from './file-limits.js';
 import { AuthenticationError, type BlobType, type FileKind, MasterKeys, sha256 } from './crypto.js';
 import { PayloadCodec } from './compression.js';
 import { type RepoConfig, decodeConfig, encodeConfig, newConfig } from './config.js';
@@ -39,7 +40,7 @@ import { TreePacks } from './tree-packs.js';
 /** Bounded concurrency, for the layers above (they reach the backends' helpers only through repo/). */
 export { mapLimit } from '../backends/layout.js';
 
-const FOLDER_OF: Record<Exclude<FileKind, 'packHeader'>, FileType> = { index: 'index', snapshot: 'snapshots', lock: 'locks' };
+const FOLDER_OF: Record<Exclude<FileKind, 'packHeader'>, 'index' | 'snapshots' | 'locks'> = { index: 'index', snapshot: 'snapshots', lock: 'locks' };
 
 export interface InitOptions {
   config?: Partial<Omit<RepoConfig, 'version' | 'id'>>;
@@ -148,7 +149,7 @@ export class Repository {
   static async open(backend: Backend, secret: Secret, options: OpenOptions = {}): Promise<Repository> {
     let configBytes: Buffer;
     try {
-      configBytes = await backend.read({ type: 'config', name: 'config' });
+      configBytes = await backend.read({ type: 'config', name: 'config' }, wholeFile('config'));
     } catch (error) {
       if (error instanceof NotFoundError) throw new RepositoryNotFoundError(backend.location);
       throw error;
@@ -159,10 +160,10 @@ export class Repository {
     for (const { name } of keyFiles) {
       let file: KeyFile;
       try {
-        file = decodeKeyFile(await backend.read({ type: 'keys', name }), `keys/${name}`);
+        file = decodeKeyFile(await backend.read({ type: 'keys', name }, wholeFile('keys')), `keys/${name}`);
       } catch (error) {
-        // One damaged key file must not lock out the holders of the others.
-        if (!(error instanceof FormatError)) throw error;
+        // One damaged (or planted) key file must not lock out the holders of the others.
+        if (!(error instanceof FormatError || error instanceof TooLargeError || error instanceof NotRegularFileError)) throw error;
         damaged.push(error.message);
         continue;
       }
@@ -206,9 +207,9 @@ export class Repository {
   async loadFile(kind: Exclude<FileKind, 'packHeader'>, name: string): Promise<Buffer> {
     const type = FOLDER_OF[kind];
     const what = `${type}/${name}`;
-    let bytes = await this.cache?.read(type, name);
+    let bytes = await this.cache?.read(type, name, wholeFile(type));
     if (!bytes) {
-      bytes = await this.backend.read({ type, name });
+      bytes = await this.backend.read({ type, name }, wholeFile(type));
       if (sha256(bytes).toString('hex') !== name) throw new DamagedFileError(what, 'content does not match its name (SHA-256); the file is damaged');
       await this.cache?.write(type, name, bytes);
     }
@@ -253,7 +254,7 @@ export class Repository {
   async listKeys(): Promise<{ id: string; file: KeyFile }[]> {
     const out: { id: string; file: KeyFile }[] = [];
     for (const { name } of await this.backend.list('keys')) {
-      out.push({ id: name, file: decodeKeyFile(await this.backend.read({ type: 'keys', name }), `keys/${name}`) });
+      out.push({ id: name, file: decodeKeyFile(await this.backend.read({ type: 'keys', name }, wholeFile('keys')), `keys/${name}`) });
     }
     return out;
   }

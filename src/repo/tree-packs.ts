@@ -24,6 +24,7 @@
 import type { BlobLocation, MasterIndex } from './master-index.js';
 import type { Repository } from './repository.js';
 import { sha256 } from './crypto.js';
+import { TooLargeError } from '../backends/backend.js';
 
 const MiB = 1024 * 1024;
 /** Tree packs whose trees end within this many bytes are fetched whole. */
@@ -63,16 +64,18 @@ export class TreePacks {
       this.held.set(packHex, held);
       return held;
     }
-    if (this.rangedOnly.has(packHex) || !this.fitsWhole(packHex)) return undefined;
+    const end = this.rangedOnly.has(packHex) ? undefined : this.wholeEnd(packHex);
+    if (end === undefined) return undefined;
     let pending = this.fetching.get(packHex);
     if (!pending) {
-      pending = this.fetch(packHex).finally(() => this.fetching.delete(packHex));
+      pending = this.fetch(packHex, end).finally(() => this.fetching.delete(packHex));
       this.fetching.set(packHex, pending);
     }
     return pending;
   }
 
-  private fitsWhole(packHex: string): boolean {
+  /** Where the pack's last tree ends, when the pack is fetched whole (else undefined). */
+  private wholeEnd(packHex: string): number | undefined {
     let end = this.extents?.get(packHex);
     // A pack indexed after the extents were taken (this process wrote it): take them again.
     if (end === undefined && this.extentsRows !== this.index.rowCount('tree')) {
@@ -80,15 +83,21 @@ export class TreePacks {
       this.extents = this.index.blobExtents('tree');
       end = this.extents.get(packHex);
     }
-    return end !== undefined && end <= WHOLE_PACK_MAX;
+    return end !== undefined && end <= WHOLE_PACK_MAX ? end : undefined;
   }
 
-  private async fetch(packHex: string): Promise<Buffer | undefined> {
+  private async fetch(packHex: string, end: number): Promise<Buffer | undefined> {
+    // The header lists each tree in 41 bytes, and no tree envelope is under 30: a pack larger
+    // than this holds more than its trees (padded with junk), and is read tree by tree.
+    const whole = { atMost: 3 * end + 1024 };
     const cache = this.repo.cache;
-    let bytes = await cache?.read('data', packHex);
+    let bytes = await cache?.read('data', packHex, whole);
     if (!bytes) {
-      const fetched = await this.repo.backend.read({ type: 'data', name: packHex });
-      if (sha256(fetched).toString('hex') !== packHex) {
+      const fetched = await this.repo.backend.read({ type: 'data', name: packHex }, whole).catch((error: unknown) => {
+        if (error instanceof TooLargeError) return undefined;
+        throw error;
+      });
+      if (fetched === undefined || sha256(fetched).toString('hex') !== packHex) {
         this.rangedOnly.add(packHex);
         return undefined;
       }

@@ -9,12 +9,15 @@ import { createHash } from 'node:crypto';
 import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AlreadyExistsError, FILE_TYPES, NotFoundError, ShortReadError, type Backend, type FileRef, type FileType } from '../../src/backends/index.js';
+import { AlreadyExistsError, FILE_TYPES, NotFoundError, ShortReadError, TooLargeError, type Backend, type FileRef, type FileType, type WholeFile } from '../../src/backends/index.js';
 
 const sha = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
 const ref = (type: FileType, content: string | Buffer): FileRef => ({ type, name: sha(content) });
 
 const CONFIG: FileRef = { type: 'config', name: 'config' };
+
+/** A whole-file read without a bound worth the name, for tests of other things. */
+export const WHOLE: WholeFile = { atMost: Number.MAX_SAFE_INTEGER };
 
 export interface ContractTarget {
   backend: Backend;
@@ -42,10 +45,15 @@ export function describeBackendContract(label: string, fresh: () => Promise<Cont
       const content = Buffer.from('0123456789abcdefghij');
       const r = ref('data', content);
       await be.write(r, content);
-      expect(await be.read(r)).toEqual(content);
+      expect(await be.read(r, WHOLE)).toEqual(content);
       expect(await be.read(r, { offset: 5, length: 7 })).toEqual(Buffer.from('56789ab'));
       expect(await be.read(r, { offset: 0, length: 20 })).toEqual(content);
       expect(await be.read(r, { offset: 20, length: 0 })).toEqual(Buffer.alloc(0));
+      expect(await be.read(r, { atMost: 20 })).toEqual(content);
+      // A file larger than the bound is refused, not read (a planted or padded file).
+      const tooLarge = await be.read(r, { atMost: 19 }).catch((e: unknown) => e);
+      expect(tooLarge).toBeInstanceOf(TooLargeError);
+      expect((tooLarge as Error).message).toContain(`data/${r.name} is 20 bytes, more than the 19 it can be`);
       expect(await be.stat(r)).toEqual({ name: r.name, size: 20 });
       expect((await be.list('data')).filter((f) => f.name === r.name)).toEqual([{ name: r.name, size: 20 }]);
       await be.remove(r);
@@ -58,20 +66,20 @@ export function describeBackendContract(label: string, fresh: () => Promise<Cont
     it('round-trips an empty file, one written in parts, and a large one', async () => {
       const empty = ref('index', 'empty');
       await be.write(empty, Buffer.alloc(0));
-      expect(await be.read(empty)).toEqual(Buffer.alloc(0));
+      expect(await be.read(empty, WHOLE)).toEqual(Buffer.alloc(0));
       expect(await be.stat(empty)).toEqual({ name: empty.name, size: 0 });
 
       const parts = [Buffer.from('head-'), Buffer.alloc(0), Buffer.from('middle-'), Buffer.from('tail')];
       const joined = Buffer.concat(parts);
       const partsRef = ref('data', joined);
       await be.write(partsRef, parts);
-      expect(await be.read(partsRef)).toEqual(joined);
+      expect(await be.read(partsRef, WHOLE)).toEqual(joined);
 
       const big = Buffer.alloc(3 * 1024 * 1024 + 17);
       for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
       const r = ref('data', big);
       await be.write(r, big);
-      expect((await be.read(r)).equals(big)).toBe(true);
+      expect((await be.read(r, WHOLE)).equals(big)).toBe(true);
       const slice = await be.read(r, { offset: 2_000_000, length: 1_000_000 });
       expect(slice.equals(big.subarray(2_000_000, 3_000_000))).toBe(true);
     });
@@ -79,7 +87,7 @@ export function describeBackendContract(label: string, fresh: () => Promise<Cont
     it('config: read, stat, list, remove', async () => {
       const c: FileRef = { type: 'config', name: 'config' };
       expect(await be.list('config')).toEqual([]);
-      await expect(be.read(c)).rejects.toBeInstanceOf(NotFoundError);
+      await expect(be.read(c, WHOLE)).rejects.toBeInstanceOf(NotFoundError);
       await be.write(c, Buffer.from('hello'));
       expect(await be.list('config')).toEqual([{ name: 'config', size: 5 }]);
       expect(await be.stat(c)).toEqual({ name: 'config', size: 5 });
@@ -109,10 +117,10 @@ export function describeBackendContract(label: string, fresh: () => Promise<Cont
 
     it('throws NotFoundError for missing files, ShortReadError past the end', async () => {
       const missing = ref('snapshots', 'missing');
-      await expect(be.read(missing)).rejects.toBeInstanceOf(NotFoundError);
+      await expect(be.read(missing, WHOLE)).rejects.toBeInstanceOf(NotFoundError);
       await expect(be.read(missing, { offset: 0, length: 1 })).rejects.toBeInstanceOf(NotFoundError);
       await expect(be.stat(missing)).rejects.toBeInstanceOf(NotFoundError);
-      await expect(be.read(missing)).rejects.toThrow(`snapshots/${missing.name} does not exist`);
+      await expect(be.read(missing, WHOLE)).rejects.toThrow(`snapshots/${missing.name} does not exist`);
 
       const short = ref('data', 'short');
       await be.write(short, Buffer.from('12345'));
@@ -124,7 +132,7 @@ export function describeBackendContract(label: string, fresh: () => Promise<Cont
     it('refuses names that are not 64 hex digits before touching the store', async () => {
       for (const name of ['../x', 'ABC', sha('x').toUpperCase(), sha('x').slice(0, 63), '']) {
         await expect(be.write({ type: 'data', name }, Buffer.from('x'))).rejects.toThrow(/invalid/);
-        await expect(be.read({ type: 'keys', name })).rejects.toThrow(/invalid/);
+        await expect(be.read({ type: 'keys', name }, WHOLE)).rejects.toThrow(/invalid/);
       }
     });
 
@@ -137,10 +145,10 @@ export function describeBackendContract(label: string, fresh: () => Promise<Cont
       const byName = new Map((await be.list('data')).map((f) => [f.name, f.size]));
       for (const { r, content } of items) {
         expect(byName.get(r.name)).toBe(content.length);
-        expect((await be.read(r)).equals(content)).toBe(true);
+        expect((await be.read(r, WHOLE)).equals(content)).toBe(true);
       }
       await Promise.all(items.slice(0, 5).map(({ r, content }) => be.write(r, content)));
-      for (const { r, content } of items.slice(0, 5)) expect((await be.read(r)).equals(content)).toBe(true);
+      for (const { r, content } of items.slice(0, 5)) expect((await be.read(r, WHOLE)).equals(content)).toBe(true);
     });
 
     it('an exclusive write never replaces a file: the second gets AlreadyExistsError, of 8 racing exactly one lands', async () => {
@@ -148,7 +156,7 @@ export function describeBackendContract(label: string, fresh: () => Promise<Cont
       const second = be.write(CONFIG, Buffer.from('second'), { exclusive: true });
       await expect(second).rejects.toBeInstanceOf(AlreadyExistsError);
       await expect(second).rejects.toThrow('config already exists');
-      expect(await be.read(CONFIG)).toEqual(Buffer.from('first'));
+      expect(await be.read(CONFIG, WHOLE)).toEqual(Buffer.from('first'));
       await be.remove(CONFIG);
 
       const contenders = Array.from({ length: 8 }, (_, i) => Buffer.from(`contender ${i} `.repeat(100 + i)));
@@ -156,7 +164,7 @@ export function describeBackendContract(label: string, fresh: () => Promise<Cont
       const winners = outcomes.flatMap((o, i) => (o.status === 'fulfilled' ? [i] : []));
       expect(winners).toHaveLength(1);
       for (const o of outcomes) if (o.status === 'rejected') expect(o.reason).toBeInstanceOf(AlreadyExistsError);
-      expect((await be.read(CONFIG)).equals(contenders[winners[0]!]!)).toBe(true);
+      expect((await be.read(CONFIG, WHOLE)).equals(contenders[winners[0]!]!)).toBe(true);
       // The losers left nothing behind.
       expect((await be.temporaries?.list()) ?? []).toEqual([]);
       await be.remove(CONFIG);
