@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { backupSnapshot, describeRun, initRepo, makeTempDir, randomFilesDir, removeDir, type TestRepo } from './helpers/cli.js';
 import { packNames } from './helpers/repo-lib.js';
+import { decodeKeyFile, keysToTry, type KeyFile } from '../src/repo/keyfile.js';
 
 let tmp: string;
 let repo: TestRepo;
@@ -112,5 +113,42 @@ describe('files planted or padded without the key', () => {
     }
     const sound = await repo.run(['check', '--read-data']);
     expect(sound.code, describeRun('check', sound)).toBe(0);
+  });
+});
+
+describe('key files that ask for too much work', () => {
+  const scryptFile = (N: number, r: number, p: number): Buffer =>
+    Buffer.from(JSON.stringify({ version: 1, created: '2026-01-01T00:00:00Z', host: 'x', username: 'x', salt: 'AAAA', kdf: 'scrypt', N, r, p, data: 'AAAA' }));
+
+  it('beyond the bounds of FORMAT.md §2 are refused by the decoder, naming the parameters', () => {
+    // The hostile trial's key file: 1 GiB and 41 s per command.
+    expect(() => decodeKeyFile(scryptFile(2 ** 20, 8, 16), 'keys/x')).toThrow('keys/x: key file asks for scrypt N=1048576 r=8 p=16, beyond what bh allows');
+    expect(() => decodeKeyFile(scryptFile(2 ** 23, 1, 1), 'keys/x')).toThrow(/beyond what bh allows/);
+    expect(() => decodeKeyFile(scryptFile(1024, 1, 1025), 'keys/x')).toThrow(/beyond what bh allows/);
+    expect(() => decodeKeyFile(scryptFile(1000, 8, 1), 'keys/x')).toThrow(/beyond what bh allows/);
+    for (const [N, r, p] of [[32768, 8, 1], [2 ** 22, 2, 2], [2 ** 20, 8, 2]] as const) expect(decodeKeyFile(scryptFile(N, r, p), 'keys/x').kdf).toBe('scrypt');
+  });
+
+  it('are tried last, and only within one budget of work', () => {
+    const file = (name: string, N: number, p = 1): { name: string; file: KeyFile } => ({ name, file: decodeKeyFile(scryptFile(N, 8, p), name) });
+    const planted = [1, 2, 3, 4, 5].map((i) => file(`planted-${i}`, 2 ** 20, 2));
+    const real = file('real', 32768);
+    const { tried, untried } = keysToTry([...planted, real]);
+    expect(tried[0]!.name).toBe('real');
+    // The budget (2^26) holds the real key and three of the heaviest allowed (2^24 each).
+    expect(tried).toHaveLength(4);
+    expect(untried.map((t) => t.name)).toEqual(['planted-4', 'planted-5']);
+  });
+
+  it('a planted key file beyond the bounds: a warning names it, the real key opens (exit 0)', async () => {
+    const planted = join(repo.path, 'keys', '1'.repeat(64));
+    await writeFile(planted, scryptFile(2 ** 20, 8, 16));
+    try {
+      const r = await repo.run(['snapshots', '--json']);
+      expect(r.code, describeRun('snapshots', r)).toBe(0);
+      expect(r.stderr).toContain(`warning: keys/${'1'.repeat(64)}: key file asks for scrypt N=1048576 r=8 p=16, beyond what bh allows`);
+    } finally {
+      await rm(planted);
+    }
   });
 });

@@ -205,7 +205,7 @@ export abstract class RepositoryCommand extends BhCommand {
 
   /** What a session of this command needs besides location and secret. */
   protected sessionOptions(): SessionOptions {
-    return { backend: this.backendOptions(), cache: this.cacheOptions() };
+    return { backend: this.backendOptions(), cache: this.cacheOptions(), onWarning: (message) => this.report.warn(`warning: ${message}`) };
   }
 
   /** Keeps `session`, so that its lock goes when the command ends. */

@@ -204,7 +204,8 @@ async function inRepository(
   let session: RepositorySession | undefined;
   try {
     // The nightly run is what the local cache is for (README.md, "Local cache").
-    const sessionOptions = { backend: destination.backend, cache: { dir: cacheDirFromEnv(options.env), onWarning: (message: string) => events.warn(message) } };
+    const warn = (message: string): void => events.warn(message);
+    const sessionOptions = { backend: destination.backend, cache: { dir: cacheDirFromEnv(options.env), onWarning: warn }, onWarning: warn };
     session = await RepositorySession.openOrInit(destination.location, secret, sessionOptions, () => {
       if (dryRun) return undefined;
       // A missing parent is an unmounted disk far more often than a new one: never create it.

@@ -59,8 +59,40 @@ export async function createKeyFile(keys: MasterKeys, secret: Secret, scryptPara
   return Buffer.from(JSON.stringify(file, null, 2) + '\n');
 }
 
-/** A key file may not make us spend more than this on one scrypt attempt (a hostile file could ask for terabytes). */
+/**
+ * What one key file may make an open spend (docs/FORMAT.md §2): anyone who can write to the
+ * storage can plant a key file, so its scrypt parameters are bounded in memory (128·N·r bytes)
+ * and in work (N·r·p, ~64 times the default's), and so is the work of one whole open.
+ */
 const MAX_SCRYPT_MEMORY = 1024 ** 3;
+const MAX_SCRYPT_N = 2 ** 22;
+const MAX_SCRYPT_RP = 1024;
+const MAX_SCRYPT_WORK = 2 ** 24;
+/** The scrypt work one open may spend trying key files: 4 of the most a file may ask, 256 of the default. */
+const MAX_OPEN_WORK = 4 * MAX_SCRYPT_WORK;
+
+/** The work of trying this key file: scrypt's N·r·p, nothing for a raw key. */
+function kdfWork(file: KeyFile): number {
+  return file.kdf === 'scrypt' ? file.N * file.r * file.p : 0;
+}
+
+/**
+ * Which key files an open tries, in order: the cheapest first, as many as one open's work
+ * budget allows. Planted key files that ask for much work can then delay an open by seconds,
+ * and never before the real ones, which ask for the default, have been tried.
+ */
+export function keysToTry<T extends { file: KeyFile }>(candidates: readonly T[]): { tried: T[]; untried: T[] } {
+  const sorted = [...candidates].sort((a, b) => kdfWork(a.file) - kdfWork(b.file));
+  let work = 0;
+  const within = sorted.findIndex(({ file }) => (work += kdfWork(file)) > MAX_OPEN_WORK);
+  return within === -1 ? { tried: sorted, untried: [] } : { tried: sorted.slice(0, within), untried: sorted.slice(within) };
+}
+
+function scryptWithinBounds(N: unknown, r: unknown, p: unknown): boolean {
+  if (![N, r, p].every((n) => Number.isSafeInteger(n) && (n as number) > 0)) return false;
+  const [n, rr, pp] = [N, r, p] as number[];
+  return isPowerOfTwo(n!) && n! <= MAX_SCRYPT_N && rr! * pp! <= MAX_SCRYPT_RP && 128 * n! * rr! <= MAX_SCRYPT_MEMORY && n! * rr! * pp! <= MAX_SCRYPT_WORK;
+}
 
 function isPowerOfTwo(n: number): boolean {
   return n > 1 && (n & (n - 1)) === 0;
@@ -75,8 +107,11 @@ export function decodeKeyFile(bytes: Buffer, where: string): KeyFile {
   }
   const ok =
     typeof file === 'object' && file !== null && file.version === 1 && typeof file.salt === 'string' && typeof file.data === 'string' &&
-    (file.kdf === 'raw' || (file.kdf === 'scrypt' && [file.N, file.r, file.p].every((n) => Number.isSafeInteger(n) && n > 0) && isPowerOfTwo(file.N) && 128 * file.N * file.r <= MAX_SCRYPT_MEMORY && file.p <= 16));
+    (file.kdf === 'raw' || file.kdf === 'scrypt');
   if (!ok) throw new FormatError(`${where}: key file is malformed or of an unknown version`);
+  if (file.kdf === 'scrypt' && !scryptWithinBounds(file.N, file.r, file.p)) {
+    throw new FormatError(`${where}: key file asks for scrypt N=${String(file.N)} r=${String(file.r)} p=${String(file.p)}, beyond what bh allows (N a power of two up to 2^22, r·p ≤ 1024, 128·N·r ≤ 1 GiB, N·r·p ≤ 2^24); ignored`);
+  }
   return file;
 }
 

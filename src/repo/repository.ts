@@ -30,7 +30,7 @@ import {
   WrongPasswordError,
 } from './errors.js';
 import { type IndexFile, type IndexedPack, PackStates, decodeIndexFile, encodeIndexFile } from './index-file.js';
-import { type KeyFile, type ScryptParams, type Secret, createKeyFile, decodeKeyFile, unsealKeyFile } from './keyfile.js';
+import { type KeyFile, type ScryptParams, type Secret, createKeyFile, decodeKeyFile, keysToTry, unsealKeyFile } from './keyfile.js';
 import { type LockKind, type LockOptions, type LockRecord, LOST_AFTER_MS, REFRESH_MS, assertCompatible, lockRetryPause, lockSettleMs, newLockRecord } from './lock.js';
 import { MasterIndex } from './master-index.js';
 import { type PackedBlob, HEADER_READ_GUESS, parsePackTail } from './pack.js';
@@ -52,6 +52,8 @@ export interface InitOptions {
 export interface OpenOptions {
   /** Use the local cache below this folder (README.md, "Local cache"); none without it. */
   cache?: CacheOptions | undefined;
+  /** Told about key files passed over (a complete sentence, without a "warning:" prefix). */
+  onWarning?: ((message: string) => void) | undefined;
 }
 
 export interface LoadIndexOptions {
@@ -157,24 +159,30 @@ export class Repository {
     const config = decodeConfig(configBytes, backend.location);
     const keyFiles = await backend.list('keys');
     const damaged: string[] = [];
+    const usable: { name: string; file: KeyFile }[] = [];
     for (const { name } of keyFiles) {
-      let file: KeyFile;
       try {
-        file = decodeKeyFile(await backend.read({ type: 'keys', name }, wholeFile('keys')), `keys/${name}`);
+        usable.push({ name, file: decodeKeyFile(await backend.read({ type: 'keys', name }, wholeFile('keys')), `keys/${name}`) });
       } catch (error) {
         // One damaged (or planted) key file must not lock out the holders of the others.
         if (!(error instanceof FormatError || error instanceof TooLargeError || error instanceof NotRegularFileError)) throw error;
         damaged.push(error.message);
-        continue;
+        options.onWarning?.(`${error.message} (a damaged or planted key file; 'bh key list' shows the others)`);
       }
+    }
+    if (damaged.length === keyFiles.length && damaged.length > 0) throw new FormatError(`${backend.location}: every key file is damaged: ${damaged.join('; ')}`);
+    const { tried, untried } = keysToTry(usable);
+    for (const { name, file } of tried) {
       const material = await unsealKeyFile(file, secret, `keys/${name}`);
       if (material) {
         const cache = options.cache && (await RepositoryCache.open(options.cache, config.id));
         return new Repository(backend, config, MasterKeys.deserialize(material), name, cache);
       }
     }
-    if (damaged.length === keyFiles.length && damaged.length > 0) throw new FormatError(`${backend.location}: every key file is damaged: ${damaged.join('; ')}`);
-    throw new WrongPasswordError(backend.location, keyFiles.length - damaged.length);
+    if (untried.length > 0) {
+      throw new FormatError(`${backend.location}: no key file opened with this secret, and ${untried.length} more were left untried: together they ask for more scrypt work than one open may spend (planted key files? 'bh key list' with a key that opens shows them all)`);
+    }
+    throw new WrongPasswordError(backend.location, usable.length);
   }
 
   // ---- whole files ---------------------------------------------------------------------------

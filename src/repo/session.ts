@@ -26,6 +26,8 @@ export interface SessionOptions {
   backend: BackendOptions;
   /** The local cache (README.md, "Local cache"); none without it. */
   cache?: CacheOptions | undefined;
+  /** Told about trouble that does not stop the open (a complete sentence, without a "warning:" prefix). */
+  onWarning?: ((message: string) => void) | undefined;
 }
 
 export class RepositorySession {
@@ -39,7 +41,7 @@ export class RepositorySession {
 
   /** Opens the repository at `location`; throws RepositoryNotFoundError when there is none. */
   static async open(location: string, secret: Secret, options: SessionOptions): Promise<RepositorySession> {
-    return withBackend(location, options, async (backend) => new RepositorySession(await Repository.open(backend, secret, { cache: options.cache }), false));
+    return withBackend(location, options, async (backend) => new RepositorySession(await Repository.open(backend, secret, { cache: options.cache, onWarning: options.onWarning }), false));
   }
 
   /** Creates a repository at `location`; throws RepositoryExistsError when one is there. */
@@ -55,7 +57,7 @@ export class RepositorySession {
   static async openOrInit(location: string, secret: Secret, options: SessionOptions, whenMissing: () => InitOptions | undefined): Promise<RepositorySession | undefined> {
     return withBackend(location, options, async (backend) => {
       try {
-        return new RepositorySession(await Repository.open(backend, secret, { cache: options.cache }), false);
+        return new RepositorySession(await Repository.open(backend, secret, { cache: options.cache, onWarning: options.onWarning }), false);
       } catch (error) {
         if (!(error instanceof RepositoryNotFoundError)) throw error;
         const init = whenMissing();
