@@ -10,7 +10,7 @@
  * the repository had when the backup started are recognised by a shared filter and passed on
  * unsealed; duplicates within one backup are still sealed, which saves a round trip per chunk.
  */
-import { createHash } from 'node:crypto';
+import { type Hash, createHash, hash } from 'node:crypto';
 import { closeSync, readSync } from 'node:fs';
 import { findBoundary } from '../chunker/index.js';
 import type { ChunkerParams } from '../chunker/index.js';
@@ -64,7 +64,9 @@ export function chunkFile(path: Buffer, options: ChunkFileOptions, emit: (piece:
   if (buffer.length < 2 * params.max) buffer = Buffer.allocUnsafe(2 * params.max);
   const { fd, stat } = openRegularFile(path, { noAtime: options.noAtime });
   let size = 0;
-  const whole = createHash('sha256');
+  // Most files of a source tree are one chunk: their digest is one call, without a Hash object.
+  let whole: Hash | undefined;
+  let single: Buffer | undefined;
   try {
     let start = 0;
     let end = 0;
@@ -86,7 +88,8 @@ export function chunkFile(path: Buffer, options: ChunkFileOptions, emit: (piece:
       const length = cut < 0 ? end - start : cut;
       const chunk = buffer.subarray(start, start + length);
       const id = keys.blobId(chunk);
-      whole.update(chunk);
+      if (whole === undefined && eof && start === 0 && length === end) single = hash('sha256', chunk, 'buffer');
+      else (whole ??= createHash('sha256')).update(chunk);
       if (!options.seal) emit({ id, rawLength: length });
       // Copied: `chunk` is a view of the read buffer, which the next refill overwrites.
       else if (options.known?.mayHave(id)) emit({ id, rawLength: length, plaintext: Buffer.from(chunk) });
@@ -97,5 +100,5 @@ export function chunkFile(path: Buffer, options: ChunkFileOptions, emit: (piece:
   } finally {
     closeSync(fd);
   }
-  return { size, stat, sha256: whole.digest() };
+  return { size, stat, sha256: single ?? (whole ?? createHash('sha256')).digest() };
 }
