@@ -37,6 +37,7 @@ const COMMAND_MODULES: Record<string, () => Promise<Record<string, unknown>>> = 
   config: () => import('./commands/config.js'),
   manifest: () => import('./commands/manifest.js'),
   'verify-live': () => import('./commands/verify-live.js'),
+  export: () => import('./commands/export.js'),
 };
 
 const isCommandClass = (value: unknown): value is CommandClass => typeof value === 'function' && Array.isArray((value as { paths?: unknown }).paths);

@@ -122,18 +122,20 @@ export function formatManifest(manifest: LegacyManifest): string {
  * in it: `copied` lists them all (path, size, SHA-256 where the snapshot recorded one), in the
  * snapshot's path order; `skipped` and `failed` are empty. The old tool's verify reads only the
  * newest manifest's `copied` list, so a complete list is what lets it check a whole export.
- * `include` (a snapshot path) leaves out what the caller does not export.
  */
-export async function snapshotManifest(trees: TreeReader, snapshot: Snapshot, include: (pathBytes: Buffer) => boolean = () => true): Promise<LegacyManifest> {
+export async function snapshotManifest(trees: TreeReader, snapshot: Snapshot): Promise<LegacyManifest> {
   const copied: ManifestCopied[] = [];
-  let totalBytes = 0;
   for await (const entry of walkTree(trees, Buffer.from(snapshot.record.tree, 'hex'))) {
-    if (entry.node.type !== 'file' || !include(entry.pathBytes)) continue;
+    if (entry.node.type !== 'file') continue;
     const item: ManifestCopied = { path: pathFromBytes(entry.pathBytes), size: entry.node.size };
     if (entry.node.sha256) item.checksum = entry.node.sha256.toString('hex');
     copied.push(item);
-    totalBytes += entry.node.size;
   }
+  return manifestOfSnapshot(snapshot, copied);
+}
+
+/** The manifest of one run of the old tool that copied `copied`, with the snapshot's time, mode and duration. */
+export function manifestOfSnapshot(snapshot: Snapshot, copied: ManifestCopied[]): LegacyManifest {
   const summary = snapshot.record.summary;
   const duration = summary ? (Date.parse(summary.backup_end) - Date.parse(summary.backup_start)) / 1000 : 0;
   return {
@@ -143,7 +145,7 @@ export async function snapshotManifest(trees: TreeReader, snapshot: Snapshot, in
     files_copied: copied.length,
     files_skipped: 0,
     files_failed: 0,
-    total_bytes: totalBytes,
+    total_bytes: copied.reduce((n, c) => n + c.size, 0),
     copied,
     skipped: [],
     failed: [],
