@@ -38,6 +38,7 @@ const COMMAND_MODULES: Record<string, () => Promise<Record<string, unknown>>> = 
   manifest: () => import('./commands/manifest.js'),
   'verify-live': () => import('./commands/verify-live.js'),
   export: () => import('./commands/export.js'),
+  'import-legacy': () => import('./commands/import-legacy.js'),
 };
 
 const isCommandClass = (value: unknown): value is CommandClass => typeof value === 'function' && Array.isArray((value as { paths?: unknown }).paths);

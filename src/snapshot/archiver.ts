@@ -44,6 +44,11 @@ export interface ArchiveError {
 export interface ArchiveOptions {
   /** Absolute paths to back up. */
   paths: string[];
+  /**
+   * Read the paths below this directory instead of below `/`, and record them as given (an
+   * import stages an old backup's files there: `/srv/www` is read at `<root>/srv/www`).
+   */
+  root?: string | undefined;
   exclude: PathMatcher;
   /** Root tree of the parent snapshot, for change detection. */
   parentTree?: Buffer | undefined;
@@ -125,8 +130,8 @@ interface VirtualEntry {
  * trailing slashes, as restic's filepath.Clean; symlinks are not resolved), so a path given
  * twice, or spelled two ways, is one entry; a path below another one is a child of it.
  */
-function virtualRoot(paths: string[]): VirtualEntry {
-  const root: VirtualEntry = { path: SLASH, given: false, children: new Map() };
+function virtualRoot(paths: string[], base: Buffer): VirtualEntry {
+  const root: VirtualEntry = { path: base, given: false, children: new Map() };
   for (const path of paths) {
     let entry = root;
     for (const part of posix.resolve(path).split('/')) {
@@ -184,13 +189,13 @@ export class Archiver {
 
   async run(): Promise<ArchiveResult> {
     if (!this.options.parentTree) void this.chunker;
-    const root = virtualRoot(this.options.paths);
+    const root = virtualRoot(this.options.paths, this.options.root === undefined ? SLASH : Buffer.from(posix.resolve(this.options.root)));
     let tree: Buffer;
     if (root.given) {
       // "/" itself: the root tree is the root directory's listing (every other path is inside it).
-      const node = baseNode(SLASH, entryStatOf(lstatSync(SLASH, { bigint: true })));
+      const node = baseNode(SLASH, entryStatOf(lstatSync(root.path, { bigint: true })));
       const parent = this.options.parentTree ? { ...node, subtree: this.options.parentTree } : undefined;
-      await this.saveDir(SLASH, node, parent, root.children);
+      await this.saveDir(root.path, node, parent, root.children);
       tree = node.subtree!;
     } else {
       tree = await this.saveVirtualChildren(root, await this.loadParentNodes(this.options.parentTree));
