@@ -341,9 +341,9 @@ async function stageSymlink(abs: Buffer): Promise<Staged> {
   return { pool: undefined, size: 0, sha256: '', linkTarget: target };
 }
 
-/** A relative path from a manifest or an archive that stays inside its directory; undefined for a hostile one. */
+/** A relative path from a manifest or an archive that stays inside its directory (no `..`, `.`, empty part, leading `/` or drive letter, NUL; `\\` counts as a separator); undefined for a hostile one. */
 function safeRelative(rel: Buffer): Buffer | undefined {
-  if (rel.length === 0 || rel[0] === SLASH || rel.includes(0)) return undefined;
+  if (rel.length === 0 || rel[0] === SLASH || rel.includes(0) || /^[A-Za-z]:/.test(rel.toString('latin1'))) return undefined;
   const parts = rel.toString('latin1').split(/[/\\]/);
   if (parts.some((p) => p === '..' || p === '.' || p === '')) return undefined;
   return rel;
@@ -362,7 +362,8 @@ async function stageZip(zip: Scan['zips'][number], keys: LegacyKeys | undefined,
   const dir = join(temp, `zip-${index}`);
   await mkdir(dir, { mode: 0o700 });
   try {
-    const entries = await reader.getEntries();
+    // Every name is checked here (safeRelative), one entry at a time: a hostile one is refused, the others imported.
+    const entries = await reader.getEntries({ filenameValidation: 'tolerant' });
     const taken = new Set<string>();
     for (const [n, entry] of entries.entries()) {
       if (entry.directory) continue;
