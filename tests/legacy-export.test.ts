@@ -137,6 +137,20 @@ describe('bh export --format zip / zip-aes / plain', () => {
     expect(entries.filter((e) => !e.method.startsWith('AES-256')).map((e) => e.path).sort()).toEqual(['docs', 'docs/deep']);
     expect(entries.filter((e) => e.method.startsWith('AES-256')).length).toBe(6);
     expect(() => execFileSync('7zz', ['t', '-pwrong', zip], { stdio: 'pipe' })).toThrow();
+    // AE-2 (vendor version 2, no CRC), AES-256 (strength 3), deflate inside, read from the 0x9901 extra fields by Python's zipfile.
+    const aes = `
+import zipfile, struct, sys
+for i in zipfile.ZipFile(sys.argv[1]).infolist():
+    e, fields = i.extra, []
+    while len(e) >= 4:
+        hid, size = struct.unpack('<HH', e[:4])
+        if hid == 0x9901: fields.append(list(struct.unpack('<H2sBH', e[4:4 + size])[i] for i in (0, 2, 3)))
+        e = e[4 + size:]
+    if not i.is_dir(): print(i.filename, i.compress_type, i.CRC, fields)
+`;
+    const lines = execFileSync(PYTHON, ['-c', aes, zip], { encoding: 'utf8' }).trim().split('\n');
+    expect(lines).toHaveLength(6);
+    for (const line of lines) expect(line).toMatch(/ 99 0 \[\[2, 3, 8\]\]$/);
     const out = join(dir, 'out-aes');
     execFileSync('7zz', ['x', '-pold passphrase', `-o${out}`, zip], { stdio: 'pipe' });
     for (const file of (await filesBelow(src)).filter((f) => f !== 'link')) expect((await readFile(join(out, file))).equals(await readFile(join(src, file))), file).toBe(true);
