@@ -23,7 +23,7 @@ export class VerifyLiveCommand extends RepositoryCommand {
         comparing its SHA-256 with the one the snapshot recorded.
 
       --fast compares metadata only and reads no file. Files backed up before bh recorded
-      SHA-256s (bh 0.2) get the metadata check only; the summary counts them.
+      SHA-256s (bh 0.1.0 and earlier) get the metadata check only; the summary counts them.
       Directory mtimes, owners and modes are not compared.
 
       Exit 0 when nothing differs, 3 when something does.
@@ -59,7 +59,7 @@ export class VerifyLiveCommand extends RepositoryCommand {
     });
     report.jsonLine({ message_type: 'summary', snapshot_id: snapshot.id, entries: summary.entries, files_hashed: summary.filesHashed, bytes_hashed: summary.bytesHashed, files_without_hash: summary.filesWithoutHash, differences: summary.differences });
     report.line(`checked ${summary.entries} entries of snapshot ${snapshot.id.slice(0, 8)}; read ${summary.filesHashed} files (${formatBytes(summary.bytesHashed)}); ${summary.differences === 0 ? 'no differences' : `${summary.differences} differences`}`);
-    if (summary.filesWithoutHash > 0) report.line(`${summary.filesWithoutHash} files have no recorded SHA-256 (backed up before bh 0.2): metadata compared only`);
+    if (summary.filesWithoutHash > 0) report.line(`${summary.filesWithoutHash} files have no recorded SHA-256 (backed up by bh 0.1.0 or earlier): metadata compared only`);
     return summary.differences === 0 ? ExitCode.ok : ExitCode.incomplete;
   }
 }

@@ -41,7 +41,7 @@ export interface VerifyLiveSummary {
   /** Regular files read and hashed. */
   filesHashed: number;
   bytesHashed: number;
-  /** Regular files whose SHA-256 the snapshot did not record (made before bh 0.2): only their metadata was compared. */
+  /** Regular files whose SHA-256 the snapshot did not record (made by bh 0.1.0 or earlier): only their metadata was compared. */
   filesWithoutHash: number;
   differences: number;
 }
