@@ -35,6 +35,10 @@ const COMMAND_MODULES: Record<string, () => Promise<Record<string, unknown>>> = 
   schedule: () => import('./commands/schedule.js'),
   status: () => import('./commands/status.js'),
   config: () => import('./commands/config.js'),
+  manifest: () => import('./commands/manifest.js'),
+  'verify-live': () => import('./commands/verify-live.js'),
+  export: () => import('./commands/export.js'),
+  'import-legacy': () => import('./commands/import-legacy.js'),
 };
 
 const isCommandClass = (value: unknown): value is CommandClass => typeof value === 'function' && Array.isArray((value as { paths?: unknown }).paths);

@@ -257,6 +257,14 @@ const TREE_VECTOR =
   '{"name_bytes":"/2Y=","type":"symlink","mode":511,"uid":0,"gid":0,"mtime":"0","ctime":"0","inode":"7","device":"2049","links":1,"size":0,"linktarget":"target"}' +
   ']}';
 
+/** The canonical encoding of the tree of the §6.1 addition 1 test: a file with its SHA-256. */
+const TREE_SHA256_VECTOR =
+  '{"nodes":[' +
+  `{"name":"hello.txt","type":"file","mode":420,"uid":1000,"gid":1000,"mtime":"1700000000000000000","ctime":"1700000000000000000","inode":"42","device":"2049","links":1,"size":5,"content":["${VECTORS.blobIdHello}"],"sha256":"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"}` +
+  ']}';
+/** Its tree blob id, HMAC(idKey, TREE_SHA256_VECTOR), as FORMAT.md §11 gives it. */
+const TREE_SHA256_ID = '8b835fbd81c764543469b5db4cf552e09b5ec478d8a38658e4d3c1b2fb1e8b3f';
+
 /** The content of the zstd vectors: 172 bytes. */
 const ZSTD_CONTENT = 'all work and no play makes jack a dull boy\n'.repeat(4);
 /** The record of the snapshot vector, as bh writes it: compact JSON, fields in FORMAT.md §7's order. */
@@ -695,6 +703,45 @@ describe('§6 trees', () => {
     // The tree blob's id is the keyed hash of exactly these bytes.
     expect(keys.blobId(encoded).toString('hex')).toBe(hex(mac(nk.idKey, ascii(expected))));
   });
+
+  it('writes and reads a file node with its SHA-256 (addition 1), and trees without one stay as they were', () => {
+    const node: TreeNode = {
+      name: Buffer.from('hello.txt'),
+      type: 'file',
+      mode: 0o644,
+      uid: 1000,
+      gid: 1000,
+      mtimeNs: 1700000000000000000n,
+      ctimeNs: 1700000000000000000n,
+      inode: 42n,
+      device: 2049n,
+      links: 1,
+      size: 5,
+      content: [Buffer.from(VECTORS.blobIdHello, 'hex')],
+      sha256: Buffer.from(sha256(ascii('hello'))),
+    };
+    // The value in the vector is noble's SHA-256 of the content, and the file's only chunk is noble's HMAC of it.
+    expect(TREE_SHA256_VECTOR).toContain(`"sha256":"${hex(sha256(ascii('hello')))}"`);
+    expect(VECTORS.blobIdHello).toBe(hex(mac(nk.idKey, ascii('hello'))));
+    const encoded = encodeTree([node]);
+    expect(encoded.toString('utf8')).toBe(TREE_SHA256_VECTOR);
+    expect(hex(mac(nk.idKey, ascii(TREE_SHA256_VECTOR)))).toBe(TREE_SHA256_ID);
+    expect(keys.blobId(encoded).toString('hex')).toBe(TREE_SHA256_ID);
+    const [decoded] = decodeTree(encoded, 'vector');
+    expect(decoded!.sha256?.toString('hex')).toBe(hex(sha256(ascii('hello'))));
+    // The same bytes spelled otherwise (whitespace) take the general reader: same node.
+    const spaced = Buffer.from(JSON.stringify(JSON.parse(TREE_SHA256_VECTOR), null, 1));
+    expect(encodeTree(decodeTree(spaced, 'spaced')).equals(encoded)).toBe(true);
+    // Without the key: the node of a snapshot made before addition 1, unchanged.
+    const old = decodeTree(Buffer.from(TREE_VECTOR), 'vector').find((n) => n.type === 'file')!;
+    expect(old.sha256).toBeUndefined();
+    expect(encodeTree(decodeTree(Buffer.from(TREE_VECTOR), 'vector')).toString()).toBe(TREE_VECTOR);
+    // Malformed values are refused; on other node types the key is ignored (§6.2).
+    expect(() => decodeTree(Buffer.from(TREE_SHA256_VECTOR.replace('"sha256":"2cf2', '"sha256":"2CF2')), 'upper')).toThrow(/malformed sha256/);
+    expect(() => decodeTree(Buffer.from(TREE_SHA256_VECTOR.replace(/"sha256":"[0-9a-f]+"/, '"sha256":"abc"')), 'short')).toThrow(/malformed sha256/);
+    const onDir = TREE_VECTOR.replace(`"subtree":"${'11'.repeat(32)}"`, `"subtree":"${'11'.repeat(32)}","sha256":"${'22'.repeat(32)}"`);
+    expect(decodeTree(Buffer.from(onDir), 'dir').find((n) => n.type === 'dir')!.sha256).toBeUndefined();
+  });
 });
 
 // ---- §9 chunker ----------------------------------------------------------------------------
@@ -871,5 +918,7 @@ describe('docs/FORMAT.md', () => {
     expect(doc).toContain(VECTORS.chunkLengths.join(' ').slice(0, 40));
     expect(squashed).toContain(VECTORS.chunkLengths.join(''));
     expect(squashed).toContain(TREE_VECTOR);
+    expect(squashed).toContain(TREE_SHA256_VECTOR);
+    expect(doc).toContain(TREE_SHA256_ID);
   });
 });

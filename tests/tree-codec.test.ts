@@ -72,7 +72,7 @@ function nodeOf(type: NodeType, extra: Record<string, fc.Arbitrary<unknown>>, si
 }
 
 const nodeBody = fc.oneof(
-  nodeOf('file', { content: fc.array(id32, { maxLength: 5 }) }, fc.maxSafeNat()),
+  nodeOf('file', { content: fc.array(id32, { maxLength: 5 }), sha256: fc.option(id32, { nil: undefined }) }, fc.maxSafeNat()),
   nodeOf('dir', { subtree: id32 }),
   nodeOf('symlink', { linkTarget: fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)) }),
   nodeOf('chardev', { rdev: u64 }),
@@ -170,6 +170,7 @@ function referenceEncodeNode(node: TreeNode): Record<string, unknown> {
   out['links'] = node.links;
   out['size'] = node.size;
   if (node.content) out['content'] = node.content.map((id) => id.toString('hex'));
+  if (node.sha256) out['sha256'] = node.sha256.toString('hex');
   if (node.subtree) out['subtree'] = node.subtree.toString('hex');
   if (node.linkTarget) referencePutBytes(out, 'linktarget', node.linkTarget);
   if (node.rdev !== undefined) out['rdev'] = node.rdev.toString();

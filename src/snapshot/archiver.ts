@@ -13,6 +13,7 @@
  *   does, so several paths share one tree and a restore recreates them under the target.
  *   Overlapping paths give their union, each entry once (see virtualRoot).
  */
+import { createHash } from 'node:crypto';
 import { lstatSync, readlinkSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import { chunkStream, gearTable } from '../chunker/index.js';
@@ -43,6 +44,11 @@ export interface ArchiveError {
 export interface ArchiveOptions {
   /** Absolute paths to back up. */
   paths: string[];
+  /**
+   * Read the paths below this directory instead of below `/`, and record them as given (an
+   * import stages an old backup's files there: `/srv/www` is read at `<root>/srv/www`).
+   */
+  root?: string | undefined;
   exclude: PathMatcher;
   /** Root tree of the parent snapshot, for change detection. */
   parentTree?: Buffer | undefined;
@@ -124,8 +130,8 @@ interface VirtualEntry {
  * trailing slashes, as restic's filepath.Clean; symlinks are not resolved), so a path given
  * twice, or spelled two ways, is one entry; a path below another one is a child of it.
  */
-function virtualRoot(paths: string[]): VirtualEntry {
-  const root: VirtualEntry = { path: SLASH, given: false, children: new Map() };
+function virtualRoot(paths: string[], base: Buffer): VirtualEntry {
+  const root: VirtualEntry = { path: base, given: false, children: new Map() };
   for (const path of paths) {
     let entry = root;
     for (const part of posix.resolve(path).split('/')) {
@@ -183,13 +189,13 @@ export class Archiver {
 
   async run(): Promise<ArchiveResult> {
     if (!this.options.parentTree) void this.chunker;
-    const root = virtualRoot(this.options.paths);
+    const root = virtualRoot(this.options.paths, this.options.root === undefined ? SLASH : Buffer.from(posix.resolve(this.options.root)));
     let tree: Buffer;
     if (root.given) {
       // "/" itself: the root tree is the root directory's listing (every other path is inside it).
-      const node = baseNode(SLASH, entryStatOf(lstatSync(SLASH, { bigint: true })));
+      const node = baseNode(SLASH, entryStatOf(lstatSync(root.path, { bigint: true })));
       const parent = this.options.parentTree ? { ...node, subtree: this.options.parentTree } : undefined;
-      await this.saveDir(SLASH, node, parent, root.children);
+      await this.saveDir(root.path, node, parent, root.children);
       tree = node.subtree!;
     } else {
       tree = await this.saveVirtualChildren(root, await this.loadParentNodes(this.options.parentTree));
@@ -201,7 +207,7 @@ export class Archiver {
   /** Backs up standard input as one file named `name` at the root. */
   async runStdin(input: AsyncIterable<Uint8Array>, name: string): Promise<ArchiveResult> {
     const now = BigInt(Date.now()) * 1_000_000n;
-    const { content, size } = await this.saveContent(input);
+    const { content, size, sha256 } = await this.saveContent(input);
     this.counters.files_new++;
     this.counters.total_files++;
     this.counters.total_bytes += size;
@@ -218,6 +224,7 @@ export class Archiver {
       links: 1,
       size,
       content,
+      sha256,
     };
     const tree = await this.saveTree([node]);
     this.report(true);
@@ -363,6 +370,8 @@ export class Archiver {
     this.counters.total_bytes += node.size;
     if (parentNode && parentNode.type === 'file' && parentNode.content && unchanged(parentNode, node) && parentNode.content.every((id) => this.repo.hasBlob('data', id))) {
       node.content = parentNode.content;
+      // Absent when the parent predates per-file SHA-256: the file gets one when it next changes.
+      if (parentNode.sha256) node.sha256 = parentNode.sha256;
       this.counters.files_unmodified++;
       return;
     }
@@ -384,6 +393,7 @@ export class Archiver {
       // Another regular file renamed over this one since the scan: record the one that was read.
       if (outcome.replacedBy) Object.assign(node, baseNode(node.name, outcome.replacedBy));
       node.size = outcome.size;
+      node.sha256 = outcome.sha256;
     } finally {
       release();
     }
@@ -392,18 +402,20 @@ export class Archiver {
     else this.counters.files_new++;
   }
 
-  private async saveContent(input: AsyncIterable<Uint8Array>): Promise<{ content: Buffer[]; size: number }> {
+  private async saveContent(input: AsyncIterable<Uint8Array>): Promise<{ content: Buffer[]; size: number; sha256: Buffer }> {
     const { min, avg, max } = this.repo.repo.config.chunker;
     const content: Buffer[] = [];
+    const whole = createHash('sha256');
     let size = 0;
     for await (const chunk of chunkStream(input, { min, avg, max }, this.gear)) {
       this.throwIfAborted();
       size += chunk.length;
+      whole.update(chunk);
       this.counters.bytes_read += chunk.length;
       content.push(await this.saveBlob('data', chunk));
       this.report(false);
     }
-    return { content, size };
+    return { content, size, sha256: whole.digest() };
   }
 
   private readonly dryRunSeen = new Set<string>();

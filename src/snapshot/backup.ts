@@ -14,6 +14,8 @@ const { version } = createRequire(import.meta.url)('../../package.json') as { ve
 export interface BackupOptions {
   /** Absolute paths (ignored with `stdin`). */
   paths: string[];
+  /** Read the paths below this directory (see ArchiveOptions.root). */
+  root?: string | undefined;
   mode: BackupMode;
   exclude: PathMatcher;
   excludePatterns: string[];
@@ -60,6 +62,7 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
   }
   const archiver = new Archiver(indexed, {
     paths,
+    root: options.root,
     exclude: options.exclude,
     parentTree: parent ? Buffer.from(parent.record.tree, 'hex') : undefined,
     dryRun: options.dryRun ?? false,

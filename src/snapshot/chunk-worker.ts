@@ -70,7 +70,7 @@ function take(bytes: number): void {
 
 function run(job: ChunkJob): void {
   try {
-    const { size, stat } = chunkFile(Buffer.from(job.path, 'latin1'), { params: init.params, gear, keys, codec, seal: job.seal, known, noAtime: job.noAtime }, (piece) => {
+    const { size, stat, sha256 } = chunkFile(Buffer.from(job.path, 'latin1'), { params: init.params, gear, keys, codec, seal: job.seal, known, noAtime: job.noAtime }, (piece) => {
       const body = piece.envelope ?? piece.plaintext;
       const length = body?.length ?? 0;
       take(length);
@@ -81,7 +81,8 @@ function run(job: ChunkJob): void {
       send({ seq: job.seq, piece: { at, form: piece.envelope ? 'sealed' : piece.plaintext ? 'plain' : 'hashed', length, rawLength: piece.rawLength } });
     });
     // Another file renamed over the scanned one is read as what it is; its fields go back only then.
-    send(stat.ino === job.ino && stat.dev === job.dev ? { seq: job.seq, size } : { seq: job.seq, size, replacedBy: stat });
+    const done = { seq: job.seq, size, sha256: sha256.toString('hex') };
+    send(stat.ino === job.ino && stat.dev === job.dev ? done : { ...done, replacedBy: stat });
   } catch (error) {
     const e = error as NodeJS.ErrnoException;
     send({ seq: job.seq, error: { message: e.message, code: e.code } });

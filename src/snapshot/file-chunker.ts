@@ -55,7 +55,8 @@ export interface PieceRecord {
 
 export type ChunkMessage =
   | { seq: number; piece: PieceRecord }
-  | { seq: number; size: number; replacedBy?: EntryStat }
+  /** A file done: its size, its SHA-256 (hex: a short string crosses threads cheaper than a buffer) and what was read. */
+  | { seq: number; size: number; sha256: string; replacedBy?: EntryStat }
   | { seq: number; error: { message: string; code: string | undefined } };
 
 /**
@@ -80,6 +81,8 @@ export const CREDIT_BYTES = 8 * 1024 * 1024;
 export interface ChunkOutcome {
   /** Bytes read. */
   size: number;
+  /** Plain SHA-256 of the bytes read. */
+  sha256: Buffer;
   /**
    * The lstat-like fields of the file that was read, when it is not the one scanned (another
    * regular file renamed over it in between): the snapshot records what was read.
@@ -195,7 +198,7 @@ export class FileChunkerPool {
     void job.chain.then(() => {
       if (job.failed !== undefined) job.reject(job.failed as Error);
       else if ('error' in message) job.reject(new FileError(message.error.message, message.error.code));
-      else job.resolve({ size: message.size, replacedBy: message.replacedBy });
+      else job.resolve({ size: message.size, sha256: Buffer.from(message.sha256, 'hex'), replacedBy: message.replacedBy });
     });
   }
 

@@ -1,7 +1,8 @@
 /**
  * Reading a file into sealed chunks, the costly half of a backup, as one synchronous function:
  * read (large reads into one reusable buffer) → FastCDC cut → blob id (keyed hash) →
- * compress + encrypt. It runs in worker threads (src/snapshot/chunk-worker.ts), one file at a
+ * compress + encrypt, and the whole file's plain SHA-256 (FORMAT.md §6.1) over the same bytes,
+ * so that recording it costs no second read. It runs in worker threads (src/snapshot/chunk-worker.ts), one file at a
  * time per worker (at least one, whatever BH_WORKERS says), so both cores work while the main
  * thread walks directories and fills packs.
  *
@@ -9,6 +10,7 @@
  * the repository had when the backup started are recognised by a shared filter and passed on
  * unsealed; duplicates within one backup are still sealed, which saves a round trip per chunk.
  */
+import { type Hash, createHash, hash } from 'node:crypto';
 import { closeSync, readSync } from 'node:fs';
 import { findBoundary } from '../chunker/index.js';
 import type { ChunkerParams } from '../chunker/index.js';
@@ -47,6 +49,8 @@ export interface ChunkedFile {
   size: number;
   /** The fstat of the file that was read (which may not be the one scanned: see openRegularFile). */
   stat: EntryStat;
+  /** Plain SHA-256 of the bytes read. */
+  sha256: Buffer;
 }
 
 /**
@@ -60,6 +64,9 @@ export function chunkFile(path: Buffer, options: ChunkFileOptions, emit: (piece:
   if (buffer.length < 2 * params.max) buffer = Buffer.allocUnsafe(2 * params.max);
   const { fd, stat } = openRegularFile(path, { noAtime: options.noAtime });
   let size = 0;
+  // Most files of a source tree are one chunk: their digest is one call, without a Hash object.
+  let whole: Hash | undefined;
+  let single: Buffer | undefined;
   try {
     let start = 0;
     let end = 0;
@@ -81,6 +88,8 @@ export function chunkFile(path: Buffer, options: ChunkFileOptions, emit: (piece:
       const length = cut < 0 ? end - start : cut;
       const chunk = buffer.subarray(start, start + length);
       const id = keys.blobId(chunk);
+      if (whole === undefined && eof && start === 0 && length === end) single = hash('sha256', chunk, 'buffer');
+      else (whole ??= createHash('sha256')).update(chunk);
       if (!options.seal) emit({ id, rawLength: length });
       // Copied: `chunk` is a view of the read buffer, which the next refill overwrites.
       else if (options.known?.mayHave(id)) emit({ id, rawLength: length, plaintext: Buffer.from(chunk) });
@@ -91,5 +100,5 @@ export function chunkFile(path: Buffer, options: ChunkFileOptions, emit: (piece:
   } finally {
     closeSync(fd);
   }
-  return { size, stat };
+  return { size, stat, sha256: single ?? (whole ?? createHash('sha256')).digest() };
 }

@@ -42,6 +42,11 @@ export interface TreeNode {
   size: number;
   /** Blob ids of a regular file's chunks, in order. */
   content?: Buffer[];
+  /**
+   * Plain SHA-256 of a regular file's content (32 bytes), as `sha256sum` prints it; absent in
+   * snapshots made before bh recorded it (FORMAT.md §6.1, format 1 addition 1).
+   */
+  sha256?: Buffer;
   /** Tree blob id of a directory. */
   subtree?: Buffer;
   linkTarget?: Buffer;
@@ -102,6 +107,7 @@ export function sameNode(a: TreeNode, b: TreeNode): boolean {
     sameBytes(a.subtree, b.subtree) &&
     sameBytes(a.linkTarget, b.linkTarget) &&
     (a.content === b.content || (a.content !== undefined && b.content !== undefined && a.content.length === b.content.length && a.content.every((id, i) => id.equals(b.content![i]!)))) &&
+    sameBytes(a.sha256, b.sha256) &&
     sameXattrs(a.xattrs, b.xattrs)
   );
 }
@@ -139,6 +145,7 @@ const DEVICE = latin1(',"device":');
 const LINKS = latin1(',"links":');
 const SIZE = latin1(',"size":');
 const CONTENT = latin1(',"content":[');
+const SHA256 = latin1(',"sha256":');
 const SUBTREE = latin1(',"subtree":');
 const LINKTARGET = latin1(',"linktarget":');
 const LINKTARGET_BYTES = latin1(',"linktarget_bytes":');
@@ -229,6 +236,10 @@ class CanonicalTreeWriter {
         this.blobId(node.content[i]!);
       }
       this.byte(CLOSE_BRACKET);
+      if (node.sha256) {
+        this.literal(SHA256);
+        this.blobId(node.sha256);
+      }
     }
     if (node.subtree) {
       this.literal(SUBTREE);
@@ -370,6 +381,7 @@ export function encodeTree(nodes: TreeNode[]): Buffer {
     if ((node.type === 'file') !== (node.content !== undefined) || (node.type === 'dir') !== (node.subtree !== undefined)) {
       throw new Error(`entry '${node.name.toString()}' of type ${node.type} has the wrong content fields`);
     }
+    if (node.sha256 !== undefined && (node.type !== 'file' || node.sha256.length !== 32)) throw new Error(`entry '${node.name.toString()}' has a misplaced or malformed sha256`);
   }
   return new CanonicalTreeWriter().tree(sortedByName(nodes));
 }
@@ -495,6 +507,7 @@ class CanonicalTreeReader {
           }
         }
         this.expectByte(CLOSE_BRACKET);
+        if (this.skip(SHA256)) node.sha256 = this.blobId();
         break;
       case 'dir':
         this.expect(SUBTREE);
@@ -629,7 +642,7 @@ class CanonicalTreeReader {
     return true;
   }
 
-  /** A blob id: a JSON string of 64 lowercase hex digits. */
+  /** A blob id (or another SHA-256 value): a JSON string of 64 lowercase hex digits. */
   private blobId(): Buffer {
     const bytes = this.bytes;
     const pos = this.pos;
@@ -741,6 +754,7 @@ function decodeAnyTree(bytes: Buffer, what: string): TreeNode[] {
       const content = raw['content'];
       if (!Array.isArray(content)) fail(`file '${name.toString()}' has no content list`);
       node.content = (content as unknown[]).map(id);
+      if (raw['sha256'] !== undefined) node.sha256 = typeof raw['sha256'] === 'string' && HEX64.test(raw['sha256']) ? Buffer.from(raw['sha256'], 'hex') : fail(`file '${name.toString()}' has a malformed sha256`);
     }
     if (node.type === 'dir') node.subtree = id(raw['subtree']);
     if (node.type === 'symlink') node.linkTarget = bytesField('linktarget') ?? fail(`symlink '${name.toString()}' has no target`);

@@ -394,6 +394,7 @@ export function nodeJson(pathBytes: Buffer, node: TreeNode): Record<string, unkn
     if (!isUtf8(node.linkTarget)) out['linktarget_bytes'] = node.linkTarget.toString('base64');
   }
   if (node.rdev !== undefined) out['rdev'] = node.rdev.toString();
+  if (node.sha256) out['sha256'] = node.sha256.toString('hex');
   if (node.xattrs && node.xattrs.length > 0) out['xattrs'] = node.xattrs.map((x) => ({ name: x.name, value: x.value.toString('base64') }));
   return out;
 }

@@ -11,6 +11,7 @@
  * checked (--verify), its metadata put on, closed; or removed, when any chunk failed or the
  * restore is stopping.
  */
+import { createHash } from 'node:crypto';
 import { closeSync, ftruncateSync, readSync } from 'node:fs';
 import { planRuns, type PlannedRun } from '../../repo/blob-reader.js';
 import { MissingBlobError } from '../../repo/errors.js';
@@ -308,7 +309,9 @@ export class ContentPipeline {
     }
   }
 
+  /** Reads the file back: each chunk against its blob id, and the whole against the recorded SHA-256 where the snapshot has one. */
   private verifyFile(fd: number, node: TreeNode, lengths: number[]): void {
+    const whole = node.sha256 ? createHash('sha256') : undefined;
     let offset = 0;
     for (let i = 0; i < lengths.length; i++) {
       const buf = Buffer.allocUnsafe(lengths[i]!);
@@ -321,8 +324,10 @@ export class ContentPipeline {
       if (got !== buf.length || !this.repo.keys.blobId(buf).equals(node.content![i]!)) {
         throw new VerifyError(`verification failed: bytes at offset ${offset} do not match chunk ${node.content![i]!.toString('hex')}`);
       }
+      whole?.update(buf);
       offset += buf.length;
     }
+    if (whole && node.sha256 && !whole.digest().equals(node.sha256)) throw new VerifyError(`verification failed: the file's SHA-256 is not the one recorded (${node.sha256.toString('hex')})`);
     this.state.result.verified++;
   }
 }
