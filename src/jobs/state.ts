@@ -176,6 +176,27 @@ export interface DestinationOutcome {
   /** What the prune after [RETENTION] did: packs deleted now, packs condemned for a later run. */
   prune?: { packsDeleted: number; packsCondemned: number; bytesDeleted: number } | undefined;
   error?: string | undefined;
+  /** Files the backup found new or changed (the primary only: copies move the same files). */
+  filesNew?: number | undefined;
+  filesChanged?: number | undefined;
+  /** Snapshots in the repository once the run (and its retention) was done. */
+  snapshots?: number | undefined;
+}
+
+/** A ping to the [HEARTBEAT] monitor: `success` after a complete run, `start` and `fail` when configured. */
+export interface PingOutcome {
+  signal: 'success' | 'start' | 'fail';
+  ok: boolean;
+  status?: number | undefined;
+  error?: string | undefined;
+}
+
+/** One notification channel's delivery of one event. */
+export interface NotificationOutcome {
+  channel: string;
+  event: string;
+  ok: boolean;
+  error?: string | undefined;
 }
 
 export interface HookOutcome {
@@ -197,7 +218,24 @@ export interface RunRecord {
   destinations: DestinationOutcome[];
   preHook?: HookOutcome | undefined;
   postHook?: HookOutcome | undefined;
-  heartbeat?: { ok: boolean; status?: number | undefined; error?: string | undefined } | undefined;
+  /** The last ping of the run (success or fail). */
+  heartbeat?: PingOutcome | undefined;
+  heartbeatStart?: PingOutcome | undefined;
+  notifications?: NotificationOutcome[] | undefined;
+}
+
+/** The exit code of a finished run (README.md, "Moving from Backup Handler"). */
+export function exitCodeOfRun(run: RunRecord): number {
+  switch (run.state) {
+    case 'success':
+      return 0;
+    case 'aborted':
+      return 2;
+    case 'interrupted':
+      return 130;
+    default:
+      return 3;
+  }
 }
 
 export interface StatusFile {

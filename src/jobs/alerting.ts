@@ -1,0 +1,344 @@
+/**
+ * Everything a job tells the world about itself, around `bh run` (as its RunObserver), `bh
+ * schedule`, `bh status --alert` and `bh notify test`: the log file, the heartbeat pings, the
+ * notification channels of src/notify/ (fed with events built here from the run record),
+ * staleness alerts (once per stale period, remembered in `<job>.alerts.json` in the state
+ * directory) and the Prometheus metrics file.
+ *
+ * One message per channel per run: when a run's event goes out through a channel and some
+ * destination has newly become stale, the staleness rides along in that message; a separate
+ * job.stale event goes only to channels that do not take the run's event. Nothing here throws
+ * into the run: a channel that fails is a warning, logged and recorded in the run.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { type Delivery, type Notifier, deliver } from '../notify/channel.js';
+import { EVENT_KINDS, type EventKind, type EventTarget, type NotifyEvent } from '../notify/event.js';
+import { humanDuration } from '../notify/format.js';
+import { sendHeartbeat } from '../notify/heartbeat.js';
+import { LocalMailNotifier } from '../notify/local-mail.js';
+import { type JobLog, openJobLog } from '../notify/log.js';
+import { type JobMetrics, renderMetrics } from '../notify/metrics.js';
+import { Redactor } from '../notify/redact.js';
+import { SmtpNotifier } from '../notify/smtp.js';
+import { TelegramNotifier } from '../notify/telegram.js';
+import { WebhookNotifier } from '../notify/webhook.js';
+import type { Job } from './config.js';
+import { describeHookFailure, hookSucceeded } from './hooks.js';
+import type { RunEvents, RunObserver } from './runner.js';
+import { type Staleness, destinationStaleness } from './stale.js';
+import { type NotificationOutcome, type RunRecord, exitCodeOfRun, jobName, jobPaths, readStatus, writeFileAtomic } from './state.js';
+
+export interface AlertsOptions {
+  stateDir: string;
+  /** `bh run --receiver`: more e-mail recipients for this run (validated by the caller). */
+  receivers?: readonly string[] | undefined;
+  /** Where warnings about alerting itself go besides the log (the command's stderr). */
+  warn(message: string): void;
+}
+
+/** What `<job>.alerts.json` remembers: per destination, the last success its stale alert was about ("never" for none). */
+interface AlertState {
+  version: 1;
+  stale: Record<string, string>;
+}
+
+const MAX_ERRORS = 20;
+
+export function alertStatePath(stateDir: string, configFile: string): string {
+  return join(stateDir, `${jobName(configFile)}.alerts.json`);
+}
+
+export function defaultLogPath(stateDir: string, configFile: string): string {
+  return join(stateDir, `${jobName(configFile)}.log`);
+}
+
+/** The job's secrets, and the path of each secret URL (the part that is the credential), for the Redactor. */
+function secretsOf(job: Job): string[] {
+  const out = [...job.secretValues];
+  for (const value of job.secretValues) {
+    try {
+      const path = new URL(value).pathname;
+      if (path.length >= 8) out.push(path);
+    } catch {
+      // not a URL
+    }
+  }
+  return out;
+}
+
+/** The channels a job's config sets up, in a fixed order: telegram, smtp, local-mail, webhook. */
+function channelsOf(job: Job, receivers: readonly string[], log: Logger): Notifier[] {
+  const a = job.alerting;
+  const channels: Notifier[] = [];
+  if (a.telegram) channels.push(new TelegramNotifier(a.telegram, log));
+  if (a.smtp) {
+    const to = [...new Set([...a.smtp.to, ...receivers])];
+    if (to.length > 0) channels.push(new SmtpNotifier({ ...a.smtp, to }, log));
+  }
+  if (a.localMailTo.length > 0) channels.push(new LocalMailNotifier({ to: a.localMailTo }));
+  if (a.webhook) channels.push(new WebhookNotifier(a.webhook, log));
+  return channels;
+}
+
+export class JobAlerts implements RunObserver {
+  readonly log: Logger;
+  readonly channels: readonly Notifier[];
+  private readonly redactor: Redactor;
+  private readonly host = hostname();
+
+  private constructor(
+    private readonly job: Job,
+    private readonly options: AlertsOptions,
+    private readonly jobLog: JobLog,
+    redactor: Redactor,
+  ) {
+    this.redactor = redactor;
+    this.log = jobLog.logger;
+    this.channels = channelsOf(job, options.receivers ?? [], this.log);
+  }
+
+  static open(job: Job, options: AlertsOptions): JobAlerts {
+    const redactor = new Redactor(secretsOf(job));
+    const { logging } = job.alerting;
+    const jobLog = openJobLog({ ...logging, file: logging.file ?? defaultLogPath(options.stateDir, job.file) }, redactor, { job: job.file });
+    return new JobAlerts(job, options, jobLog, redactor);
+  }
+
+  /** The run's progress lines, also written to the log. */
+  events(inner: RunEvents): RunEvents {
+    return {
+      step: (message) => {
+        this.log.info(message);
+        inner.step(message);
+      },
+      warn: (message) => {
+        this.log.warn(message);
+        inner.warn(message);
+      },
+    };
+  }
+
+  private warn(message: string): void {
+    this.log.warn(message);
+    this.options.warn(this.redactor.text(message));
+  }
+
+  async started(run: RunRecord): Promise<void> {
+    this.log.info({ run: run.id }, `run ${run.id} started`);
+    const heartbeat = this.job.heartbeat;
+    if (heartbeat?.signalStart) {
+      run.heartbeatStart = await sendHeartbeat(heartbeat.url, heartbeat.timeoutSeconds, 'start');
+      this.logPing(run.heartbeatStart);
+    }
+  }
+
+  async finished(run: RunRecord): Promise<void> {
+    // The status file is readable by monitoring (0644): no secret may stay in what a run recorded.
+    Object.assign(run, this.redactor.deep({ ...run }));
+    this.logRun(run);
+    const heartbeat = this.job.heartbeat;
+    if (heartbeat && (run.state === 'success' || heartbeat.signalFail)) {
+      run.heartbeat = await sendHeartbeat(heartbeat.url, heartbeat.timeoutSeconds, run.state === 'success' ? 'success' : 'fail');
+      this.logPing(run.heartbeat);
+    }
+
+    const now = Date.now();
+    const status = readStatus(jobPaths(this.options.stateDir, this.job.file).status, this.job.file);
+    const staleness = destinationStaleness(this.job, status, now);
+    run.notifications = await this.notify(runEvent(this.job, run, this.host), staleness, now);
+    await this.writeMetrics(run, staleness, status.lastSuccess);
+  }
+
+  /** `bh status --alert`: a job.stale event for destinations newly stale (once per stale period). */
+  async alertStale(now = Date.now()): Promise<{ staleness: Staleness[]; deliveries: NotificationOutcome[] }> {
+    const status = readStatus(jobPaths(this.options.stateDir, this.job.file).status, this.job.file);
+    const staleness = destinationStaleness(this.job, status, now);
+    return { staleness, deliveries: await this.notify(undefined, staleness, now) };
+  }
+
+  /** `bh notify test`: a test event through every channel (or the one named), notify_on aside. */
+  async test(channel?: string): Promise<Delivery[]> {
+    const channels = channel === undefined ? this.channels : this.channels.filter((c) => c.name === channel);
+    const event: NotifyEvent = {
+      kind: 'notify.test',
+      host: this.host,
+      job: this.job.file,
+      time: new Date().toISOString(),
+      targets: this.job.destinations.map((d) => ({ name: d.location, ok: true, result: 'configured' })),
+      errors: [],
+      facts: [`a test message from \`bh notify test\`: the ${channels.map((c) => c.name).join(', ')} channel(s) of this job reach you`],
+    };
+    return deliver(channels, this.redactor.deep(event), this.log);
+  }
+
+  async close(): Promise<void> {
+    await this.jobLog.close();
+  }
+
+  private wants(kind: EventKind): boolean {
+    const category = EVENT_KINDS[kind].category;
+    return category === 'test' || this.job.alerting.notifyOn.includes(category);
+  }
+
+  /**
+   * Sends the run's event (when there is one and notify_on wants it) and the staleness of
+   * destinations newly stale, one message per channel; records which stale periods were told.
+   */
+  private async notify(primary: NotifyEvent | undefined, staleness: Staleness[], now: number): Promise<NotificationOutcome[]> {
+    const statePath = alertStatePath(this.options.stateDir, this.job.file);
+    const state = readAlertState(statePath);
+    const periodOf = (s: Staleness): string => s.lastSuccess ?? 'never';
+    const newlyStale = staleness.filter((s) => s.stale === true && state.stale[s.location] !== periodOf(s));
+    const staleFacts = newlyStale.map((s) => `stale: ${s.location}, last success ${s.lastSuccess === null ? 'never' : `${s.lastSuccess} (${humanDuration(s.ageMs ?? 0)} ago)`}`);
+    const staleEvent: NotifyEvent | undefined =
+      newlyStale.length === 0
+        ? undefined
+        : {
+            kind: 'job.stale',
+            host: this.host,
+            job: this.job.file,
+            time: new Date(now).toISOString(),
+            targets: newlyStale.map((s) => ({ name: s.location, ok: false, result: `STALE: last success ${s.lastSuccess === null ? 'never' : `${humanDuration(s.ageMs ?? 0)} ago`}` })),
+            errors: [],
+            facts: [`staleness_factor ${this.job.preflight.stalenessFactor} × the schedule's longest gap has passed without a successful backup`],
+          };
+    const withStale = primary && staleEvent ? { ...primary, facts: [...primary.facts, ...staleFacts] } : primary;
+
+    const outcomes: NotificationOutcome[] = [];
+    let staleTold = false;
+    for (const channel of this.channels) {
+      let event: NotifyEvent | undefined;
+      if (withStale && this.wants(withStale.kind) && channel.accepts(withStale.kind)) event = withStale;
+      else if (staleEvent && this.wants('job.stale') && channel.accepts('job.stale')) event = staleEvent;
+      if (!event) continue;
+      const [delivery] = await deliver([channel], this.redactor.deep(event), this.log);
+      if (!delivery!.ok) this.options.warn(`notification through ${channel.name} failed: ${delivery!.error ?? ''}`); // deliver() logged it
+      else if (event === staleEvent || (event === withStale && staleEvent)) staleTold = true;
+      outcomes.push({ channel: channel.name, event: event.kind, ok: delivery!.ok, error: delivery!.error });
+    }
+
+    // A stale period is told once; one that nobody could be told is tried again next time.
+    const nobodyListens = !this.channels.some((c) => (withStale && this.wants(withStale.kind) && c.accepts(withStale.kind)) || (this.wants('job.stale') && c.accepts('job.stale')));
+    const next: AlertState = { version: 1, stale: {} };
+    for (const s of staleness) {
+      if (s.stale !== true) continue;
+      const told = state.stale[s.location] === periodOf(s) || staleTold || nobodyListens;
+      if (told) next.stale[s.location] = periodOf(s);
+    }
+    if (JSON.stringify(next) !== JSON.stringify(state)) await writeFileAtomic(statePath, JSON.stringify(next, null, 2) + '\n', 0o600).catch((error: Error) => this.warn(`cannot record the stale alerts in ${statePath}: ${error.message}`));
+    return outcomes;
+  }
+
+  private logPing(ping: { signal: string; ok: boolean; error?: string | undefined }): void {
+    if (ping.ok) this.log.info({ heartbeat: ping.signal }, `heartbeat ${ping.signal} ping sent`);
+    else this.warn(`heartbeat ${ping.signal} ping failed: ${ping.error ?? ''}`);
+  }
+
+  private logRun(run: RunRecord): void {
+    for (const hook of [run.preHook, run.postHook]) {
+      if (hook) this.log.info({ hook: hook.command, exitCode: hook.exitCode, timedOut: hook.timedOut }, `hook ${hook.command}: ${hookSucceeded(hook) ? 'succeeded' : 'FAILED'}`);
+    }
+    for (const d of run.destinations) {
+      const fields = { destination: d.location, ok: d.ok, snapshot: d.snapshotId, bytesAdded: d.bytesAdded, copiedFrom: d.copiedFrom, error: d.error };
+      if (d.ok) this.log.info(fields, `${d.location}: ok`);
+      else this.log.warn(fields, `${d.location}: FAILED: ${d.error ?? ''}`);
+    }
+    const fields = { run: run.id, state: run.state, exitCode: exitCodeOfRun(run), started: run.started, finished: run.finished, error: run.error };
+    if (run.state === 'success') this.log.info(fields, `run ${run.id} ${run.state}`);
+    else this.log.warn(fields, `run ${run.id} ${run.state}${run.error ? `: ${run.error}` : ''}`);
+  }
+
+  private async writeMetrics(run: RunRecord, staleness: Staleness[], lastSuccess: Record<string, string>): Promise<void> {
+    const file = this.job.alerting.metricsFile;
+    if (file === undefined) return;
+    const primaries = run.destinations.filter((d) => d.copiedFrom === undefined);
+    const metrics: JobMetrics = {
+      job: this.job.file,
+      lastRun: {
+        startedSeconds: Date.parse(run.started) / 1000,
+        endedSeconds: Date.parse(run.finished ?? run.started) / 1000,
+        exitCode: exitCodeOfRun(run),
+        bytesAdded: run.destinations.reduce((sum, d) => sum + (d.bytesAdded ?? 0), 0),
+        filesNew: primaries.reduce((sum, d) => sum + (d.filesNew ?? 0), 0),
+        filesChanged: primaries.reduce((sum, d) => sum + (d.filesChanged ?? 0), 0),
+      },
+      destinations: staleness.map((s) => {
+        const outcome = run.destinations.find((d) => d.location === s.location);
+        const last = lastSuccess[s.location];
+        return { name: s.location, lastSuccessSeconds: last === undefined ? undefined : Date.parse(last) / 1000, lastRunOk: outcome?.ok, snapshots: outcome?.snapshots, stale: s.stale ?? undefined };
+      }),
+    };
+    try {
+      await writeFileAtomic(file, renderMetrics(metrics), 0o644);
+      this.log.info({ file }, 'metrics written');
+    } catch (error) {
+      this.warn(`cannot write the metrics file ${file}: ${(error as Error).message}`);
+    }
+  }
+}
+
+/** What `bh config check` shows of the alerting setup: never a secret (hosts, counts, formats). */
+export function alertingSummary(job: Job): { notifyOn: string[]; channels: string[]; log: string; metrics: string | null } {
+  const a = job.alerting;
+  const channels: string[] = [];
+  if (a.telegram) channels.push(`telegram: ${a.telegram.chatIds.length} chat(s) via ${new URL(a.telegram.apiBase).host}`);
+  if (a.smtp) channels.push(`smtp: ${a.smtp.host}:${a.smtp.port} (${a.smtp.useTls ? (a.smtp.port === 465 ? 'TLS' : 'STARTTLS') : 'no TLS'}) to ${a.smtp.to.join(', ') || '--receiver only'}`);
+  if (a.localMailTo.length > 0) channels.push(`local-mail: ${a.localMailTo.join(', ')}`);
+  if (a.webhook) channels.push(`webhook: ${a.webhook.format} at ${new URL(a.webhook.url).host}`);
+  if (job.heartbeat) channels.push(`heartbeat: ${new URL(job.heartbeat.url).host}${job.heartbeat.signalStart ? ' +start' : ''}${job.heartbeat.signalFail ? ' +fail' : ''}`);
+  const log = `${a.logging.file ?? '<state dir>/' + jobName(job.file) + '.log'} (${a.logging.level}, rotated at ${a.logging.maxSizeBytes} bytes, ${a.logging.keep} kept)`;
+  return { notifyOn: a.notifyOn, channels, log, metrics: a.metricsFile ?? null };
+}
+
+function readAlertState(path: string): AlertState {
+  try {
+    const value = JSON.parse(readFileSync(path, 'utf8')) as AlertState;
+    if (value.version === 1 && typeof value.stale === 'object') return value;
+  } catch {
+    // none yet, or unreadable: nothing was told
+  }
+  return { version: 1, stale: {} };
+}
+
+/** run.failed also when every destination failed: nothing was stored, whatever the exit code. */
+function kindOfRun(run: RunRecord): EventKind {
+  switch (run.state) {
+    case 'success':
+      return 'run.succeeded';
+    case 'partial':
+      return 'run.partial';
+    case 'interrupted':
+      return 'run.interrupted';
+    default:
+      return 'run.failed';
+  }
+}
+
+export function runEvent(job: Job, run: RunRecord, host: string): NotifyEvent {
+  const targets: EventTarget[] = run.destinations.map((d) => ({
+    name: d.location,
+    ok: d.ok,
+    result: d.ok ? ['ok', d.copiedFrom ? 'copied' : '', d.initialized ? 'new repository' : ''].filter((x) => x !== '').join(', ') : `FAILED: ${d.error ?? 'unknown error'}`,
+    snapshotId: d.snapshotId,
+    bytesAdded: d.bytesAdded,
+  }));
+  const errors: string[] = [];
+  if (run.error) errors.push(run.error);
+  for (const d of run.destinations) if (!d.ok && d.error) errors.push(`${d.location}: ${d.error}`);
+  if (run.postHook && !hookSucceeded(run.postHook)) errors.push(describeHookFailure('the post-backup', run.postHook));
+  return {
+    kind: kindOfRun(run),
+    host,
+    job: job.file,
+    time: run.finished ?? new Date().toISOString(),
+    runId: run.id,
+    exitCode: exitCodeOfRun(run),
+    durationMs: run.finished ? Date.parse(run.finished) - Date.parse(run.started) : undefined,
+    targets,
+    errors: errors.slice(0, MAX_ERRORS),
+    facts: [],
+  };
+}
