@@ -320,6 +320,21 @@ describe('bh run with every channel', () => {
     expect(received(job).webhook[0]).toMatchObject({ event: 'run.failed', exit_code: 2 });
   });
 
+  it('a config error elsewhere (exit 1) still reaches the channels as run.failed, naming the problem', async () => {
+    const job = makeJob({ schedule: false });
+    writeFileSync(job.config, readFileSync(job.config, 'utf8').replace('mode = incremental', 'mode = sideways'));
+    const r = await job.run();
+    expect(r.code, detail(r)).toBe(1);
+    expect(r.stderr).toMatch(/\[DEFAULT\] mode: 'sideways' is not a backup mode/);
+    const got = received(job);
+    expect(got.webhook).toHaveLength(1);
+    expect(got.webhook[0]).toMatchObject({ event: 'run.failed', exit_code: 1 });
+    expect((got.webhook[0]!['errors'] as string[]).join('\n')).toMatch(/\[DEFAULT\] mode: 'sideways' is not a backup mode/);
+    expect(got.telegram).toHaveLength(1);
+    expect(got.smtp).toHaveLength(1);
+    expect((await waitForLocalMails(job, 1))[0]!.subject).toMatch(/backup FAILED/);
+  });
+
   it('stale detection with notify_on = stale sends once per stale period, from bh run and from bh status --alert', async () => {
     const missing = join(tmp, 'gone-disk/repo');
     const job = makeJob({ destinations: [join(tmp, 'stale-ok-repo'), missing], notifications: 'notify_on = stale' });

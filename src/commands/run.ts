@@ -1,5 +1,7 @@
 import { Command, Option } from 'clipanion';
-import { JobAlerts } from '../jobs/alerting.js';
+import { JobAlerts, alertBrokenConfig } from '../jobs/alerting.js';
+import type { Job } from '../jobs/config.js';
+import { ConfigError } from '../jobs/ini.js';
 import { runJob } from '../jobs/runner.js';
 import { exitCodeOfRun } from '../jobs/state.js';
 import { isEmailAddress } from '../notify/smtp.js';
@@ -46,7 +48,7 @@ export class RunCommand extends StatefulJobCommand {
   async run(): Promise<number> {
     const receivers = (this.receiver ?? []).flatMap((r) => r.split(',')).map((r) => r.trim()).filter((r) => r !== '');
     for (const address of receivers) if (!isEmailAddress(address)) throw new UserError(`--receiver '${address}' is not an e-mail address; write a plain address such as ops@example.com`);
-    const job = this.loadJob();
+    const job = await this.loadJobOrAlert(receivers);
     if (receivers.length > 0 && !job.alerting.smtp) throw new UserError(`--receiver needs a mail server: set [SMTP] host (and from_addr) in ${job.file}`);
     const report = this.report;
     const stateDir = this.resolvedStateDir();
@@ -73,5 +75,20 @@ export class RunCommand extends StatefulJobCommand {
     if (run.error) report.warn(`bh: ${run.error}`);
     report.line(`run ${run.state}${this.dryRun ? ' (dry run: nothing stored)' : ''}`);
     return code;
+  }
+
+  /** The job; when its config does not validate, its channels still hear of the failed run (if their own sections are sound). */
+  private async loadJobOrAlert(receivers: string[]): Promise<Job> {
+    const file = this.configPath();
+    try {
+      return this.loadJob();
+    } catch (error) {
+      if (error instanceof ConfigError && !this.dryRun) {
+        const warn = (message: string): void => this.report.warn(`warning: ${message}`);
+        const told = await alertBrokenConfig(file, this.context.env, { stateDir: this.resolvedStateDir(), receivers, warn }, error);
+        for (const n of told) this.report.line(`notification ${n.event} through ${n.channel}: ${n.ok ? 'sent' : `FAILED (${n.error ?? ''})`}`);
+      }
+      throw error;
+    }
   }
 }

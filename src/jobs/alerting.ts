@@ -25,7 +25,9 @@ import { Redactor } from '../notify/redact.js';
 import { SmtpNotifier } from '../notify/smtp.js';
 import { TelegramNotifier } from '../notify/telegram.js';
 import { WebhookNotifier } from '../notify/webhook.js';
-import type { Job } from './config.js';
+import { type Job, Reader, readBotConfig } from './config.js';
+import { readAlerting } from './alerting-config.js';
+import { type ConfigError, formatIssue, parseIni } from './ini.js';
 import { describeHookFailure, hookSucceeded } from './hooks.js';
 import type { RunEvents, RunObserver } from './runner.js';
 import { type Staleness, destinationStaleness } from './stale.js';
@@ -55,8 +57,11 @@ export function defaultLogPath(stateDir: string, configFile: string): string {
   return join(stateDir, `${jobName(configFile)}.log`);
 }
 
+/** What alerting needs of a job: a whole one, or what could be read of a broken config file. */
+export type AlertingJob = Pick<Job, 'file' | 'alerting' | 'secretValues' | 'heartbeat' | 'destinations' | 'schedule' | 'preflight'>;
+
 /** The job's secrets, and the path of each secret URL (the part that is the credential), for the Redactor. */
-function secretsOf(job: Job): string[] {
+function secretsOf(job: AlertingJob): string[] {
   const out = [...job.secretValues];
   for (const value of job.secretValues) {
     try {
@@ -70,7 +75,7 @@ function secretsOf(job: Job): string[] {
 }
 
 /** The channels a job's config sets up, in a fixed order: telegram, smtp, local-mail, webhook. */
-function channelsOf(job: Job, receivers: readonly string[], log: Logger): Notifier[] {
+function channelsOf(job: AlertingJob, receivers: readonly string[], log: Logger): Notifier[] {
   const a = job.alerting;
   const channels: Notifier[] = [];
   if (a.telegram) channels.push(new TelegramNotifier(a.telegram, log));
@@ -90,7 +95,7 @@ export class JobAlerts implements RunObserver {
   private readonly host = hostname();
 
   private constructor(
-    private readonly job: Job,
+    private readonly job: AlertingJob,
     private readonly options: AlertsOptions,
     private readonly jobLog: JobLog,
     redactor: Redactor,
@@ -100,7 +105,7 @@ export class JobAlerts implements RunObserver {
     this.channels = channelsOf(job, options.receivers ?? [], this.log);
   }
 
-  static open(job: Job, options: AlertsOptions): JobAlerts {
+  static open(job: AlertingJob, options: AlertsOptions): JobAlerts {
     const redactor = new Redactor(secretsOf(job));
     const { logging } = job.alerting;
     const jobLog = openJobLog({ ...logging, file: logging.file ?? defaultLogPath(options.stateDir, job.file) }, redactor, { job: job.file });
@@ -187,7 +192,8 @@ export class JobAlerts implements RunObserver {
    * Sends the run's event (when there is one and notify_on wants it) and the staleness of
    * destinations newly stale, one message per channel; records which stale periods were told.
    */
-  private async notify(primary: NotifyEvent | undefined, staleness: Staleness[], now: number): Promise<NotificationOutcome[]> {
+  private async notify(primary: NotifyEvent | undefined, staleness: Staleness[] | undefined, now: number): Promise<NotificationOutcome[]> {
+    if (staleness === undefined) return this.sendToEach(primary, undefined);
     const statePath = alertStatePath(this.options.stateDir, this.job.file);
     const state = readAlertState(statePath);
     const periodOf = (s: Staleness): string => s.lastSuccess ?? 'never';
@@ -206,19 +212,8 @@ export class JobAlerts implements RunObserver {
             facts: [`staleness_factor ${this.job.preflight.stalenessFactor} × the schedule's longest gap has passed without a successful backup`],
           };
     const withStale = primary && staleEvent ? { ...primary, facts: [...primary.facts, ...staleFacts] } : primary;
-
-    const outcomes: NotificationOutcome[] = [];
-    let staleTold = false;
-    for (const channel of this.channels) {
-      let event: NotifyEvent | undefined;
-      if (withStale && this.wants(withStale.kind) && channel.accepts(withStale.kind)) event = withStale;
-      else if (staleEvent && this.wants('job.stale') && channel.accepts('job.stale')) event = staleEvent;
-      if (!event) continue;
-      const [delivery] = await deliver([channel], this.redactor.deep(event), this.log);
-      if (!delivery!.ok) this.options.warn(`notification through ${channel.name} failed: ${delivery!.error ?? ''}`); // deliver() logged it
-      else if (event === staleEvent || (event === withStale && staleEvent)) staleTold = true;
-      outcomes.push({ channel: channel.name, event: event.kind, ok: delivery!.ok, error: delivery!.error });
-    }
+    const outcomes = await this.sendToEach(withStale, staleEvent);
+    const staleTold = staleEvent !== undefined && outcomes.some((o) => o.ok);
 
     // A stale period is told once; one that nobody could be told is tried again next time.
     const nobodyListens = !this.channels.some((c) => (withStale && this.wants(withStale.kind) && c.accepts(withStale.kind)) || (this.wants('job.stale') && c.accepts('job.stale')));
@@ -230,6 +225,35 @@ export class JobAlerts implements RunObserver {
     }
     if (JSON.stringify(next) !== JSON.stringify(state)) await writeFileAtomic(statePath, JSON.stringify(next, null, 2) + '\n', 0o600).catch((error: Error) => this.warn(`cannot record the stale alerts in ${statePath}: ${error.message}`));
     return outcomes;
+  }
+
+  /** Per channel: `primary` if notify_on and the channel take it, else `fallback` if they take that. */
+  private async sendToEach(primary: NotifyEvent | undefined, fallback: NotifyEvent | undefined): Promise<NotificationOutcome[]> {
+    const outcomes: NotificationOutcome[] = [];
+    for (const channel of this.channels) {
+      const event = [primary, fallback].find((e) => e !== undefined && this.wants(e.kind) && channel.accepts(e.kind));
+      if (!event) continue;
+      const [delivery] = await deliver([channel], this.redactor.deep(event), this.log);
+      if (!delivery!.ok) this.options.warn(`notification through ${channel.name} failed: ${delivery!.error ?? ''}`); // deliver() logged it
+      outcomes.push({ channel: channel.name, event: event.kind, ok: delivery!.ok, error: delivery!.error });
+    }
+    return outcomes;
+  }
+
+  /** A run that could not start because its config is broken: run.failed (exit 1) to every channel that takes it. */
+  async configFailed(error: ConfigError): Promise<NotificationOutcome[]> {
+    const event: NotifyEvent = {
+      kind: 'run.failed',
+      host: this.host,
+      job: this.job.file,
+      time: new Date().toISOString(),
+      exitCode: 1,
+      targets: [],
+      errors: error.issues.map(formatIssue),
+      facts: [`the configuration has ${error.issues.length} problem(s): nothing was backed up; \`bh config check --config ${this.job.file}\` lists them`],
+    };
+    this.log.error({ problems: event.errors }, `run not started: ${error.issues.length} problem(s) in the configuration`);
+    return this.notify(event, undefined, Date.now());
   }
 
   private logPing(ping: { signal: string; ok: boolean; error?: string | undefined }): void {
@@ -293,6 +317,30 @@ export function alertingSummary(job: Job): { notifyOn: string[]; channels: strin
   return { notifyOn: a.notifyOn, channels, log, metrics: a.metricsFile ?? null };
 }
 
+/**
+ * `bh run` on a config file that does not validate: when its alerting sections themselves are
+ * sound, their channels are told (run.failed, exit 1), so a typo elsewhere cannot silence the
+ * run's failure. Nothing is told when they are broken too (the error on stderr is all there is).
+ */
+export async function alertBrokenConfig(file: string, env: Readonly<Record<string, string | undefined>>, options: AlertsOptions, error: ConfigError): Promise<NotificationOutcome[]> {
+  let r: Reader;
+  let alerting: Job['alerting'];
+  try {
+    r = new Reader(parseIni(readFileSync(file, 'utf8'), file), env);
+    alerting = readAlerting(r, readBotConfig(file, env));
+  } catch {
+    return [];
+  }
+  if (r.issues.length > 0) return [];
+  const job: AlertingJob = { file, alerting, secretValues: [...r.secretValues], heartbeat: undefined, destinations: [], schedule: [], preflight: { stalenessFactor: 1 } };
+  const alerts = JobAlerts.open(job, options);
+  try {
+    return await alerts.configFailed(error);
+  } finally {
+    await alerts.close();
+  }
+}
+
 function readAlertState(path: string): AlertState {
   try {
     const value = JSON.parse(readFileSync(path, 'utf8')) as AlertState;
@@ -317,7 +365,7 @@ function kindOfRun(run: RunRecord): EventKind {
   }
 }
 
-export function runEvent(job: Job, run: RunRecord, host: string): NotifyEvent {
+export function runEvent(job: Pick<Job, 'file'>, run: RunRecord, host: string): NotifyEvent {
   const targets: EventTarget[] = run.destinations.map((d) => ({
     name: d.location,
     ok: d.ok,

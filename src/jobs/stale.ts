@@ -17,7 +17,7 @@ export interface Staleness {
   stale: boolean | null;
 }
 
-export function destinationStaleness(job: Job, status: StatusFile, now: number): Staleness[] {
+export function destinationStaleness(job: Pick<Job, 'destinations' | 'schedule' | 'preflight'>, status: StatusFile, now: number): Staleness[] {
   const interval = scheduleInterval(job.schedule);
   return job.destinations.map((d) => {
     const lastSuccess = status.lastSuccess[d.location] ?? null;
