@@ -228,7 +228,7 @@ describe('SMTP (real server: STARTTLS, AUTH)', () => {
     password: SMTP_PASSWORD,
     from: 'bh@backup-host.example',
     to: ['ops@example.com', 'boss@example.org'],
-    useTls: true,
+    tls: 'starttls',
     caFile: smtp.caFile,
     ...overrides,
   });
@@ -258,6 +258,20 @@ describe('SMTP (real server: STARTTLS, AUTH)', () => {
     await expect(new SmtpNotifier(settings({ port }), undefined, FAST).send(event())).rejects.toThrow(new RegExp(`127.0.0.1:${port} could not be used: .*ECONNREFUSED.*\\(after 3 tries\\)`));
 
     await expect(new SmtpNotifier(settings({ caFile: undefined }), undefined, FAST).send(event())).rejects.toThrow(/TLS with 127.0.0.1:\d+ failed: .*set \[SMTP\] ca_file/);
+  });
+
+  it('speaks implicit TLS (SMTPS) to a server that wants it, and never upgrades with tls none', async () => {
+    const smtps = await startSmtp(tmp, { user: SMTP_USER, password: SMTP_PASSWORD }, true);
+    try {
+      await new SmtpNotifier(settings({ port: smtps.port, tls: 'implicit', caFile: smtps.caFile }), undefined, FAST).send(event());
+      expect(smtps.mails.map((m) => [m.secure, m.user])).toEqual([[true, SMTP_USER]]);
+    } finally {
+      await smtps.close();
+    }
+    // tls none never upgrades: this server refuses a login in clear (smtp-server: 538, STARTTLS first).
+    const before = smtp.mails.length;
+    await expect(new SmtpNotifier(settings({ tls: 'none' }), undefined, FAST).send(event())).rejects.toThrow(/refused the login as bh-sender \(538\)/);
+    expect(smtp.mails.length).toBe(before);
   });
 
   it('validates addresses as people write them', () => {

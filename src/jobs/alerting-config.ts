@@ -8,7 +8,7 @@ import { isAbsolute, resolve } from 'node:path';
 import type { EventCategory } from '../notify/event.js';
 import { NOTIFY_CATEGORIES } from '../notify/event.js';
 import { DEFAULT_LOG_KEEP, DEFAULT_LOG_MAX_SIZE, LOG_LEVELS, type LogLevel, parseSize } from '../notify/log.js';
-import { isEmailAddress, type SmtpSettings } from '../notify/smtp.js';
+import { isEmailAddress, type SmtpSettings, type SmtpTls } from '../notify/smtp.js';
 import { TELEGRAM_API_BASE, type TelegramSettings } from '../notify/telegram.js';
 import { WEBHOOK_FORMATS, type WebhookSettings, guessWebhookFormat } from '../notify/webhook.js';
 import type { Reader } from './config.js';
@@ -91,7 +91,7 @@ function readSmtp(r: Reader): SmtpSettings | undefined {
   const port = r.number('SMTP', 'port', DEFAULT_SMTP_PORT, 'integer', 1);
   const user = r.string('SMTP', 'user');
   const password = r.string('SMTP', 'password');
-  const useTls = r.bool('SMTP', 'use_tls', true);
+  const tls = readSmtpTls(r, port);
   const caText = r.string('SMTP', 'ca_file');
   const caFile = caText === undefined ? undefined : r.absolutePath('SMTP', 'ca_file', caText);
   const from = r.string('SMTP', 'from_addr') ?? (user !== undefined && isEmailAddress(user) ? user : undefined);
@@ -108,10 +108,17 @@ function readSmtp(r: Reader): SmtpSettings | undefined {
   if (from === undefined) r.problem('SMTP', 'from_addr', 'is not set (and user is no address)', 'set from_addr = bh@your.domain');
   else if (!isEmailAddress(from)) r.problem('SMTP', 'from_addr', `'${from}' is not an e-mail address`, 'write a plain address (bh@example.com)');
   if (user !== undefined && password === undefined) r.problem('SMTP', 'password', 'is not set but user is', "add 'password = ${SMTP_PASSWORD}' (and export SMTP_PASSWORD), or remove user");
-  if (!useTls && user !== undefined) r.warnings.push('[SMTP] use_tls = False with a login: the password crosses the network in clear');
+  if (tls === 'none' && user !== undefined) r.warnings.push('[SMTP] use_tls = False with a login: the password crosses the network in clear');
   const to = [...new Set([...toAddrs, ...receivers])];
   if (to.length === 0) r.warnings.push('[SMTP] has no recipients (to_addrs, [NOTIFICATIONS] receiver_emails): e-mail goes out only with bh run --receiver');
-  return { host, port, user, password, from: from ?? '', to, useTls, caFile };
+  return { host, port, user, password, from: from ?? '', to, tls, caFile };
+}
+
+/** use_tls: True (STARTTLS, or implicit TLS on port 465), False (none); bh also takes starttls / implicit. */
+function readSmtpTls(r: Reader, port: number): SmtpTls {
+  const text = r.string('SMTP', 'use_tls')?.toLowerCase();
+  if (text === 'starttls' || text === 'implicit') return text;
+  return r.bool('SMTP', 'use_tls', true) ? (port === 465 ? 'implicit' : 'starttls') : 'none';
 }
 
 /** [NOTIFICATIONS] local_mail_to, else [PREFLIGHT] local_mail_to (where the old tool had it). */

@@ -309,7 +309,7 @@ export function alertingSummary(job: Job): { notifyOn: string[]; channels: strin
   const a = job.alerting;
   const channels: string[] = [];
   if (a.telegram) channels.push(`telegram: ${a.telegram.chatIds.length} chat(s) via ${new URL(a.telegram.apiBase).host}`);
-  if (a.smtp) channels.push(`smtp: ${a.smtp.host}:${a.smtp.port} (${a.smtp.useTls ? (a.smtp.port === 465 ? 'TLS' : 'STARTTLS') : 'no TLS'}) to ${a.smtp.to.join(', ') || '--receiver only'}`);
+  if (a.smtp) channels.push(`smtp: ${a.smtp.host}:${a.smtp.port} (${a.smtp.tls === 'implicit' ? 'TLS' : a.smtp.tls === 'starttls' ? 'STARTTLS' : 'no TLS'}) to ${a.smtp.to.join(', ') || '--receiver only'}`);
   if (a.localMailTo.length > 0) channels.push(`local-mail: ${a.localMailTo.join(', ')}`);
   if (a.webhook) channels.push(`webhook: ${a.webhook.format} at ${new URL(a.webhook.url).host}`);
   if (job.heartbeat) channels.push(`heartbeat: ${new URL(job.heartbeat.url).host}${job.heartbeat.signalStart ? ' +start' : ''}${job.heartbeat.signalFail ? ' +fail' : ''}`);

@@ -1,7 +1,7 @@
 /**
  * [SMTP]: e-mail through a mail server with nodemailer, as multipart/alternative (the full text
- * and its HTML form, every value escaped). TLS: with use_tls (the default) STARTTLS is required,
- * or implicit TLS on port 465; without it the connection stays plain (no STARTTLS attempted).
+ * and its HTML form, every value escaped). TLS: STARTTLS required, implicit TLS (SMTPS, port
+ * 465), or none (the connection stays plain: no STARTTLS attempted).
  * Up to 3 tries on connection errors (refused, timed out, reset, DNS); none after a refused
  * login or a refused recipient: those fail the same way again.
  */
@@ -12,6 +12,8 @@ import type { EventKind, NotifyEvent } from './event.js';
 import { fullHtml, fullText, subjectOf } from './format.js';
 import { DEFAULT_RETRY, type RetryPolicy, TransientError, withRetries } from './retry.js';
 
+export type SmtpTls = 'starttls' | 'implicit' | 'none';
+
 export interface SmtpSettings {
   host: string;
   port: number;
@@ -19,7 +21,7 @@ export interface SmtpSettings {
   password?: string | undefined;
   from: string;
   to: string[];
-  useTls: boolean;
+  tls: SmtpTls;
   /** A PEM file of the CA that signed the server's certificate (a private mail server); else the system's CAs. */
   caFile?: string | undefined;
 }
@@ -48,13 +50,12 @@ export class SmtpNotifier implements Notifier {
 
   async send(event: NotifyEvent): Promise<void> {
     const s = this.settings;
-    const implicitTls = s.useTls && s.port === 465;
     const transport = nodemailer.createTransport({
       host: s.host,
       port: s.port,
-      secure: implicitTls,
-      requireTLS: s.useTls && !implicitTls,
-      ignoreTLS: !s.useTls,
+      secure: s.tls === 'implicit',
+      requireTLS: s.tls === 'starttls',
+      ignoreTLS: s.tls === 'none',
       auth: s.user !== undefined ? { user: s.user, pass: s.password ?? '' } : undefined,
       tls: s.caFile !== undefined ? { ca: readFileSync(s.caFile) } : undefined,
       connectionTimeout: TIMEOUT_MS,

@@ -10,7 +10,7 @@
  *   Bot API documents it (ok/result, error_code/description, 429 with parameters.retry_after).
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { join } from 'node:path';
 import { type ParsedMail, simpleParser } from 'mailparser';
@@ -55,22 +55,24 @@ export interface SmtpPeer {
   close(): Promise<void>;
 }
 
-/** A self-signed certificate for localhost/127.0.0.1 in `dir` (key.pem, cert.pem). */
-export function selfSignedCert(dir: string): { key: string; cert: string } {
+/** A self-signed certificate for localhost/127.0.0.1, in a new folder below `parent`. */
+export function selfSignedCert(parent: string): { key: string; cert: string } {
+  const dir = mkdtempSync(join(parent, 'cert-'));
   const key = join(dir, 'key.pem');
   const cert = join(dir, 'cert.pem');
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
   return { key, cert };
 }
 
-export async function startSmtp(dir: string, credentials: { user: string; password: string }): Promise<SmtpPeer> {
+/** `implicitTls`: TLS from the first byte (SMTPS, as on port 465) instead of STARTTLS. */
+export async function startSmtp(dir: string, credentials: { user: string; password: string }, implicitTls = false): Promise<SmtpPeer> {
   const { key, cert } = selfSignedCert(dir);
   const mails: ReceivedMail[] = [];
   const peer = { port: 0, caFile: cert, mails, connections: 0, close: async () => undefined } as SmtpPeer;
   const server = new SMTPServer({
     key: readFileSync(key),
     cert: readFileSync(cert),
-    secure: false,
+    secure: implicitTls,
     authMethods: ['PLAIN', 'LOGIN'],
     logger: false,
     onConnect: (_session, callback) => {
