@@ -88,6 +88,10 @@ function channelsOf(job: AlertingJob, receivers: readonly string[], log: Logger)
   return channels;
 }
 
+function hasChannels(a: Job['alerting'], receivers: readonly string[]): boolean {
+  return a.telegram !== undefined || (a.smtp !== undefined && a.smtp.to.length + receivers.length > 0) || a.localMailTo.length > 0 || a.webhook !== undefined;
+}
+
 export class JobAlerts implements RunObserver {
   readonly log: Logger;
   readonly channels: readonly Notifier[];
@@ -331,7 +335,8 @@ export async function alertBrokenConfig(file: string, env: Readonly<Record<strin
   } catch {
     return [];
   }
-  if (r.issues.length > 0) return [];
+  // Nobody to tell: nothing is written either (not even the log in the state directory).
+  if (r.issues.length > 0 || !hasChannels(alerting, options.receivers ?? [])) return [];
   const job: AlertingJob = { file, alerting, secretValues: [...r.secretValues], heartbeat: undefined, destinations: [], schedule: [], preflight: { stalenessFactor: 1 } };
   const alerts = JobAlerts.open(job, options);
   try {
