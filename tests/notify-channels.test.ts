@@ -1,18 +1,20 @@
 /**
  * The channels of src/notify/ against real receivers on 127.0.0.1 (tests/helpers/notify-peers.ts):
- * a real SMTP server with STARTTLS and AUTH, a local HTTP server as the webhook receiver, and a
- * stand-in for Telegram's Bot API (Telegram's servers are unreachable here). Each channel's
+ * a real SMTP server with STARTTLS and AUTH, Debian's postfix for local mail, a local HTTP server
+ * as the webhook receiver, and a stand-in for Telegram's Bot API (Telegram's servers are
+ * unreachable here). Each channel's
  * failure modes: peer down, refused login, 4xx, 5xx, timeout, rate limits. Then the message
  * forms, the metrics file (checked by Prometheus' own promtool) and the rotating JSON log.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deliver } from '../src/notify/channel.js';
 import type { NotifyEvent } from '../src/notify/event.js';
 import { fullHtml, fullText, shortText } from '../src/notify/format.js';
 import { heartbeatUrl } from '../src/notify/heartbeat.js';
+import { LocalMailNotifier } from '../src/notify/local-mail.js';
 import { openJobLog, parseSize } from '../src/notify/log.js';
 import { renderMetrics } from '../src/notify/metrics.js';
 import { Redactor } from '../src/notify/redact.js';
@@ -21,7 +23,7 @@ import { SmtpNotifier, isEmailAddress } from '../src/notify/smtp.js';
 import { TelegramNotifier, telegramTexts } from '../src/notify/telegram.js';
 import { WebhookNotifier, guessWebhookFormat } from '../src/notify/webhook.js';
 import { makeTempDir, removeDir } from './helpers/cli.js';
-import { type HttpPeer, type SmtpPeer, startSmtp, startTelegramStandIn, startWebhookReceiver } from './helpers/notify-peers.js';
+import { type HttpPeer, type SmtpPeer, ensurePostfix, startSilentServer, startSmtp, startTelegramStandIn, startWebhookReceiver, waitForRootMails } from './helpers/notify-peers.js';
 import { unusedPort } from './helpers/ports.js';
 
 const FAST: RetryPolicy = { tries: 3, backoffMs: 10, maxWaitMs: 5000 };
@@ -141,6 +143,13 @@ describe('Telegram (Bot API stand-in: Telegram is unreachable from here)', () =>
     await expect(channel.send(event())).rejects.toThrow(/chat 403: the Bot API answered HTTP 403: Forbidden: bot was blocked by the user$/);
     // -429: refused once with retry_after 1, then sent (the 60 s backoff was not used: retry_after was); 403: one try only.
     expect(requestsFrom(start).map((r) => r.body['chat_id'])).toEqual(['-429', '-429', '403', '1001']);
+  });
+
+  it('retries a 5xx and a timeout 3 times, then fails that chat only', async () => {
+    const start = telegram.requests.length;
+    const channel = new TelegramNotifier({ apiBase: apiBase(), token: TOKEN, chatIds: ['500', '-1', '1001'], timeoutSeconds: 1 }, undefined, FAST);
+    await expect(channel.send(event())).rejects.toThrow(/^chat 500: the Bot API answered HTTP 500: Internal Server Error \(after 3 tries\); chat -1: the Bot API at 127\.0\.0\.1:\d+ did not answer \(no answer within 1 s\) \(after 3 tries\)$/);
+    expect(requestsFrom(start).map((r) => r.body['chat_id'])).toEqual(['500', '500', '500', '-1', '-1', '-1', '1001']);
   });
 
   it('a wrong token fails at once, naming the setting and not the token; an unreachable API after 3 tries', async () => {
@@ -274,9 +283,51 @@ describe('SMTP (real server: STARTTLS, AUTH)', () => {
     expect(smtp.mails.length).toBe(before);
   });
 
+  it('a refused recipient is not retried; a server that never answers is tried 3 times', async () => {
+    const connections = smtp.connections;
+    await expect(new SmtpNotifier(settings({ to: ['refused@example.com'] }), undefined, FAST).send(event())).rejects.toThrow(/refused the sender or recipients: .*550/);
+    expect(smtp.connections - connections).toBe(1);
+    const silent = await startSilentServer();
+    try {
+      await expect(new SmtpNotifier(settings({ port: silent.port, timeoutSeconds: 1 }), undefined, FAST).send(event())).rejects.toThrow(/could not be used: ETIMEDOUT: .*\(after 3 tries\)/);
+      expect(silent.connections()).toBe(3);
+    } finally {
+      await silent.close();
+    }
+  });
+
   it('validates addresses as people write them', () => {
     for (const good of ['ops@example.com', 'first.last+tag@mail.example.co.uk', 'root@localhost']) expect(isEmailAddress(good), good).toBe(true);
     for (const bad of ['root', 'a b@example.com', '<ops@example.com>', 'ops@', '@example.com', 'ops@exa_mple.com', 'a@b@c', 'x@-bad.com']) expect(isEmailAddress(bad), bad).toBe(false);
+  });
+});
+
+describe('local mail (Debian postfix, "Local only")', () => {
+  const mailOf = (marker: string): Promise<{ subject: string; text: string }[]> => waitForRootMails((text) => text.includes(marker), 1);
+
+  it('pipes the message to sendmail -t; it lands in /var/mail/root', async () => {
+    ensurePostfix();
+    const marker = `/etc/bh/local-${Date.now()}.ini`;
+    await new LocalMailNotifier({ to: ['root'] }).send(event({ job: marker }));
+    const [mail] = await mailOf(marker);
+    expect(mail!.subject).toBe('[bh] backup-host: backup INCOMPLETE (' + marker.split('/').pop() + ')');
+    expect(mail!.text.trimEnd()).toBe(fullText(event({ job: marker })).trimEnd());
+  });
+
+  it('falls back to mail(1) without sendmail, and fails clearly with neither', async () => {
+    ensurePostfix();
+    const onlyMail = join(tmp, 'only-mail-bin');
+    mkdirSync(onlyMail);
+    symlinkSync('/usr/bin/mail', join(onlyMail, 'mail'));
+    const marker = `/etc/bh/mailx-${Date.now()}.ini`;
+    await new LocalMailNotifier({ to: ['root'], path: onlyMail }).send(event({ job: marker }));
+    expect((await mailOf(marker))[0]!.subject).toMatch(/backup INCOMPLETE/);
+
+    const none = join(tmp, 'no-mta-bin');
+    mkdirSync(none);
+    await expect(new LocalMailNotifier({ to: ['root'], path: none }).send(event())).rejects.toThrow(/neither sendmail nor mail is installed/);
+    expect(new LocalMailNotifier({ to: ['root'] }).accepts('run.partial')).toBe(false);
+    expect(['run.failed', 'job.stale', 'preflight.fatal', 'drill.failed'].every((k) => new LocalMailNotifier({ to: ['root'] }).accepts(k as 'run.failed'))).toBe(true);
   });
 });
 

@@ -55,7 +55,7 @@ describe('bh run with every channel', () => {
     const got2 = received(job);
     expect([got2.telegram.length, got2.smtp.length, got2.webhook.length]).toEqual([2, 2, 2]);
     expect(got2.webhook[1]!['facts']).toEqual([]);
-    expect(await settledLocalMails(job, 1)).toBe(1);
+    expect(await settledLocalMails(job)).toBe(1);
 
     // bh status --alert: exit 3 (stale, last run partial), and no new message for the same period.
     const alert = await job.bh(['status', '--alert']);
@@ -64,7 +64,7 @@ describe('bh run with every channel', () => {
     expect(alert.stderr).toContain('ALERT: the last run ended partial');
     const got3 = received(job);
     expect([got3.telegram.length, got3.smtp.length, got3.webhook.length]).toEqual([2, 2, 2]);
-    expect(await settledLocalMails(job, 1)).toBe(1);
+    expect(await settledLocalMails(job)).toBe(1);
 
     // Metrics, as node_exporter would read them.
     const prom = readFileSync(job.metrics, 'utf8');
@@ -111,7 +111,7 @@ describe('bh run with every channel', () => {
     expect(got.telegram[0]).toMatch(/^<b>✅ bh on .*: backup succeeded<\/b>/);
     expect(got.webhook[0]).toMatchObject({ event: 'run.succeeded', exit_code: 0 });
     expect(smtp.mails.find((m) => m.parsed.text?.includes(loud.config))!.to).toEqual(['ops@example.com', 'boss@example.org', 'audit@example.net', 'cto@example.com']);
-    expect(await settledLocalMails(loud, 0)).toBe(0); // local mail is for failures
+    expect(await settledLocalMails(loud)).toBe(0); // local mail is for failures
     expect(r.stdout).toMatch(/notification run\.succeeded through webhook: sent/);
 
     const bad = await loud.run(['--receiver', 'not an address']);
@@ -174,6 +174,6 @@ describe('bh run with every channel', () => {
     expect(got.webhook.map((w) => w['event'])).toEqual(['job.stale']);
     expect(got.telegram).toHaveLength(1);
     expect(got.smtp).toHaveLength(1);
-    expect(await settledLocalMails(job, 1)).toBe(1);
+    expect(await settledLocalMails(job)).toBe(1);
   });
 });

@@ -95,16 +95,14 @@ function hasChannels(a: Job['alerting'], receivers: readonly string[]): boolean 
 export class JobAlerts implements RunObserver {
   readonly log: Logger;
   readonly channels: readonly Notifier[];
-  private readonly redactor: Redactor;
   private readonly host = hostname();
 
   private constructor(
     private readonly job: AlertingJob,
     private readonly options: AlertsOptions,
     private readonly jobLog: JobLog,
-    redactor: Redactor,
+    private readonly redactor: Redactor,
   ) {
-    this.redactor = redactor;
     this.log = jobLog.logger;
     this.channels = channelsOf(job, options.receivers ?? [], this.log);
   }

@@ -234,7 +234,8 @@ async function inRepository(
     }
     // Only after a complete snapshot: older ones never make way for a failed or partial one.
     if (outcome.ok && job.retention) await applyRetention(session, job.retention, outcome, options);
-    if (!dryRun) outcome.snapshots = (await session.repo.list('snapshots')).length;
+    // For the metrics file only: a listing that fails here fails nothing.
+    if (!dryRun) outcome.snapshots = await session.repo.list('snapshots').then((files) => files.length, () => undefined);
   } catch (error) {
     outcome.ok = false;
     outcome.error = error instanceof AbortedError ? 'interrupted' : error instanceof Error ? error.message : String(error);

@@ -11,6 +11,8 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import { basename, join } from 'node:path';
+import type { Delivery } from '../notify/channel.js';
+import type { HeartbeatOutcome } from '../notify/heartbeat.js';
 
 export function defaultStateDir(env: Readonly<Record<string, string | undefined>>): string {
   const systemd = env['STATE_DIRECTORY']?.split(':')[0];
@@ -183,21 +185,8 @@ export interface DestinationOutcome {
   snapshots?: number | undefined;
 }
 
-/** A ping to the [HEARTBEAT] monitor: `success` after a complete run, `start` and `fail` when configured. */
-export interface PingOutcome {
-  signal: 'success' | 'start' | 'fail';
-  ok: boolean;
-  status?: number | undefined;
-  error?: string | undefined;
-}
-
 /** One notification channel's delivery of one event. */
-export interface NotificationOutcome {
-  channel: string;
-  event: string;
-  ok: boolean;
-  error?: string | undefined;
-}
+export type NotificationOutcome = Delivery & { event: string };
 
 export interface HookOutcome {
   command: string;
@@ -219,8 +208,8 @@ export interface RunRecord {
   preHook?: HookOutcome | undefined;
   postHook?: HookOutcome | undefined;
   /** The last ping of the run (success or fail). */
-  heartbeat?: PingOutcome | undefined;
-  heartbeatStart?: PingOutcome | undefined;
+  heartbeat?: HeartbeatOutcome | undefined;
+  heartbeatStart?: HeartbeatOutcome | undefined;
   notifications?: NotificationOutcome[] | undefined;
 }
 

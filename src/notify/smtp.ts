@@ -24,6 +24,8 @@ export interface SmtpSettings {
   tls: SmtpTls;
   /** A PEM file of the CA that signed the server's certificate (a private mail server); else the system's CAs. */
   caFile?: string | undefined;
+  /** For connecting, the greeting and each answer (default 15 s). */
+  timeoutSeconds?: number | undefined;
 }
 
 /** A plain address as people write it in a config file or on the command line. */
@@ -33,7 +35,7 @@ export function isEmailAddress(text: string): boolean {
 
 /** nodemailer's codes for errors of the connection (a later try may work). */
 const CONNECTION_ERRORS = new Set(['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'EDNS', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE']);
-const TIMEOUT_MS = 15_000;
+const TIMEOUT_SECONDS = 15;
 
 export class SmtpNotifier implements Notifier {
   readonly name = 'smtp';
@@ -50,6 +52,7 @@ export class SmtpNotifier implements Notifier {
 
   async send(event: NotifyEvent): Promise<void> {
     const s = this.settings;
+    const timeoutMs = (s.timeoutSeconds ?? TIMEOUT_SECONDS) * 1000;
     const transport = nodemailer.createTransport({
       host: s.host,
       port: s.port,
@@ -58,9 +61,9 @@ export class SmtpNotifier implements Notifier {
       ignoreTLS: s.tls === 'none',
       auth: s.user !== undefined ? { user: s.user, pass: s.password ?? '' } : undefined,
       tls: s.caFile !== undefined ? { ca: readFileSync(s.caFile) } : undefined,
-      connectionTimeout: TIMEOUT_MS,
-      greetingTimeout: TIMEOUT_MS,
-      socketTimeout: TIMEOUT_MS,
+      connectionTimeout: timeoutMs,
+      greetingTimeout: timeoutMs,
+      socketTimeout: timeoutMs,
       disableFileAccess: true,
       disableUrlAccess: true,
     });

@@ -23,6 +23,8 @@ export interface TelegramSettings {
   /** The bot token (a credential: it only ever travels in the request path). */
   token: string;
   chatIds: string[];
+  /** Per request (default 10 s). */
+  timeoutSeconds?: number | undefined;
 }
 
 interface BotApiAnswer {
@@ -99,6 +101,7 @@ export class TelegramNotifier implements Notifier {
 
   private async sendMessage(chatId: string, text: string): Promise<void> {
     const url = `${this.settings.apiBase.replace(/\/+$/, '')}/bot${this.settings.token}/sendMessage`;
+    const timeoutSeconds = this.settings.timeoutSeconds ?? TIMEOUT_SECONDS;
     await withRetries(`telegram sendMessage to chat ${chatId}`, this.retry, this.log, async () => {
       let response: Response;
       try {
@@ -106,10 +109,10 @@ export class TelegramNotifier implements Notifier {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ chat_id: chatId, text, parse_mode: 'HTML', link_preview_options: { is_disabled: true } }),
-          signal: AbortSignal.timeout(TIMEOUT_SECONDS * 1000),
+          signal: AbortSignal.timeout(timeoutSeconds * 1000),
         });
       } catch (error) {
-        throw new TransientError(`the Bot API at ${new URL(url).host} did not answer (${fetchFailure(error, TIMEOUT_SECONDS)})`);
+        throw new TransientError(`the Bot API at ${new URL(url).host} did not answer (${fetchFailure(error, timeoutSeconds)})`);
       }
       const answer = (await response.json().catch(() => ({}))) as BotApiAnswer;
       if (response.ok && answer.ok === true) return;

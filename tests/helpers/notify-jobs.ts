@@ -2,18 +2,14 @@
  * A job with every alerting channel and the receivers they talk to, for the alerting tests
  * (notify-run, notify-cli): Telegram through a local STAND-IN of the Bot API (Telegram itself is
  * unreachable from this machine), a real SMTP server with STARTTLS and AUTH, Debian's postfix
- * for local mail (the host's one MTA on port 25, shared by test files running in parallel:
- * started if it is not running, and left running like the system service it is), a local
- * webhook receiver that is also the heartbeat monitor. What each channel received
+ * for local mail (ensurePostfix), a local webhook receiver that is also the heartbeat monitor. What each channel received
  * is looked up per job (by the job's config path, which every message names).
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { simpleParser } from 'mailparser';
 import { jobPaths } from '../../src/jobs/state.js';
 import { type RunResult, bh, makeTempDir, removeDir } from './cli.js';
-import { type HttpPeer, type SmtpPeer, startSmtp, startTelegramStandIn, startWebhookReceiver } from './notify-peers.js';
+import { type HttpPeer, type LocalMail, type SmtpPeer, ensurePostfix, rootMails, startSmtp, startTelegramStandIn, startWebhookReceiver, waitForEmptyMailQueue, waitForRootMails } from './notify-peers.js';
 
 export type Json = Record<string, unknown>;
 
@@ -32,16 +28,6 @@ export function detail(r: RunResult): string {
   return `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 }
 
-function postfixRunning(): boolean {
-  return spawnSync('postfix', ['status'], { stdio: 'ignore' }).status === 0;
-}
-
-export interface LocalMail {
-  subject: string;
-  text: string;
-  raw: string;
-}
-
 export let tmp: string;
 export let source: string;
 export let smtp: SmtpPeer;
@@ -56,11 +42,7 @@ export async function startNotifyWorld(prefix: string): Promise<void> {
   mkdirSync(source);
   writeFileSync(join(source, 'a.txt'), 'alpha\n');
   [smtp, hooks, telegram] = await Promise.all([startSmtp(tmp, { user: SMTP_USER, password: SECRETS.SMTP_PASSWORD }), startWebhookReceiver(), startTelegramStandIn(SECRETS.TG_TOKEN)]);
-  if (!postfixRunning()) {
-    // Another test file may be starting it at this very moment: what counts is that it runs.
-    const start = spawnSync('postfix', ['start'], { encoding: 'utf8' });
-    if (!postfixRunning()) throw new Error(`postfix does not start: ${start.stderr}`);
-  }
+  ensurePostfix();
 }
 
 export async function stopNotifyWorld(): Promise<void> {
@@ -151,32 +133,17 @@ export function received(job: TestJob): { telegram: string[]; smtp: string[]; we
 }
 
 /** Messages in root's mailbox that are about `job` (delivered by postfix), in order. */
-export async function localMails(job: TestJob): Promise<LocalMail[]> {
-  const box = '/var/mail/root';
-  if (!existsSync(box)) return [];
-  const raws = readFileSync(box, 'utf8').split(/^(?=From \S+ )/m).filter((m) => m.trim() !== '');
-  const out: LocalMail[] = [];
-  for (const raw of raws) {
-    const parsed = await simpleParser(raw.replace(/^From .*\n/, ''));
-    if (parsed.text?.includes(job.config)) out.push({ subject: parsed.subject ?? '', text: parsed.text, raw });
-  }
-  return out;
+export function localMails(job: TestJob): Promise<LocalMail[]> {
+  return rootMails((text) => text.includes(job.config));
 }
 
 /** Postfix delivers asynchronously: wait until `count` mails about `job` arrived (or fail after 30 s). */
-export async function waitForLocalMails(job: TestJob, count: number): Promise<LocalMail[]> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const mails = await localMails(job);
-    if (mails.length >= count) return mails;
-    if (Date.now() > deadline) throw new Error(`only ${mails.length} of ${count} local mail(s) for ${job.name} arrived; postqueue: ${spawnSync('postqueue', ['-p']).stdout}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+export function waitForLocalMails(job: TestJob, count: number): Promise<LocalMail[]> {
+  return waitForRootMails((text) => text.includes(job.config), count);
 }
 
-/** Local mail the run queued is in the mailbox once postfix's queue is empty of it: flush and wait. */
-export async function settledLocalMails(job: TestJob, expected: number): Promise<number> {
-  spawnSync('postqueue', ['-f']);
-  if (expected > 0) await waitForLocalMails(job, expected);
+/** How many mails about `job` are in the mailbox once postfix's queue is empty (all delivered). */
+export async function settledLocalMails(job: TestJob): Promise<number> {
+  await waitForEmptyMailQueue();
   return (await localMails(job)).length;
 }

@@ -5,13 +5,15 @@
  *   AUTH PLAIN/LOGIN, whose messages are read back with mailparser;
  * - a local HTTP server as the webhook receiver, recording each request, whose answer the test
  *   chooses by path (/ok, /status/500, /status/404, /hang, /flaky, /rate-limited);
+ * - Debian's postfix ("Local only") for local mail, read back from /var/mail/root;
  * - a STAND-IN for Telegram's Bot API: Telegram's servers are unreachable from this machine
  *   (no network but the package registries), so a local HTTP server answers sendMessage as the
  *   Bot API documents it (ok/result, error_code/description, 429 with parameters.retry_after).
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { type Socket, createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { type ParsedMail, simpleParser } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
@@ -65,6 +67,22 @@ export function selfSignedCert(parent: string): { key: string; cert: string } {
 }
 
 /** `implicitTls`: TLS from the first byte (SMTPS, as on port 465) instead of STARTTLS. */
+/** A TCP server that accepts connections and never says a word (an SMTP server that hangs). */
+export async function startSilentServer(): Promise<{ port: number; connections: () => number; close(): Promise<void> }> {
+  const sockets: Socket[] = [];
+  const server = createNetServer((socket) => sockets.push(socket));
+  const port = await listen(server as unknown as Server);
+  return {
+    port,
+    connections: () => sockets.length,
+    close: () =>
+      new Promise((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
 export async function startSmtp(dir: string, credentials: { user: string; password: string }, implicitTls = false): Promise<SmtpPeer> {
   const { key, cert } = selfSignedCert(dir);
   const mails: ReceivedMail[] = [];
@@ -75,6 +93,10 @@ export async function startSmtp(dir: string, credentials: { user: string; passwo
     secure: implicitTls,
     authMethods: ['PLAIN', 'LOGIN'],
     logger: false,
+    onRcptTo: (address, _session, callback) => {
+      if (address.address.startsWith('refused@')) callback(Object.assign(new Error('5.1.1 mailbox unavailable'), { responseCode: 550 }));
+      else callback();
+    },
     onConnect: (_session, callback) => {
       peer.connections++;
       callback();
@@ -107,6 +129,64 @@ export async function startSmtp(dir: string, credentials: { user: string; passwo
   peer.port = await listen(server);
   peer.close = () => new Promise((resolve) => server.close(() => resolve()));
   return peer;
+}
+
+// ---- local mail (postfix) ---------------------------------------------------------------------
+
+function postfixRunning(): boolean {
+  return spawnSync('postfix', ['status'], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * Postfix is the host's one MTA (port 25), shared by test files running in parallel: started if
+ * it is not running, and left running like the system service it is.
+ */
+export function ensurePostfix(): void {
+  if (postfixRunning()) return;
+  // Another test file may be starting it at this very moment: what counts is that it runs.
+  const start = spawnSync('postfix', ['start'], { encoding: 'utf8' });
+  if (!postfixRunning()) throw new Error(`postfix does not start: ${start.stderr}`);
+}
+
+export interface LocalMail {
+  subject: string;
+  text: string;
+  raw: string;
+}
+
+/** The messages in root's mailbox (mbox) whose text `matches`, in order. */
+export async function rootMails(matches: (text: string) => boolean): Promise<LocalMail[]> {
+  const box = '/var/mail/root';
+  if (!existsSync(box)) return [];
+  const out: LocalMail[] = [];
+  for (const raw of readFileSync(box, 'utf8').split(/^(?=From \S+ )/m).filter((m) => m.trim() !== '')) {
+    const parsed = await simpleParser(raw.replace(/^From .*\n/, ''));
+    if (parsed.text !== undefined && matches(parsed.text)) out.push({ subject: parsed.subject ?? '', text: parsed.text, raw });
+  }
+  return out;
+}
+
+/** Postfix delivers asynchronously: waits until `count` matching mails arrived (fails after 30 s). */
+export async function waitForRootMails(matches: (text: string) => boolean, count: number): Promise<LocalMail[]> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const mails = await rootMails(matches);
+    if (mails.length >= count) return mails;
+    if (Date.now() > deadline) throw new Error(`only ${mails.length} of ${count} local mail(s) arrived; postqueue: ${spawnSync('postqueue', ['-p'], { encoding: 'utf8' }).stdout}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Waits until postfix has delivered everything queued (maildrop included), so a count is final. */
+export async function waitForEmptyMailQueue(): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const queue = spawnSync('postqueue', ['-p'], { encoding: 'utf8' }).stdout;
+    if (/Mail queue is empty/.test(queue)) return;
+    if (Date.now() > deadline) throw new Error(`postfix's queue does not empty:\n${queue}`);
+    spawnSync('postqueue', ['-f']);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 // ---- HTTP (webhook receiver and the Telegram stand-in) ----------------------------------------
@@ -171,7 +251,7 @@ export function startWebhookReceiver(): Promise<HttpPeer> {
   });
 }
 
-/** Valid token: `token`. Chat "-429" is rate limited once (retry_after 1); chat "403" has blocked the bot. */
+/** Valid token: `token`. Chat "-429" is rate limited once (retry_after 1); "403" has blocked the bot; "500" always fails; "-1" never gets an answer. */
 export function startTelegramStandIn(token: string): Promise<HttpPeer> {
   const perChat = new Map<string, number>();
   return startHttp((req, res) => {
@@ -190,6 +270,8 @@ export function startTelegramStandIn(token: string): Promise<HttpPeer> {
     const before = perChat.get(chat) ?? 0;
     perChat.set(chat, before + 1);
     if (chat === '-429' && before === 0) return send(429, { ok: false, error_code: 429, description: 'Too Many Requests: retry after 1', parameters: { retry_after: 1 } });
+    if (chat === '500') return send(500, { ok: false, error_code: 500, description: 'Internal Server Error' });
+    if (chat === '-1') return; // never answers: the client's timeout must end it
     if (chat === '403') return send(403, { ok: false, error_code: 403, description: 'Forbidden: bot was blocked by the user' });
     return send(200, { ok: true, result: { message_id: 1, chat: { id: body.chat_id }, text: body.text } });
   });
