@@ -7,7 +7,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SECRETS, detail, makeJob, received, startNotifyWorld, stopNotifyWorld, telegram, waitForLocalMails } from './helpers/notify-jobs.js';
+import { SECRETS, detail, makeJob, received, startNotifyWorld, stopNotifyWorld, telegram, tmp, waitForLocalMails } from './helpers/notify-jobs.js';
 
 beforeAll(() => startNotifyWorld('bh-notify-cli-'));
 afterAll(() => stopNotifyWorld());
@@ -77,5 +77,36 @@ describe('old Telegram settings', () => {
     const broken = await job.bh(['config', 'check']);
     expect(broken.code).toBe(1);
     expect(broken.stderr).toMatch(/\[TELEGRAM\] api_token: is not set/);
+  });
+});
+
+describe('alerting settings', () => {
+  it('lists every wrong alerting setting at once; [LOGGING] file is relative to the config, at its level and size', async () => {
+    const job = makeJob({ schedule: false, destinations: [join(tmp, 'settings-repo'), join(tmp, 'no-such-disk/repo')] });
+    const good = readFileSync(job.config, 'utf8');
+    writeFileSync(
+      job.config,
+      good.replace('local_mail_to = root', 'local_mail_to = root, not a user!\nnotify_on = failure, sometimes').replace('format = json', 'format = fax').replace(/textfile = .*/, `textfile = ${join(job.dir, 'bh.txt')}`) +
+        '[LOGGING]\nmax_size = five\nlevel = loud\n',
+    );
+    const bad = await job.bh(['config', 'check']);
+    expect(bad.code, detail(bad)).toBe(1);
+    for (const problem of [
+      "[NOTIFICATIONS] local_mail_to: 'not a user!' is neither a local user nor an e-mail address",
+      "[NOTIFICATIONS] notify_on: 'sometimes' is not success, failure or stale",
+      "[WEBHOOK] format: 'fax' is not slack, discord, teams or json",
+      'does not end in .prom',
+      "[LOGGING] max_size: 'five' is not a size",
+      "[LOGGING] level: 'loud' is not a log level",
+    ]) expect(bad.stderr).toContain(problem);
+
+    writeFileSync(job.config, good + '[LOGGING]\nfile = Logs/application.log\nmax_size = 2K\nkeep = 2\nlevel = warn\n');
+    const check = await job.bh(['config', 'check']);
+    expect(check.stdout).toContain(`log:          ${join(job.dir, 'Logs/application.log')} (warn, rotated at 2048 bytes, 2 kept)`);
+    const r = await job.run();
+    expect(r.code, detail(r)).toBe(3);
+    const lines = readFileSync(join(job.dir, 'Logs/application.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { level: string; msg: string });
+    expect(lines.map((l) => l.msg)).toContain(`${join(tmp, 'no-such-disk/repo')}: FAILED: ${join(tmp, 'no-such-disk')} does not exist (is the disk mounted?); bh creates only the repository folder itself`);
+    expect(lines.every((l) => l.level === 'warn' || l.level === 'error')).toBe(true);
   });
 });

@@ -119,7 +119,7 @@ describe('bh run with every channel', () => {
     expect(bad.stderr).toContain("--receiver 'not an address' is not an e-mail address");
   });
 
-  it('channels that fail (wrong token, refused login, 500, peer down) leave the exit code alone and are counted by bh status', async () => {
+  it('channels that fail (wrong token, refused login, HTTP 500) leave the exit code alone and are counted by bh status', async () => {
     const job = makeJob({ notifications: 'notify_on = success', telegramToken: '4242:wrong', smtpPassword: 'wrong-password', webhookPath: '/status/500', schedule: false });
     const r = await job.run();
     expect(r.code, detail(r)).toBe(0);
