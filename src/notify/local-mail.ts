@@ -7,7 +7,6 @@
  */
 import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import MailComposer from 'nodemailer/lib/mail-composer/index.js';
 import type { Notifier } from './channel.js';
 import type { EventKind, NotifyEvent } from './event.js';
 import { fullText, subjectOf } from './format.js';
@@ -66,6 +65,7 @@ export class LocalMailNotifier implements Notifier {
     const text = fullText(event);
     const sendmail = findCommand('sendmail', this.settings.path, this.settings.path === undefined ? SENDMAIL_PATHS : []);
     if (sendmail !== undefined) {
+      const { default: MailComposer } = await import('nodemailer/lib/mail-composer/index.js'); // loaded on first use
       const body = await new MailComposer({ subject, text, headers: { 'Auto-Submitted': 'auto-generated' } }).compile().build();
       // A bare local user ("root") is no address to nodemailer's parser: the To: header goes in as written (validated ASCII).
       const message = Buffer.concat([Buffer.from(`To: ${this.settings.to.join(', ')}\r\n`), body]);

@@ -6,7 +6,6 @@
  * login or a refused recipient: those fail the same way again.
  */
 import { readFileSync } from 'node:fs';
-import nodemailer from 'nodemailer';
 import { type ChannelLog, type Notifier, SILENT_LOG } from './channel.js';
 import type { EventKind, NotifyEvent } from './event.js';
 import { fullHtml, fullText, subjectOf } from './format.js';
@@ -53,6 +52,8 @@ export class SmtpNotifier implements Notifier {
   async send(event: NotifyEvent): Promise<void> {
     const s = this.settings;
     const timeoutMs = (s.timeoutSeconds ?? TIMEOUT_SECONDS) * 1000;
+    // Loaded on first use: every bh run and status loads this module, few send mail.
+    const { default: nodemailer } = await import('nodemailer');
     const transport = nodemailer.createTransport({
       host: s.host,
       port: s.port,
