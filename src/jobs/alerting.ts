@@ -114,16 +114,16 @@ export class JobAlerts implements RunObserver {
     return new JobAlerts(job, options, jobLog, redactor);
   }
 
-  /** The run's progress lines, also written to the log. */
+  /** The run's progress lines, also written to the log; secrets masked on the console too. */
   events(inner: RunEvents): RunEvents {
     return {
       step: (message) => {
         this.log.info(message);
-        inner.step(message);
+        inner.step(this.redactor.text(message));
       },
       warn: (message) => {
         this.log.warn(message);
-        inner.warn(message);
+        inner.warn(this.redactor.text(message));
       },
     };
   }
