@@ -352,21 +352,23 @@ describe('metrics file', () => {
 describe('log file', () => {
   it('writes JSON lines, rotates at max_size keeping `keep` files, and masks every secret', async () => {
     const file = join(tmp, 'logs/application.log');
-    const secrets = ['hunter2-secret', 'https://hooks.slack.com/services/T0/B0/XYZ'];
+    const secrets = ['hunter2-secret', 'https://hooks.slack.com/services/T0/B0/XYZ', 'q"uo\\te-secret'];
     for (let round = 0; round < 2; round++) {
       // Two processes' worth (open, write, close): the size carries over across opens.
       const log = openJobLog({ file, maxSizeBytes: 2048, keep: 2, level: 'info' }, new Redactor(secrets), { job: 'j.ini' });
       for (let i = 0; i < 30; i++) log.logger.info({ detail: `password hunter2-secret "quoted"`, i }, `line ${round}-${i} to https://hooks.slack.com/services/T0/B0/XYZ`);
       log.logger.debug('not at level info');
+      log.logger.info({ error: 'login q"uo\\te-secret refused' }, 'JSON escapes q"uo\\te-secret too');
       await log.close();
     }
     expect(readdirSync(join(tmp, 'logs')).sort()).toEqual(['application.log', 'application.log.1', 'application.log.2']);
     const lines = ['application.log.2', 'application.log.1', 'application.log'].flatMap((f) => readFileSync(join(tmp, 'logs', f), 'utf8').trim().split('\n'));
     for (const f of ['application.log', 'application.log.1']) expect(readFileSync(join(tmp, 'logs', f)).length).toBeLessThanOrEqual(2048 + 400);
     const records = lines.map((l) => JSON.parse(l) as { level: string; msg: string; job: string; detail: string; time: string });
-    expect(records.at(-1)!.msg).toBe('line 1-29 to ********');
-    expect(records.every((r) => r.level === 'info' && r.job === 'j.ini' && r.detail === 'password ******** "quoted"')).toBe(true);
-    expect(lines.join('\n')).not.toMatch(/hunter2|XYZ|not at level/);
+    expect(records.at(-1)).toMatchObject({ msg: 'JSON escapes ******** too', error: 'login ******** refused' });
+    expect(records.at(-2)!.msg).toBe('line 1-29 to ********');
+    expect(records.filter((r) => r.detail !== undefined).every((r) => r.level === 'info' && r.job === 'j.ini' && r.detail === 'password ******** "quoted"')).toBe(true);
+    expect(lines.join('\n')).not.toMatch(/hunter2|XYZ|te-secret|not at level/);
     expect(existsSync(join(tmp, 'logs/application.log.3'))).toBe(false);
     expect(parseSize('5M')).toBe(5 * 1024 * 1024);
     expect(parseSize('500K')).toBe(500 * 1024);
