@@ -77,6 +77,7 @@ function readTelegram(r: Reader, bot: Reader | undefined): TelegramSettings | un
   if (chatIds.length === 0) r.warnings.push(`[USERS] interacted_users is empty: Telegram messages go to nobody (bh never registers chats that message the bot; list the chat ids${from === bot ? ` in ${from.doc.file}` : ''})`);
   const apiBase = r.string('TELEGRAM', 'api_base') ?? bot?.string('TELEGRAM', 'api_base') ?? TELEGRAM_API_BASE;
   if (!isHttpUrl(apiBase)) r.problem('TELEGRAM', 'api_base', `'${apiBase}' is not an http:// or https:// URL`, `remove it (default ${TELEGRAM_API_BASE}) or give your Bot API server's URL`);
+  if (bot !== undefined && from === r) r.warnings.push(`${bot.doc.file} is not read: ${r.doc.file} has its own [TELEGRAM] api_token`);
   if (bot !== undefined && from !== r) {
     r.issues.push(...bot.issues);
     for (const value of bot.secretValues) r.secretValues.add(value);
