@@ -1,13 +1,14 @@
 /**
  * Alerting commands and settings through the real CLI, with every channel configured against
  * local receivers (tests/helpers/notify-jobs.ts; Telegram through a stand-in of the Bot API, as
- * Telegram is unreachable from here): `bh notify test`, the old bot_config.ini, and a config
- * error that still reaches the channels.
+ * Telegram is unreachable from here): `bh notify test`, the old bot_config.ini, a config error
+ * that still reaches the channels, the validation of the alerting settings, and stale alerts
+ * told once per stale period by `bh run` and `bh status --alert`.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SECRETS, detail, makeJob, received, startNotifyWorld, stopNotifyWorld, telegram, tmp, waitForLocalMails } from './helpers/notify-jobs.js';
+import { SECRETS, detail, makeJob, received, settledLocalMails, startNotifyWorld, stopNotifyWorld, telegram, tmp, waitForLocalMails } from './helpers/notify-jobs.js';
 
 beforeAll(() => startNotifyWorld('bh-notify-cli-'));
 afterAll(() => stopNotifyWorld());
@@ -108,5 +109,23 @@ describe('alerting settings', () => {
     const lines = readFileSync(join(job.dir, 'Logs/application.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { level: string; msg: string });
     expect(lines.map((l) => l.msg)).toContain(`${join(tmp, 'no-such-disk/repo')}: FAILED: ${join(tmp, 'no-such-disk')} does not exist (is the disk mounted?); bh creates only the repository folder itself`);
     expect(lines.every((l) => l.level === 'warn' || l.level === 'error')).toBe(true);
+  });
+});
+
+describe('stale alerts', () => {
+  it('stale detection with notify_on = stale sends once per stale period, from bh run and from bh status --alert', async () => {
+    const missing = join(tmp, 'gone-disk/repo');
+    const job = makeJob({ destinations: [join(tmp, 'stale-ok-repo'), missing], notifications: 'notify_on = stale' });
+    const alertFirst = await job.bh(['status', '--alert']);
+    expect(alertFirst.code, detail(alertFirst)).toBe(3); // never backed up: stale; told now
+    expect(received(job).webhook.map((w) => w['event'])).toEqual(['job.stale']);
+    expect((await job.run()).code).toBe(3);
+    expect((await job.run()).code).toBe(3);
+    expect((await job.bh(['status', '--alert'])).code).toBe(3);
+    const got = received(job);
+    expect(got.webhook.map((w) => w['event'])).toEqual(['job.stale']);
+    expect(got.telegram).toHaveLength(1);
+    expect(got.smtp).toHaveLength(1);
+    expect(await settledLocalMails(job)).toBe(1);
   });
 });

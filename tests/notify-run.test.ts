@@ -161,19 +161,4 @@ describe('bh run with every channel', () => {
     expect(received(job).webhook[0]).toMatchObject({ event: 'run.failed', exit_code: 2 });
   });
 
-  it('stale detection with notify_on = stale sends once per stale period, from bh run and from bh status --alert', async () => {
-    const missing = join(tmp, 'gone-disk/repo');
-    const job = makeJob({ destinations: [join(tmp, 'stale-ok-repo'), missing], notifications: 'notify_on = stale' });
-    const alertFirst = await job.bh(['status', '--alert']);
-    expect(alertFirst.code, detail(alertFirst)).toBe(3); // never backed up: stale; told now
-    expect(received(job).webhook.map((w) => w['event'])).toEqual(['job.stale']);
-    expect((await job.run()).code).toBe(3);
-    expect((await job.run()).code).toBe(3);
-    expect((await job.bh(['status', '--alert'])).code).toBe(3);
-    const got = received(job);
-    expect(got.webhook.map((w) => w['event'])).toEqual(['job.stale']);
-    expect(got.telegram).toHaveLength(1);
-    expect(got.smtp).toHaveLength(1);
-    expect(await settledLocalMails(job)).toBe(1);
-  });
 });
