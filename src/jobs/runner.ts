@@ -211,7 +211,9 @@ async function inRepository(
   let session: RepositorySession | undefined;
   try {
     // The nightly run is what the local cache is for (README.md, "Local cache").
-    const sessionOptions = { backend: destination.backend, cache: { dir: cacheDirFromEnv(options.env), onWarning: (message: string) => events.warn(message) } };
+    // Retries of a remote backend are warnings of the run (so they reach its log too).
+    const backend = { ...destination.backend, onRetry: (line: string) => events.warn(line.replace(/^bh: /, '')) };
+    const sessionOptions = { backend, cache: { dir: cacheDirFromEnv(options.env), onWarning: (message: string) => events.warn(message) } };
     session = await RepositorySession.openOrInit(destination.location, secret, sessionOptions, () => {
       if (dryRun) return undefined;
       // A missing parent is an unmounted disk far more often than a new one: never create it.
