@@ -7,12 +7,15 @@ cd "$(dirname "$0")/.."
 # System packages the tests start as real peers (none missing → no apt run). A "cmd" may be a
 # file the package installs (python3-cryptography has no command).
 missing=()
-for cmd_pkg in "gcc:gcc" "make:make" "python3:python3" "/usr/sbin/sshd:openssh-server" "ssh-keygen:openssh-client" "faketime:faketime" "7zz:7zip" "zip:zip" "unzip:unzip" "/usr/lib/python3/dist-packages/cryptography:python3-cryptography"; do
+# postfix (local mail, "Local only": preseeded below so the install asks nothing), bsd-mailx,
+# promtool (Prometheus' metrics checker, from Debian's prometheus package).
+for cmd_pkg in "gcc:gcc" "make:make" "python3:python3" "/usr/sbin/sshd:openssh-server" "ssh-keygen:openssh-client" "faketime:faketime" "7zz:7zip" "zip:zip" "unzip:unzip" "/usr/lib/python3/dist-packages/cryptography:python3-cryptography" "/usr/sbin/postfix:postfix" "mail:bsd-mailx" "promtool:prometheus"; do
   cmd=${cmd_pkg%%:*}; pkg=${cmd_pkg#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -e "$cmd" ] || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
+  printf '%s\n' "postfix postfix/main_mailer_type select Local only" "postfix postfix/mailname string $(hostname).localdomain" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi

@@ -39,6 +39,7 @@ const COMMAND_MODULES: Record<string, () => Promise<Record<string, unknown>>> = 
   'verify-live': () => import('./commands/verify-live.js'),
   export: () => import('./commands/export.js'),
   'import-legacy': () => import('./commands/import-legacy.js'),
+  notify: () => import('./commands/notify.js'),
 };
 
 const isCommandClass = (value: unknown): value is CommandClass => typeof value === 'function' && Array.isArray((value as { paths?: unknown }).paths);

@@ -7,7 +7,7 @@
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jobPaths } from '../src/jobs/state.js';
+import { jobName, jobPaths } from '../src/jobs/state.js';
 import { type RunResult, bh, hashTree, makeTempDir, removeDir } from './helpers/cli.js';
 import { unusedPort } from './helpers/ports.js';
 import { type S3TestServer, startS3Server } from './helpers/s3-server.js';
@@ -91,6 +91,10 @@ describe('bh run with an [S3] destination', () => {
     expect(local!['ok']).toBe(true);
     expect(s3!['ok']).toBe(false);
     expect(String(s3!['error'])).not.toBe('');
+    // The backend's retries are warnings of the run: on stderr and in the job's log.
+    const log = readFileSync(join(stateDir, `${jobName(config)}.log`), 'utf8');
+    expect(log).toMatch(/"level":"warn".*"msg":"retrying [^"]+ after /);
+    expect(r.stderr).toMatch(/warning: retrying .* after /);
     const snapshots = await bh(['snapshots', '-r', join(tmp, 's3down-local'), '--json'], { env: { BH_PASSWORD: PASS } });
     expect((JSON.parse(snapshots.stdout) as Json[]).length).toBe(1);
   });

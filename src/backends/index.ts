@@ -20,7 +20,7 @@ export type { BackendOptions } from './options.js';
 export async function openBackend(location: string, options: BackendOptions): Promise<Backend> {
   if (location === '') throw new Error('empty repository location');
   let backend: Backend;
-  const retry = retryOptionsFromEnv(options.env);
+  const retry = { ...retryOptionsFromEnv(options.env), ...(options.onRetry ? { log: options.onRetry } : {}) };
   if (location.startsWith('sftp:')) backend = withRetry(await (await import('./sftp.js')).openSftpBackend(location, options), retry);
   else if (location.startsWith('s3:')) backend = withRetry(await (await import('./s3.js')).openS3Backend(location, options), retry);
   else backend = new LocalBackend(location);

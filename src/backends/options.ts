@@ -26,4 +26,6 @@ export interface BackendOptions {
   limitDownload?: number;
   /** Parallel connections / requests to a remote backend. */
   connections?: number;
+  /** Where a remote backend's retry warnings go ("bh: retrying …"; default: a line on stderr). */
+  onRetry?: (line: string) => void;
 }

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'clipanion';
 import { formatTimeOfDay } from '../jobs/config.js';
+import { alertingSummary } from '../jobs/alerting.js';
 import { EXAMPLE_CONFIG } from '../jobs/example.js';
 import { parseIni } from '../jobs/ini.js';
 import { maskedSettings } from '../jobs/config.js';
@@ -31,6 +32,7 @@ export class ConfigCheckCommand extends JobCommand {
   async run(): Promise<number> {
     const job = this.loadJob();
     const settings = maskedSettings(parseIni(readFileSync(job.file, 'utf8'), job.file));
+    const alerting = alertingSummary(job);
     const report = this.report;
     report.jsonLine({
       message_type: 'config',
@@ -44,6 +46,7 @@ export class ConfigCheckCommand extends JobCommand {
       retention: job.retention ?? null,
       hooks: { pre_backup: job.hooks.pre !== undefined, post_backup: job.hooks.post !== undefined, timeout_seconds: job.hooks.timeoutSeconds },
       heartbeat: job.heartbeat !== undefined,
+      alerting,
       warnings: job.warnings,
       settings,
     });
@@ -52,6 +55,9 @@ export class ConfigCheckCommand extends JobCommand {
     report.line(`unlocked by:  ${job.secret.kind === 'keyFile' ? `key file ${job.secret.path}` : 'passphrase (masked)'}; every repository is encrypted`);
     report.line(`schedule:     ${job.schedule.length > 0 ? job.schedule.map(formatTimeOfDay).join(', ') : '(none)'}`);
     report.line(`retention:    ${job.retention ? `after each complete backup, forget this job's snapshots beyond max_count ${job.retention.maxCount} / max_age_days ${job.retention.maxAgeDays} (0: off; the newest is always kept)${job.retention.prune ? ', then prune' : ', no prune'}` : 'keep every snapshot'}`);
+    report.line(`notify:       ${alerting.channels.length > 0 ? `${alerting.channels.join('; ')} (on ${alerting.notifyOn.join(', ')})` : '(no channel)'}`);
+    report.line(`log:          ${alerting.log}`);
+    if (alerting.metrics) report.line(`metrics:      ${alerting.metrics}`);
     report.line('destinations (one repository each, created on first use; backed up into the first, copied to the others):');
     for (const d of job.destinations) report.line(`  ${d.kind.padEnd(5)}  ${d.location}`);
     report.line('');

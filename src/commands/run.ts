@@ -1,23 +1,13 @@
 import { Command, Option } from 'clipanion';
+import { JobAlerts, alertBrokenConfig } from '../jobs/alerting.js';
+import type { Job } from '../jobs/config.js';
+import { ConfigError } from '../jobs/ini.js';
 import { runJob } from '../jobs/runner.js';
-import type { RunRecord } from '../jobs/state.js';
-import { ExitCode } from './base.js';
+import { exitCodeOfRun } from '../jobs/state.js';
+import { isEmailAddress } from '../notify/smtp.js';
+import { UserError } from './base.js';
 import { StatefulJobCommand } from './job-options.js';
 import { formatBytes } from './report.js';
-
-/** The exit code of a finished run (README.md, "Moving from Backup Handler"). */
-export function exitCodeOfRun(run: RunRecord): number {
-  switch (run.state) {
-    case 'success':
-      return ExitCode.ok;
-    case 'aborted':
-      return ExitCode.preflight;
-    case 'interrupted':
-      return ExitCode.interrupted;
-    default:
-      return ExitCode.incomplete;
-  }
-}
 
 export class RunCommand extends StatefulJobCommand {
   static override paths = [['run']];
@@ -27,7 +17,11 @@ export class RunCommand extends StatefulJobCommand {
       Reads the job (Backup Handler's config.ini, schema v3), then: pre-backup hook, a backup of
       source_dir into the first destination ([BACKUPS] dirs, [SSH] servers, [S3] bucket; each a
       repository, created on first use), copied into the others, each followed by [RETENTION]
-      (forget), then the post-backup hook, and the [HEARTBEAT] ping when every step succeeded. One run per job at a time: a second one refuses (exit 11).
+      (forget), then the post-backup hook, the [HEARTBEAT] ping when every step succeeded, and
+      the notifications ([NOTIFICATIONS] notify_on: failure and stale by default) through
+      Telegram, e-mail, local mail and the webhook; a channel that fails is a warning and
+      changes no exit code. Every run is logged ([LOGGING]) and, with [MONITORING] textfile,
+      leaves Prometheus metrics. One run per job at a time: a second one refuses (exit 11).
 
       Exit codes: 0 every destination succeeded; 1 configuration errors (all listed); 2 the
       pre-backup hook or a pre-flight check failed (nothing was backed up); 3 a destination (or
@@ -35,29 +29,38 @@ export class RunCommand extends StatefulJobCommand {
       interrupted. Each run is recorded in the status file (see \`bh status\`).
 
       --dry-run reads every file and shows what would happen, but stores nothing, runs no hook,
-      creates no repository and leaves the status file alone.
+      creates no repository, leaves the status file alone and tells nobody.
+
+      --receiver ADDR (repeatable, or comma-separated) sends this run's e-mail to more
+      addresses, through [SMTP].
     `,
     examples: [
       ['Run the job of config/config.ini', 'bh run'],
       ['Run the staging profile (config/config.staging.ini)', 'bh run --profile staging'],
       ['Preview a job', 'bh run --config /etc/bh/config.ini --dry-run'],
+      ['Also mail the outcome to someone', 'bh run --receiver ops@example.com'],
     ],
   });
 
   dryRun = Option.Boolean('--dry-run', false, { description: 'Read everything, store nothing, run no hook' });
+  receiver = Option.Array('--receiver', { description: 'Also e-mail this run\'s notifications to ADDR (through [SMTP])' });
 
   async run(): Promise<number> {
-    const job = this.loadJob();
+    const receivers = (this.receiver ?? []).flatMap((r) => r.split(',')).map((r) => r.trim()).filter((r) => r !== '');
+    for (const address of receivers) if (!isEmailAddress(address)) throw new UserError(`--receiver '${address}' is not an e-mail address; write a plain address such as ops@example.com`);
+    const job = await this.loadJobOrAlert(receivers);
+    if (receivers.length > 0 && !job.alerting.smtp) throw new UserError(`--receiver needs a mail server: set [SMTP] host (and from_addr) in ${job.file}`);
     const report = this.report;
-    const run = await runJob({
-      job,
-      stateDir: this.resolvedStateDir(),
-      dryRun: this.dryRun,
-      env: this.context.env,
-      signal: this.interruptSignal(),
-      notifiers: [],
-      events: { step: (message) => report.line(message), warn: (message) => report.warn(`warning: ${message}`) },
-    });
+    const stateDir = this.resolvedStateDir();
+    const console = { step: (message: string) => report.line(message), warn: (message: string) => report.warn(`warning: ${message}`) };
+    // A dry run tells nobody and leaves the state directory (the default log's place) alone.
+    const alerts = this.dryRun ? undefined : JobAlerts.open(job, { stateDir, receivers, warn: console.warn });
+    let run;
+    try {
+      run = await runJob({ job, stateDir, dryRun: this.dryRun, env: this.context.env, signal: this.interruptSignal(), observer: alerts, events: alerts?.events(console) ?? console });
+    } finally {
+      await alerts?.close();
+    }
     const code = exitCodeOfRun(run);
     report.jsonLine({ message_type: 'run', exit_code: code, ...run });
     for (const hook of [run.preHook, run.postHook]) {
@@ -67,9 +70,25 @@ export class RunCommand extends StatefulJobCommand {
       ['destination', 'result', 'snapshot', 'added'],
       run.destinations.map((d) => [d.location, d.ok ? ['ok', d.copiedFrom ? 'copied' : '', d.initialized ? 'new repository' : '', d.forgotten?.length ? `forgot ${d.forgotten.length} old` : ''].filter((x) => x !== '').join(', ') : `FAILED: ${d.error ?? ''}`, d.snapshotId?.slice(0, 8) ?? '-', d.bytesAdded === undefined ? '-' : formatBytes(d.bytesAdded)]),
     );
-    if (run.heartbeat) report.line(`heartbeat: ${run.heartbeat.ok ? 'sent' : 'FAILED'}`);
+    if (run.heartbeat) report.line(`heartbeat${run.heartbeat.signal === 'fail' ? ' (fail signal)' : ''}: ${run.heartbeat.ok ? 'sent' : 'FAILED'}`);
+    for (const n of run.notifications ?? []) report.line(`notification ${n.event} through ${n.channel}: ${n.ok ? 'sent' : `FAILED (${n.error ?? ''})`}`);
     if (run.error) report.warn(`bh: ${run.error}`);
     report.line(`run ${run.state}${this.dryRun ? ' (dry run: nothing stored)' : ''}`);
     return code;
+  }
+
+  /** The job; when its config does not validate, its channels still hear of the failed run (if their own sections are sound). */
+  private async loadJobOrAlert(receivers: string[]): Promise<Job> {
+    const file = this.configPath();
+    try {
+      return this.loadJob();
+    } catch (error) {
+      if (error instanceof ConfigError && !this.dryRun) {
+        const warn = (message: string): void => this.report.warn(`warning: ${message}`);
+        const told = await alertBrokenConfig(file, this.context.env, { stateDir: this.resolvedStateDir(), receivers, warn }, error);
+        for (const n of told) this.report.line(`notification ${n.event} through ${n.channel}: ${n.ok ? 'sent' : `FAILED (${n.error ?? ''})`}`);
+      }
+      throw error;
+    }
   }
 }

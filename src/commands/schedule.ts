@@ -1,10 +1,11 @@
 import { Command } from 'clipanion';
-import { formatTimeOfDay } from '../jobs/config.js';
-import { runJob } from '../jobs/runner.js';
+import { type Job, formatTimeOfDay } from '../jobs/config.js';
+import { JobAlerts } from '../jobs/alerting.js';
+import { type RunEvents, runJob } from '../jobs/runner.js';
+import { exitCodeOfRun } from '../jobs/state.js';
 import { runSchedule, systemClock } from '../jobs/scheduler.js';
 import { ExitCode, UserError } from './base.js';
 import { StatefulJobCommand } from './job-options.js';
-import { exitCodeOfRun } from './run.js';
 
 export class ScheduleCommand extends StatefulJobCommand {
   static override paths = [['schedule']];
@@ -30,17 +31,36 @@ export class ScheduleCommand extends StatefulJobCommand {
   async run(): Promise<number> {
     const job = this.loadJob();
     if (job.schedule.length === 0) throw new UserError(`${job.file}: [SCHEDULE] times is not set; add e.g. 'times = 03:00' or run the job from a timer with 'bh run'`);
-    const signal = this.interruptSignal();
     const report = this.report;
     const stateDir = this.resolvedStateDir();
     let interrupted = false;
     report.line(`bh schedule: ${job.file} at ${job.schedule.map(formatTimeOfDay).join(', ')} (local time)`);
+    const console = { step: (message: string) => report.line(message), warn: (message: string) => report.warn(`warning: ${message}`) };
+    const alerts = JobAlerts.open(job, { stateDir, warn: console.warn });
+    alerts.log.info(`bh schedule started: ${job.schedule.map(formatTimeOfDay).join(', ')}`);
+    try {
+      await this.serve(job, stateDir, alerts, console, () => (interrupted = true));
+    } finally {
+      alerts.log.info('bh schedule stopped');
+      await alerts.close();
+    }
+    report.line('bh schedule: stopped');
+    return interrupted ? ExitCode.interrupted : ExitCode.ok;
+  }
+
+  private async serve(job: Job, stateDir: string, alerts: JobAlerts, console: RunEvents, onInterrupted: () => void): Promise<void> {
+    const signal = this.interruptSignal();
+    const report = this.report;
     await runSchedule({
       slots: job.schedule,
       clock: systemClock,
       signal,
       onWaiting: (next) => report.line(`next run at ${next.toString()}`),
-      onError: (error, slot) => report.warn(`bh: the run for ${slot.toString()} failed: ${error instanceof Error ? error.message : String(error)}`),
+      onError: (error, slot) => {
+        const message = `the run for ${slot.toString()} failed: ${error instanceof Error ? error.message : String(error)}`;
+        alerts.log.error(message);
+        report.warn(`bh: ${message}`);
+      },
       run: async (slot) => {
         report.line(`run for ${slot.toString()} starting`);
         const run = await runJob({
@@ -49,15 +69,13 @@ export class ScheduleCommand extends StatefulJobCommand {
           dryRun: false,
           env: this.context.env,
           signal,
-          notifiers: [],
-          events: { step: (message) => report.line(message), warn: (message) => report.warn(`warning: ${message}`) },
+          observer: alerts,
+          events: alerts.events(console),
         });
-        if (run.state === 'interrupted') interrupted = true;
+        if (run.state === 'interrupted') onInterrupted();
         report.jsonLine({ message_type: 'run', slot: slot.toISOString(), exit_code: exitCodeOfRun(run), ...run });
         report.line(`run for ${slot.toString()}: ${run.state}${run.error ? ` (${run.error})` : ''}`);
       },
     });
-    report.line('bh schedule: stopped');
-    return interrupted ? ExitCode.interrupted : ExitCode.ok;
   }
 }

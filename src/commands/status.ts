@@ -1,5 +1,8 @@
-import { Command } from 'clipanion';
+import { Command, Option } from 'clipanion';
+import { JobAlerts } from '../jobs/alerting.js';
+import type { Job } from '../jobs/config.js';
 import { jobStatus } from '../jobs/overview.js';
+import { ExitCode } from './base.js';
 import { StatefulJobCommand } from './job-options.js';
 import { formatBytes, formatDuration } from './report.js';
 
@@ -12,17 +15,30 @@ export class StatusCommand extends StatefulJobCommand {
       destination repository: the last runs, each destination's last success, its snapshot
       count and the bytes it stores, and whether it is stale — its last success older than
       staleness_factor ([PREFLIGHT], default 2) times the longest gap between [SCHEDULE] times.
-      A destination that cannot be opened is shown with its error.
+      A destination that cannot be opened is shown with its error. Notifications that failed
+      in the runs shown are counted and listed.
+
+      --alert is for cron and Nagios-style checks: exit 3 when a destination is stale or the
+      last run did not fully succeed, 0 otherwise; destinations newly stale are also sent as a
+      job.stale notification (once per stale period, as \`bh run\` does).
     `,
-    examples: [['Status of the job in /etc/bh/config.ini', 'bh status --config /etc/bh/config.ini']],
+    examples: [
+      ['Status of the job in /etc/bh/config.ini', 'bh status --config /etc/bh/config.ini'],
+      ['Check from cron every hour, alerting on staleness', 'bh status --config /etc/bh/config.ini --alert'],
+    ],
   });
+
+  alert = Option.Boolean('--alert', false, { description: 'Exit 3 when a destination is stale or the last run failed; send stale alerts' });
 
   async run(): Promise<number> {
     const job = this.loadJob();
     const now = Date.now();
     const status = await jobStatus(job, this.resolvedStateDir(), now);
     const report = this.report;
-    report.jsonLine(status);
+    const lastRun = status.runs.filter((r) => r.state !== 'started').pop();
+    const stale = status.destinations.filter((d) => d.stale === true).map((d) => d.location);
+    const alarm = this.alert ? await this.sendStaleAlerts(job, stale, lastRun?.state) : undefined;
+    report.jsonLine(alarm ? { ...status, alert: alarm } : status);
     report.line(`job ${status.config}`);
     report.line(`status file ${status.statusFile}`);
     report.line('');
@@ -43,6 +59,26 @@ export class StatusCommand extends StatefulJobCommand {
         d.storedBytes === null ? '-' : formatBytes(d.storedBytes),
       ]),
     );
-    return 0;
+    if (status.failedNotifications.length > 0) {
+      report.line('');
+      report.line(`notifications that FAILED in these runs: ${status.failedNotifications.length}`);
+      for (const n of status.failedNotifications) report.line(`  run ${n.run}: ${n.event} through ${n.channel}: ${n.error}`);
+    }
+    if (!alarm) return ExitCode.ok;
+    for (const reason of alarm.reasons) report.warn(`ALERT: ${reason}`);
+    for (const d of alarm.deliveries) report.line(`notification job.stale through ${d.channel}: ${d.ok ? 'sent' : `FAILED (${d.error ?? ''})`}`);
+    return alarm.reasons.length > 0 ? ExitCode.incomplete : ExitCode.ok;
+  }
+
+  private async sendStaleAlerts(job: Job, stale: string[], lastState: string | undefined): Promise<{ reasons: string[]; deliveries: { channel: string; ok: boolean; error?: string | undefined }[] }> {
+    const reasons = stale.map((location) => `${location} is stale`);
+    if (lastState !== undefined && lastState !== 'success') reasons.push(`the last run ended ${lastState}`);
+    const alerts = JobAlerts.open(job, { stateDir: this.resolvedStateDir(), warn: (message) => this.report.warn(`warning: ${message}`) });
+    try {
+      const { deliveries } = await alerts.alertStale();
+      return { reasons, deliveries };
+    } finally {
+      await alerts.close();
+    }
   }
 }

@@ -8,6 +8,7 @@ import { isAbsolute, resolve } from 'node:path';
 import type { BackendOptions } from '../repo/storage.js';
 import { patternProblem } from '../snapshot/exclude.js';
 import type { BackupMode } from '../snapshot/snapshot.js';
+import { type Alerting, readAlerting } from './alerting-config.js';
 import { type ConfigIssue, ConfigError, type IniDocument, type IniEntry, type IniSection, parseIni } from './ini.js';
 
 export const SCHEMA_VERSION = 3;
@@ -70,7 +71,11 @@ export interface Job {
   retention?: Retention | undefined;
   /** Daily times, minutes after local midnight, sorted, unique. */
   schedule: number[];
-  heartbeat?: { url: string; timeoutSeconds: number } | undefined;
+  heartbeat?: { url: string; timeoutSeconds: number; signalStart: boolean; signalFail: boolean } | undefined;
+  /** Notification channels, notify_on, [MONITORING], [LOGGING] (alerting-config.ts). */
+  alerting: Alerting;
+  /** Every secret value the job holds (passwords, tokens, webhook and ping URLs): never printed, logged or sent. */
+  secretValues: string[];
   preflight: { expectedMount?: string | undefined; stalenessFactor: number };
   /** Environment variables that secrets were read from: kept out of the hooks' environment. */
   secretVariables: string[];
@@ -79,7 +84,9 @@ export interface Job {
 }
 
 /** Keys whose values are never printed. */
-const SECRET_KEYS = new Set(['SSH.password', 'S3.access_key', 'S3.secret_key', 'ENCRYPTION.passphrase', 'DATABASE.password', 'SMTP.password', 'WEBHOOK.auth_header', 'TAILSCALE.auth_key']);
+const SECRET_KEYS = new Set(['SSH.password', 'S3.access_key', 'S3.secret_key', 'ENCRYPTION.passphrase', 'DATABASE.password', 'SMTP.password', 'WEBHOOK.auth_header', 'WEBHOOK.url', 'TELEGRAM.api_token', 'TAILSCALE.auth_key']);
+/** URLs whose path is their credential (anyone holding them can post or ping): shown with scheme and host only. */
+const SECRET_URL_KEYS = new Set(['HEARTBEAT.url', 'WEBHOOK.url']);
 
 /** Every key of schema v3, plus the few bh adds (marked in the README). */
 const KNOWN_KEYS: Record<string, readonly string[]> = {
@@ -90,25 +97,26 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   S3: ['bucket', 'prefix', 'region', 'access_key', 'secret_key', 'max_bandwidth', 'multipart_threshold', 'max_concurrency', 'endpoint', 'path_style'],
   ENCRYPTION: ['enabled', 'key_file', 'passphrase', 'workers'],
   DATABASE: ['user', 'password', 'database', 'host', 'port', 'single_transaction', 'binlog_position'],
-  SMTP: ['host', 'port', 'user', 'password', 'from_addr', 'to_addrs', 'use_tls'],
-  WEBHOOK: ['url', 'auth_header'],
-  HEARTBEAT: ['url', 'timeout'],
+  SMTP: ['host', 'port', 'user', 'password', 'from_addr', 'to_addrs', 'use_tls', 'ca_file'],
+  WEBHOOK: ['url', 'auth_header', 'format', 'timeout'],
+  HEARTBEAT: ['url', 'timeout', 'signal_start', 'signal_fail'],
+  TELEGRAM: ['api_token', 'api_base'],
+  USERS: ['interacted_users'],
+  MONITORING: ['textfile'],
+  LOGGING: ['file', 'max_size', 'keep', 'level'],
   DEDUP: ['enabled'],
   TAILSCALE: ['enabled', 'auth_key', 'hostname', 'advertise_tags', 'accept_routes', 'disconnect_after'],
   SCHEDULE: ['times', 'interval_minutes'],
   MODES: ['local', 'ssh', 's3', 'db'],
   HOOKS: ['pre_backup', 'post_backup', 'timeout_seconds'],
   RETENTION: ['max_age_days', 'max_count', 'prune'],
-  NOTIFICATIONS: ['bot', 'receiver_emails'],
+  NOTIFICATIONS: ['bot', 'receiver_emails', 'notify_on', 'local_mail_to'],
   PREFLIGHT: ['enabled', 'expected_mount', 'expected_label', 'expected_uuid', 'expected_fs_type', 'expected_owner', 'auto_mount', 'auto_fix_ownership', 'ensure_fstab', 'staleness_factor', 'local_mail_to'],
 };
 
 /** Sections whose settings belong to features that come with later issues: read, reported, not applied. */
 const NOT_APPLIED: Record<string, string> = {
   DATABASE: 'MySQL dumps are not part of bh run yet',
-  SMTP: 'e-mail notifications come with a later release',
-  WEBHOOK: 'webhook notifications come with a later release',
-  NOTIFICATIONS: 'Telegram and e-mail notifications come with a later release',
   TAILSCALE: 'bh does not bring Tailscale up: make the SSH servers reachable before the run (a pre_backup hook can)',
 };
 
@@ -117,10 +125,11 @@ const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 10;
 const DEFAULT_STALENESS_FACTOR = 2;
 
 /** Reads typed values out of the document, collecting every problem instead of stopping at the first. */
-class Reader {
+export class Reader {
   readonly issues: ConfigIssue[] = [];
   readonly warnings: string[] = [];
   readonly secretVariables = new Set<string>();
+  readonly secretValues = new Set<string>();
 
   constructor(readonly doc: IniDocument, readonly env: Readonly<Record<string, string | undefined>>) {}
 
@@ -160,6 +169,7 @@ class Reader {
       this.problem(section, key, 'is empty once its ${…} variables are replaced', 'give the environment variable a value, or remove the line');
       return undefined;
     }
+    if (SECRET_KEYS.has(`${section}.${key}`) || SECRET_URL_KEYS.has(`${section}.${key}`)) this.secretValues.add(value);
     return value;
   }
 
@@ -247,6 +257,7 @@ export function validateJob(doc: IniDocument, env: Readonly<Record<string, strin
   const schedule = readSchedule(r);
   r.number('SCHEDULE', 'interval_minutes', 60, 'integer', 1);
   const heartbeat = readHeartbeat(r);
+  const alerting = readAlerting(r, readBotConfig(doc.file, env));
 
   if (!r.bool('DEDUP', 'enabled', true)) r.warnings.push('[DEDUP] enabled = False is ignored: bh deduplicates every repository (chunks are stored once)');
   const preflightEnabled = r.bool('PREFLIGHT', 'enabled', false);
@@ -254,7 +265,7 @@ export function validateJob(doc: IniDocument, env: Readonly<Record<string, strin
   const expectedMount = preflightEnabled && mountText !== undefined ? r.absolutePath('PREFLIGHT', 'expected_mount', mountText) : undefined;
   const stalenessFactor = r.number('PREFLIGHT', 'staleness_factor', DEFAULT_STALENESS_FACTOR, 'decimal', 1);
   if (preflightEnabled) {
-    for (const key of ['expected_label', 'expected_uuid', 'expected_fs_type', 'expected_owner', 'local_mail_to']) {
+    for (const key of ['expected_label', 'expected_uuid', 'expected_fs_type', 'expected_owner']) {
       if (r.entry('PREFLIGHT', key)) r.warnings.push(`[PREFLIGHT] ${key} is not checked by bh yet (only expected_mount is)`);
     }
     for (const key of ['auto_mount', 'auto_fix_ownership', 'ensure_fstab']) {
@@ -277,10 +288,28 @@ export function validateJob(doc: IniDocument, env: Readonly<Record<string, strin
     retention,
     schedule,
     heartbeat,
+    alerting,
     preflight: { expectedMount, stalenessFactor },
     secretVariables: [...r.secretVariables],
+    secretValues: [...r.secretValues],
     warnings: r.warnings,
   };
+}
+
+/**
+ * The old tool's Telegram settings, `bot_config.ini` beside the job's config file ([TELEGRAM]
+ * api_token, [USERS] interacted_users), read as they are; undefined when there is none.
+ */
+export function readBotConfig(jobFile: string, env: Readonly<Record<string, string | undefined>>): Reader | undefined {
+  const file = resolve(jobFile, '..', 'bot_config.ini');
+  if (!existsSync(file)) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError([{ file, problem: `cannot be read: ${(error as Error).message}`, fix: 'check its permissions' }]);
+  }
+  return new Reader(parseIni(text, file), env);
 }
 
 function checkKnownKeys(r: Reader): void {
@@ -432,7 +461,7 @@ function readHeartbeat(r: Reader): Job['heartbeat'] {
     r.problem('HEARTBEAT', 'url', 'is not an http:// or https:// URL', 'write the ping URL your monitor gives you (https://hc-ping.com/UUID)');
     return undefined;
   }
-  return { url, timeoutSeconds };
+  return { url, timeoutSeconds, signalStart: r.bool('HEARTBEAT', 'signal_start', false), signalFail: r.bool('HEARTBEAT', 'signal_fail', false) };
 }
 
 /** What `bh config check` prints: the file's values with every secret masked. */
@@ -448,8 +477,9 @@ export function maskedSettings(doc: IniDocument): { section: string; key: string
 
 function maskValue(section: string, key: string, value: string): string {
   if (value === '') return '';
-  if (SECRET_KEYS.has(`${section}.${key}`)) return /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/.test(value) ? `${value} (from the environment, masked)` : '******** (masked)';
-  if (section === 'HEARTBEAT' && key === 'url') return maskUrl(value);
+  const fromEnvironment = /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/.test(value);
+  if (SECRET_URL_KEYS.has(`${section}.${key}`)) return fromEnvironment ? `${value} (from the environment, masked)` : maskUrl(value);
+  if (SECRET_KEYS.has(`${section}.${key}`)) return fromEnvironment ? `${value} (from the environment, masked)` : '******** (masked)';
   return value;
 }
 

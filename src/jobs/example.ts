@@ -82,9 +82,55 @@ prune = True
 times = 03:00, 15:00
 
 [HEARTBEAT]
-# Pinged (HTTP GET) after every fully successful run only.
+# Pinged (HTTP GET) after every fully successful run only: a missed ping is what alerts.
 url = https://hc-ping.com/your-check-uuid
 timeout = 10
+# bh additions (healthchecks.io's protocol): URL/start when a run begins, URL/fail when it fails.
+signal_start = False
+signal_fail = True
+
+[NOTIFICATIONS]
+# Which events are sent: success, failure, stale (default: failure, stale). A channel that
+# fails is a warning; it never changes the run's exit code. Test them with 'bh notify test'.
+notify_on = failure, stale
+# Telegram, with [TELEGRAM] api_token and [USERS] interacted_users here or in bot_config.ini
+# beside this file. Only the listed chat ids get messages.
+bot = False
+# Local mail through the host's own MTA (sendmail -t): needs no DNS and no network.
+# Gets failed runs and stale backups only.
+local_mail_to = root
+# receiver_emails = ops@example.com
+
+# [TELEGRAM]
+# api_token = \${TELEGRAM_BOT_TOKEN}
+# [USERS]
+# interacted_users = 123456789
+
+# [SMTP]
+# host = smtp.example.com
+# port = 587
+# user = bh@example.com
+# password = \${SMTP_PASSWORD}
+# from_addr = bh@example.com
+# to_addrs = ops@example.com
+# use_tls = True
+
+# [WEBHOOK]
+# The URL is a credential: keep it in the environment. format: slack, discord, teams or json
+# (guessed from the host when unset).
+# url = \${WEBHOOK_URL}
+# format = slack
+
+# [MONITORING]
+# Prometheus metrics for node_exporter's textfile collector, rewritten after each run.
+# textfile = /var/lib/prometheus/node-exporter/bh.prom
+
+[LOGGING]
+# JSON lines, rotated at max_size with keep old files (default: <job>.log in the state directory).
+# file = /var/log/bh/nightly.log
+max_size = 5M
+keep = 5
+level = info
 
 [PREFLIGHT]
 enabled = False

@@ -9,6 +9,7 @@ import { FILE_TYPES } from '../repo/storage.js';
 import type { Job } from './config.js';
 import { loadSecret } from './runner.js';
 import { scheduleInterval } from './scheduler.js';
+import { destinationStaleness } from './stale.js';
 import { type RunRecord, jobPaths, readStatus } from './state.js';
 
 export interface DestinationStatus {
@@ -31,6 +32,8 @@ export interface JobStatus {
   stalenessFactor: number;
   runs: RunRecord[];
   destinations: DestinationStatus[];
+  /** Notification deliveries that failed in the runs shown, newest last. */
+  failedNotifications: { run: string; channel: string; event: string; error: string }[];
 }
 
 export async function jobStatus(job: Job, stateDir: string, now: number, lastRuns = 10): Promise<JobStatus> {
@@ -39,17 +42,9 @@ export async function jobStatus(job: Job, stateDir: string, now: number, lastRun
   const interval = scheduleInterval(job.schedule) ?? null;
   const secret = await loadSecret(job.secret);
   const destinations: DestinationStatus[] = [];
-  for (const destination of job.destinations) {
-    const lastSuccess = status.lastSuccess[destination.location] ?? null;
-    const ageMs = lastSuccess === null ? null : now - Date.parse(lastSuccess);
-    const row: DestinationStatus = {
-      location: destination.location,
-      lastSuccess,
-      ageMs,
-      stale: interval === null ? null : ageMs === null || ageMs > job.preflight.stalenessFactor * interval,
-      snapshots: null,
-      storedBytes: null,
-    };
+  const staleness = destinationStaleness(job, status, now);
+  for (const [i, destination] of job.destinations.entries()) {
+    const row: DestinationStatus = { ...staleness[i]!, snapshots: null, storedBytes: null };
     try {
       const session = await RepositorySession.open(destination.location, secret, { backend: destination.backend });
       try {
@@ -65,5 +60,7 @@ export async function jobStatus(job: Job, stateDir: string, now: number, lastRun
     }
     destinations.push(row);
   }
-  return { config: job.file, statusFile: paths.status, intervalMs: interval, stalenessFactor: job.preflight.stalenessFactor, runs: status.runs.slice(-lastRuns), destinations };
+  const runs = status.runs.slice(-lastRuns);
+  const failedNotifications = runs.flatMap((run) => (run.notifications ?? []).filter((n) => !n.ok).map((n) => ({ run: run.id, channel: n.channel, event: n.event, error: n.error ?? '' })));
+  return { config: job.file, statusFile: paths.status, intervalMs: interval, stalenessFactor: job.preflight.stalenessFactor, runs, destinations, failedNotifications };
 }

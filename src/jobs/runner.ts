@@ -1,9 +1,9 @@
 /**
  * One run of a job (`bh run`, and each slot of `bh schedule`):
  *
- *   run lock → status "started" → pre-hook → pre-flight → backup to every destination (each
- *   followed by [RETENTION]) → post-hook → heartbeat (only on full success) → status with the
- *   outcome → notifiers.
+ *   run lock → status "started" → observer.started (heartbeat /start) → pre-hook → pre-flight →
+ *   backup to every destination (each followed by [RETENTION]) → post-hook → status with the
+ *   outcome → observer.finished (heartbeat, notifications, metrics; recorded too) → unlock.
  *
  * A destination that fails is recorded and the others still run. The run never spawns bh: it
  * calls the archiver (runBackup) for the first destination and the copier (copySnapshots) for
@@ -26,9 +26,7 @@ import { executeForget, planForget } from '../snapshot/forget.js';
 import { DEFAULT_PRUNE_OPTIONS, runPrune } from '../snapshot/prune.js';
 import { loadSnapshots } from '../snapshot/snapshot.js';
 import type { Destination, Job, JobSecret, Retention } from './config.js';
-import { sendHeartbeat } from './heartbeat.js';
 import { describeHookFailure, hookSucceeded, runHook } from './hooks.js';
-import type { Notifier } from './notify.js';
 import { type DestinationOutcome, type RunRecord, acquireRunLock, jobPaths, recordRun } from './state.js';
 
 /** Every bh run snapshot carries this tag, so `bh snapshots --tag bh-run` tells job runs from manual backups. */
@@ -41,6 +39,17 @@ export interface RunEvents {
   warn(message: string): void;
 }
 
+/**
+ * Who hears about a run (alerting.ts: heartbeat, notifications, metrics, log). Neither call may
+ * throw: a channel that fails is recorded in the run, never fails it.
+ */
+export interface RunObserver {
+  /** Once the run holds its lock and is recorded as started. */
+  started(run: RunRecord): Promise<void>;
+  /** Once the outcome is recorded; what it adds to `run` (deliveries, pings) is recorded again. */
+  finished(run: RunRecord): Promise<void>;
+}
+
 export interface RunOptions {
   job: Job;
   stateDir: string;
@@ -48,7 +57,8 @@ export interface RunOptions {
   /** The environment hooks inherit. */
   env: Readonly<Record<string, string | undefined>>;
   signal?: AbortSignal | undefined;
-  notifiers: readonly Notifier[];
+  /** None for a dry run: it tells nobody. */
+  observer?: RunObserver | undefined;
   events: RunEvents;
 }
 
@@ -56,7 +66,7 @@ export interface RunOptions {
 class PreflightFailure extends Error {}
 
 export async function runJob(options: RunOptions): Promise<RunRecord> {
-  const { job, dryRun, events } = options;
+  const { job, dryRun } = options;
   const paths = jobPaths(options.stateDir, job.file);
   // A dry run changes nothing, the state directory included.
   const lock = dryRun ? undefined : await acquireRunLock(paths.lock);
@@ -66,6 +76,7 @@ export async function runJob(options: RunOptions): Promise<RunRecord> {
   };
   try {
     await save();
+    await options.observer?.started(run);
     await stepsOfRun(options, run);
   } catch (error) {
     run.state = error instanceof AbortedError || options.signal?.aborted ? 'interrupted' : 'aborted';
@@ -74,12 +85,13 @@ export async function runJob(options: RunOptions): Promise<RunRecord> {
     run.finished = new Date().toISOString();
     try {
       await save();
+      if (options.observer) {
+        await options.observer.finished(run);
+        await save();
+      }
     } finally {
       await lock?.release();
     }
-  }
-  for (const notifier of options.notifiers) {
-    await notifier.notify(run).catch((error: Error) => events.warn(`notification through ${notifier.name} failed: ${error.message}`));
   }
   return run;
 }
@@ -117,11 +129,6 @@ async function stepsOfRun(options: RunOptions, run: RunRecord): Promise<void> {
         if (run.state === 'success') run.state = 'partial';
       }
     }
-  }
-
-  if (job.heartbeat && run.state === 'success' && !dryRun) {
-    run.heartbeat = await sendHeartbeat(job.heartbeat.url, job.heartbeat.timeoutSeconds);
-    if (!run.heartbeat.ok) events.warn(`heartbeat ping failed: ${run.heartbeat.error ?? `HTTP ${run.heartbeat.status}`}`);
   }
 }
 
@@ -204,8 +211,10 @@ async function inRepository(
   let session: RepositorySession | undefined;
   try {
     // The nightly run is what the local cache is for (README.md, "Local cache").
+    // Retries of a remote backend are warnings of the run (so they reach its log too).
+    const backend = { ...destination.backend, onRetry: (line: string) => events.warn(line.replace(/^bh: /, '')) };
     const warn = (message: string): void => events.warn(message);
-    const sessionOptions = { backend: destination.backend, cache: { dir: cacheDirFromEnv(options.env), onWarning: warn }, onWarning: warn };
+    const sessionOptions = { backend, cache: { dir: cacheDirFromEnv(options.env), onWarning: warn }, onWarning: warn };
     session = await RepositorySession.openOrInit(destination.location, secret, sessionOptions, () => {
       if (dryRun) return undefined;
       // A missing parent is an unmounted disk far more often than a new one: never create it.
@@ -228,6 +237,8 @@ async function inRepository(
     }
     // Only after a complete snapshot: older ones never make way for a failed or partial one.
     if (outcome.ok && job.retention) await applyRetention(session, job.retention, outcome, options);
+    // For the metrics file only: a listing that fails here fails nothing.
+    if (!dryRun) outcome.snapshots = await session.repo.list('snapshots').then((files) => files.length, () => undefined);
   } catch (error) {
     outcome.ok = false;
     outcome.error = error instanceof AbortedError ? 'interrupted' : error instanceof Error ? error.message : String(error);
@@ -255,6 +266,8 @@ async function backupStep(repo: Repository, outcome: DestinationOutcome, options
   });
   outcome.snapshotId = result.snapshotId;
   outcome.bytesAdded = result.counters.bytes_added;
+  outcome.filesNew = result.counters.files_new;
+  outcome.filesChanged = result.counters.files_changed;
   outcome.unreadable = result.errors.length;
   outcome.ok = result.errors.length === 0;
   if (!outcome.ok) outcome.error = `${result.errors.length} entries could not be read and are missing from the snapshot`;

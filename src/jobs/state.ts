@@ -11,6 +11,8 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import { basename, join } from 'node:path';
+import type { Delivery } from '../notify/channel.js';
+import type { HeartbeatOutcome } from '../notify/heartbeat.js';
 
 export function defaultStateDir(env: Readonly<Record<string, string | undefined>>): string {
   const systemd = env['STATE_DIRECTORY']?.split(':')[0];
@@ -176,7 +178,15 @@ export interface DestinationOutcome {
   /** What the prune after [RETENTION] did: packs deleted now, packs condemned for a later run. */
   prune?: { packsDeleted: number; packsCondemned: number; bytesDeleted: number } | undefined;
   error?: string | undefined;
+  /** Files the backup found new or changed (the primary only: copies move the same files). */
+  filesNew?: number | undefined;
+  filesChanged?: number | undefined;
+  /** Snapshots in the repository once the run (and its retention) was done. */
+  snapshots?: number | undefined;
 }
+
+/** One notification channel's delivery of one event. */
+export type NotificationOutcome = Delivery & { event: string };
 
 export interface HookOutcome {
   command: string;
@@ -197,7 +207,24 @@ export interface RunRecord {
   destinations: DestinationOutcome[];
   preHook?: HookOutcome | undefined;
   postHook?: HookOutcome | undefined;
-  heartbeat?: { ok: boolean; status?: number | undefined; error?: string | undefined } | undefined;
+  /** The last ping of the run (success or fail). */
+  heartbeat?: HeartbeatOutcome | undefined;
+  heartbeatStart?: HeartbeatOutcome | undefined;
+  notifications?: NotificationOutcome[] | undefined;
+}
+
+/** The exit code of a finished run (README.md, "Moving from Backup Handler"). */
+export function exitCodeOfRun(run: RunRecord): number {
+  switch (run.state) {
+    case 'success':
+      return 0;
+    case 'aborted':
+      return 2;
+    case 'interrupted':
+      return 130;
+    default:
+      return 3;
+  }
 }
 
 export interface StatusFile {
