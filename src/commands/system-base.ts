@@ -29,7 +29,7 @@ export abstract class SystemRepositoryCommand extends RepositoryCommand {
 
   /** Whether a repository was named (-r, BH_REPO or --config). */
   protected hasRepository(): boolean {
-    return this.jobConfig !== undefined || (this.repo ?? this.context.env['BH_REPO']) !== undefined;
+    return this.jobConfig !== undefined || Boolean(this.repo ?? this.context.env['BH_REPO']);
   }
 
   protected override repoLocation(): string {

@@ -82,7 +82,7 @@ interface Note {
 function manualNotes(capture: SystemCapture, snapshotId: string): Note[] {
   const notes: Note[] = [];
   for (const key of categoryOf(capture, 'ssh-keys').items) {
-    if (key.detail?.['private'] === 'present') notes.push({ text: `SSH key ${key.name}: copy its private key from a safe place to`, value: `~/${key.detail['file']?.replace(/\.pub$/, '') ?? '.ssh/'}` });
+    if (key.detail?.['private'] === 'present') notes.push({ text: `SSH key ${key.name}: copy its private key from a safe place into the home as`, value: key.detail['file']?.replace(/\.pub$/, '') ?? '.ssh/' });
   }
   for (const key of categoryOf(capture, 'gpg-keys').items) {
     if (key.detail?.['secret'] === 'yes') notes.push({ text: `GPG secret key ${key.name}: import it from your backup (gpg --import), uid`, value: key.detail['uid'] ?? '' });
@@ -232,6 +232,8 @@ async function bashScript(source: ScriptSource, options: ScriptOptions): Promise
   const notes: Note[] = [];
   const out: string[] = [
     '#!/usr/bin/env bash',
+    '# Every captured value below is in single quotes on purpose: nothing in it may expand.',
+    '# shellcheck disable=SC2016',
     `# bh system restore script, made by bh ${options.version} from system snapshot ${snapshotId.slice(0, 8)}`,
     `# of ${capture.host.replace(/[^\x20-\x7e]/g, '?')} (${capture.os.replace(/[^\x20-\x7e]/g, '?')}), captured ${capture.time}.`,
     '# Read it before you run it; try it with --dry-run first. Each step warns when it fails and the',
