@@ -263,6 +263,17 @@ describe('bh system snapshot', () => {
     const wrong = await repo.run(snapshotArgs(), { env: { ...captureEnv(), BH_PASSWORD: 'wrong' } });
     expect(wrong.code).toBe(12);
   });
+
+  it("--config JOB.ini stores the capture in the job's first destination, opened with the job's secret", async () => {
+    const config = join(dir, 'job.ini');
+    await writeFile(config, `[META]\nschema_version = 3\n[DEFAULT]\nsource_dir = ${home}\nmode = incremental\n[MODES]\nlocal = True\nssh = False\n[BACKUPS]\nbackup_dirs = ${repo.path}\n[ENCRYPTION]\npassphrase = \${JOB_PASS}\n`);
+    const env = { ...captureEnv(), BH_REPO: undefined, BH_PASSWORD: undefined, JOB_PASS: repo.env['BH_PASSWORD'] };
+    const result = await repo.run([...snapshotArgs(['--config', config]), '--json'], { env });
+    expectOk(result, 'snapshot --config');
+    const id = (JSON.parse(result.stdout) as { snapshot_id: string }).snapshot_id;
+    const list = JSON.parse(expectOk(await repo.run(['system', 'list', '--config', config, '--json'], { env }), 'list --config').stdout) as { id: string }[];
+    expect(list.map((s) => s.id)).toContain(id);
+  });
 });
 
 describe('bh system restore-script', () => {

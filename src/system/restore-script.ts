@@ -91,7 +91,7 @@ function manualNotes(capture: SystemCapture, snapshotId: string): Note[] {
     notes.push({ text: `${connection.detail?.['source'] ?? 'network'} connection (${connection.detail?.['type'] ?? 'unknown'}): set it up again with its password or keys:`, value: connection.name });
   }
   notes.push({ text: 'Browser profiles, Wi-Fi passwords and password managers are not in a system snapshot: restore them from their own backup or sync.' });
-  if (capture.history) notes.push({ text: 'Shell history is in the snapshot, not restored by this script:', value: `bh restore ${snapshotId.slice(0, 8)} --include '/files/home/**history' --target DIR` });
+  if (categoryOf(capture, 'history').files.length > 0) notes.push({ text: 'Shell history is in the snapshot, not restored by this script:', value: `bh restore ${snapshotId.slice(0, 8)} --include '/files/home/**history' --target DIR` });
   for (const skipped of capture.skipped) notes.push({ text: `Not captured (${skipped.category}${skipped.tool ? `, ${skipped.tool}` : ''}):`, value: skipped.reason });
   return notes;
 }
