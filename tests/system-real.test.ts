@@ -4,7 +4,8 @@
  * user made by the test, whose home holds dotfiles, a script, a user unit, an npm -g package
  * installed by the real npm into the user's prefix, and a pip --user package (its dist-info
  * written by the test; the real pip lists it). The restore script of that capture writes the
- * user's files as the user, through the real runuser.
+ * user's files as the user, through the real runuser. And two captures around a real
+ * `apt-get install` of a package the test builds (so no mirror is needed; purged afterwards).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -14,6 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BH, type TestRepo, initRepo, makeTempDir, removeDir } from './helpers/cli.js';
 
 const USER = `bhsys${process.pid}`;
+/** A package with no files, built and installed by the test, purged after it. */
+const PACKAGE = `bh-test-empty-${process.pid}`;
 let dir: string;
 let repo: TestRepo;
 let home: string;
@@ -57,6 +60,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  spawnSync('dpkg', ['--purge', PACKAGE]);
   spawnSync('userdel', [USER]);
   await removeDir(dir);
 });
@@ -112,5 +116,31 @@ describe('a capture of this machine', () => {
       expect(st.mode & 0o777, file).toBe(mode);
       expect(await readFile(join(home, file), 'utf8')).toBe(await readFile(join(target, 'files/home', file), 'utf8'));
     }
+  });
+
+  it('diff of two captures around a real apt-get install of a small package shows exactly that package', async () => {
+    // The package is built here, so the install needs no mirror; apt-get marks it installed by hand.
+    const pkg = join(dir, 'deb');
+    await mkdir(join(pkg, 'DEBIAN'), { recursive: true });
+    await writeFile(join(pkg, 'DEBIAN/control'), `Package: ${PACKAGE}\nVersion: 1.0\nArchitecture: all\nMaintainer: bh tests <root@localhost>\nDescription: empty package of bh's system snapshot tests\n`);
+    execFileSync('dpkg-deb', ['--build', pkg, join(dir, 'empty.deb')], { stdio: 'ignore' });
+    // apt-mark alone on PATH: the captures read the real package database, and nothing else changes between them.
+    const tools = join(dir, 'apt-only');
+    await mkdir(tools);
+    execFileSync('ln', ['-s', '/usr/bin/apt-mark', join(tools, 'apt-mark')]);
+    const emptyHome = join(dir, 'empty-home');
+    await mkdir(emptyHome);
+    const capture = async (): Promise<string> => {
+      const result = await repo.run(['system', 'snapshot', '--home', emptyHome, '--no-history', '--json'], { env: { PATH: tools, HOME: emptyHome } });
+      expect(result.code, result.stderr).toBe(0);
+      return (JSON.parse(result.stdout) as { snapshot_id: string }).snapshot_id;
+    };
+    const before = await capture();
+    const install = spawnSync('apt-get', ['install', '-y', '-o', 'DPkg::Lock::Timeout=300', join(dir, 'empty.deb')], { encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    expect(install.status, install.stderr).toBe(0);
+    const after = await capture();
+    const diff = await repo.run(['system', 'diff', before, after, '--json']);
+    expect(diff.code, diff.stderr).toBe(0);
+    expect(JSON.parse(diff.stdout)).toEqual([{ category: 'apt', added: [{ name: PACKAGE }], removed: [], changed: [], filesAdded: [], filesRemoved: [], filesChanged: [] }]);
   });
 });

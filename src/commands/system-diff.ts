@@ -32,15 +32,17 @@ export class SystemDiffCommand extends SystemRepositoryCommand {
       this.report.json(diffs);
       return 0;
     }
-    const detail = (d: Record<string, string>): string => Object.entries(d).map(([k, v]) => `${k} ${v}`).join(', ');
+    // A captured name may hold control characters (a newline, a terminal escape): shown as a JSON string then.
+    const shown = (text: string): string => (/[\u0000-\u001f\u007f-\u009f]/.test(text) ? JSON.stringify(text) : text);
+    const detail = (d: Record<string, string>): string => Object.entries(d).map(([k, v]) => `${k} ${shown(v)}`).join(', ');
     for (const diff of diffs) {
       this.report.line(`${diff.category}:`);
-      for (const item of diff.added) this.report.line(`  +  ${item.name}${item.detail ? `  (${detail(item.detail)})` : ''}`);
-      for (const item of diff.removed) this.report.line(`  -  ${item.name}${item.detail ? `  (${detail(item.detail)})` : ''}`);
-      for (const change of diff.changed) this.report.line(`  M  ${change.name}  (${detail(change.before)} → ${detail(change.after)})`);
-      for (const file of diff.filesAdded) this.report.line(`  +  ${file}`);
-      for (const file of diff.filesRemoved) this.report.line(`  -  ${file}`);
-      for (const file of diff.filesChanged) this.report.line(`  M  ${file}`);
+      for (const item of diff.added) this.report.line(`  +  ${shown(item.name)}${item.detail ? `  (${detail(item.detail)})` : ''}`);
+      for (const item of diff.removed) this.report.line(`  -  ${shown(item.name)}${item.detail ? `  (${detail(item.detail)})` : ''}`);
+      for (const change of diff.changed) this.report.line(`  M  ${shown(change.name)}  (${detail(change.before)} → ${detail(change.after)})`);
+      for (const file of diff.filesAdded) this.report.line(`  +  ${shown(file)}`);
+      for (const file of diff.filesRemoved) this.report.line(`  -  ${shown(file)}`);
+      for (const file of diff.filesChanged) this.report.line(`  M  ${shown(file)}`);
     }
     if (diffs.length === 0) this.report.line('no changes');
     return 0;
