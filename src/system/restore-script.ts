@@ -421,13 +421,14 @@ function Write-Note([string]$Text, [string]$Value) {
   if ($PSBoundParameters.ContainsKey('Value')) { Write-Output ('  - ' + $Text + ' ' + $Value) } else { Write-Output ('  - ' + $Text) }
 }
 
-# Runs a command, or with -DryRun prints it; true when it succeeded.
+# Runs a command, or with -DryRun prints it; true when it succeeded. Output goes to the host:
+# whatever a function writes to its output would become part of its result.
 function Invoke-Step([string]$Command, [string[]]$Arguments) {
   if ($DryRun) {
-    Write-Output ('+ ' + (@($Command) + $Arguments -join ' '))
+    Write-Host ('+ ' + (@($Command) + $Arguments -join ' '))
     return $true
   }
-  & $Command @Arguments
+  & $Command @Arguments | Out-Host
   return ($LASTEXITCODE -eq 0)
 }
 
@@ -436,12 +437,15 @@ function Write-HomeFile([string]$RelativePath, [string]$Base64) {
   $path = Join-Path $HOME $RelativePath
   $bytes = [Convert]::FromBase64String($Base64)
   if ($DryRun) {
-    Write-Output ('+ write ' + $path + ' (' + $bytes.Length + ' bytes)')
+    Write-Host ('+ write ' + $path + ' (' + $bytes.Length + ' bytes)')
     return $true
   }
   try {
     New-Item -ItemType Directory -Force -Path (Split-Path -Parent $path) | Out-Null
-    if (Test-Path -LiteralPath $path) { Move-Item -Force -LiteralPath $path -Destination ($path + '.before-bh-restore') }
+    if (Test-Path -LiteralPath $path) {
+      if ([Convert]::ToBase64String([IO.File]::ReadAllBytes($path)) -eq [Convert]::ToBase64String($bytes)) { return $true }
+      Move-Item -Force -LiteralPath $path -Destination ($path + '.before-bh-restore')
+    }
     [IO.File]::WriteAllBytes($path, $bytes)
     return $true
   } catch {
