@@ -219,6 +219,10 @@ describe('bh system snapshot', () => {
       }
     };
     await visit(target);
+    // Private in the snapshot too: files 0600, their directories 0700.
+    expect((await stat(join(target, 'system.json'))).mode & 0o777).toBe(0o600);
+    expect((await stat(join(target, 'files/home/.bashrc'))).mode & 0o777).toBe(0o600);
+    expect((await stat(join(target, 'files/home'))).mode & 0o777).toBe(0o700);
     const all = everything.join('\n');
     const privateKey = await readFile(join(home, '.ssh/id_ed25519'), 'utf8');
     expect(all).not.toContain(privateKey.split('\n')[1]);
