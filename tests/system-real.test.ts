@@ -1,7 +1,7 @@
 /**
  * System snapshots of this machine's real state, with its own tools: as root (checked against
  * what the tools themselves print, so the test holds whatever is installed), and as a throwaway
- * user made by the test, whose home holds dotfiles, a script, a user unit, an npm -g package
+ * user made by the test, whose home holds dotfiles, a script, a user unit, a crontab (the real cron's), an npm -g package
  * installed by the real npm into the user's prefix, and a pip --user package (its dist-info
  * written by the test; the real pip lists it). The restore script of that capture writes the
  * user's files as the user, through the real runuser. And two captures around a real
@@ -17,6 +17,7 @@ import { BH, type TestRepo, initRepo, makeTempDir, removeDir } from './helpers/c
 const USER = `bhsys${process.pid}`;
 /** A package with no files, built and installed by the test, purged after it. */
 const PACKAGE = `bh-test-empty-${process.pid}`;
+const CRONTAB = '17 4 * * * $HOME/bin/hello\n';
 let dir: string;
 let repo: TestRepo;
 let home: string;
@@ -55,12 +56,14 @@ beforeAll(async () => {
   await mkdir(join(site, 'bh_demo_pkg-0.4.0.dist-info'), { recursive: true });
   await writeFile(join(site, 'bh_demo_pkg-0.4.0.dist-info/METADATA'), 'Metadata-Version: 2.1\nName: bh-demo-pkg\nVersion: 0.4.0\n');
   execFileSync('chown', ['-R', `${USER}:${USER}`, home, repo.path]);
+  execFileSync('crontab', ['-u', USER, '-'], { input: CRONTAB });
   const install = spawnSync('runuser', ['-u', USER, '--', 'npm', 'install', '--global', '--offline', '--no-audit', '--no-fund', tarball], { env: { HOME: home, PATH: '/usr/local/bin:/usr/sbin:/usr/bin:/bin', NPM_CONFIG_PREFIX: `${home}/.npm-global` }, encoding: 'utf8', cwd: home });
   expect(install.status, install.stderr).toBe(0);
 }, 120_000);
 
 afterAll(async () => {
   spawnSync('dpkg', ['--purge', PACKAGE]);
+  spawnSync('crontab', ['-u', USER, '-r']);
   spawnSync('userdel', [USER]);
   await removeDir(dir);
 });
@@ -81,7 +84,7 @@ describe('a capture of this machine', () => {
     }
   });
 
-  it('as a user: its dotfiles, script, user unit, npm -g and pip --user packages; the restore script writes its files as that user', async () => {
+  it('as a user: its dotfiles, script, user unit, crontab, npm -g and pip --user packages; the restore script puts files and crontab back as that user', async () => {
     const snapshot = bhAsUser(['system', 'snapshot', '--json']);
     expect(snapshot.status, snapshot.stderr).toBe(0);
     const id = (JSON.parse(snapshot.stdout) as { snapshot_id: string }).snapshot_id;
@@ -94,6 +97,7 @@ describe('a capture of this machine', () => {
     expect(capture.categories['dotfiles']!.files.map((f) => f.path)).toEqual(['.bashrc', '.gitconfig']);
     expect(capture.categories['scripts']!.files.map((f) => f.path)).toEqual(['bin/hello']);
     expect(capture.categories['systemd-user']!.items).toEqual([{ name: 'tidy.timer', detail: { wantedBy: 'timers.target' } }]);
+    expect(await readFile(join(target, 'files/output/crontab'), 'utf8')).toBe(CRONTAB);
 
     const script = join(dir, 'restore.sh');
     expect((await repo.run(['system', 'restore-script', id, '--output', script])).code).toBe(0);
@@ -106,8 +110,9 @@ describe('a capture of this machine', () => {
 
     // For real, the user's part: files gone from the home come back, owned by the user.
     for (const file of ['.bashrc', 'bin/hello']) await rm(join(home, file));
+    execFileSync('crontab', ['-u', USER, '-r']);
     const only = join(dir, 'files.sh');
-    expect((await repo.run(['system', 'restore-script', id, '--only', 'dotfiles,scripts', '--output', only])).code).toBe(0);
+    expect((await repo.run(['system', 'restore-script', id, '--only', 'dotfiles,scripts,cron', '--output', only])).code).toBe(0);
     const real = spawnSync('bash', [only], { encoding: 'utf8', input: '' });
     expect(real.status, real.stderr).toBe(0);
     for (const [file, mode] of [['.bashrc', 0o644], ['bin/hello', 0o750]] as const) {
@@ -116,6 +121,7 @@ describe('a capture of this machine', () => {
       expect(st.mode & 0o777, file).toBe(mode);
       expect(await readFile(join(home, file), 'utf8')).toBe(await readFile(join(target, 'files/home', file), 'utf8'));
     }
+    expect(execFileSync('crontab', ['-u', USER, '-l'], { encoding: 'utf8' })).toBe(CRONTAB);
   });
 
   it('diff of two captures around a real apt-get install of a small package shows exactly that package', async () => {
