@@ -411,9 +411,9 @@ describe('bh system restore-script', () => {
 
 describe('hostile names', () => {
   const PWNED = `/tmp/pwned-${process.pid}`;
-  const payloads = [`$(touch ${PWNED})`, `\`touch ${PWNED}\``, `'; touch ${PWNED}; '`, `"; touch ${PWNED}; "`, `a\ntouch ${PWNED}`, '--registry=http://evil.example', '-rf'];
+  const payloads = [`$(touch ${PWNED})`, `\`touch ${PWNED}\``, `'; touch ${PWNED}; '`, `"; touch ${PWNED}; "`, `a\ntouch ${PWNED}`, '--registry=http://evil.example', '-rf', '~/x', 'ends\\'];
   /** File names cannot hold '/': their payload creates `pwned` in the script's working directory. */
-  const fileNames = ["it's $(touch pwned).sh", '`touch pwned`', 'new\nline', '-rf', '"dq" $HOME', "'; touch pwned; '"];
+  const fileNames = ["it's $(touch pwned).sh", '`touch pwned`', 'new\nline', '-rf', '"dq" $HOME', "'; touch pwned; '", 'ends\\', '~'];
   let script: string;
   let workDir: string;
 

@@ -232,8 +232,9 @@ async function bashScript(source: ScriptSource, options: ScriptOptions): Promise
   const notes: Note[] = [];
   const out: string[] = [
     '#!/usr/bin/env bash',
-    '# Every captured value below is in single quotes on purpose: nothing in it may expand.',
-    '# shellcheck disable=SC2016',
+    '# Every captured value below is in single quotes on purpose: nothing in it may expand, and a',
+    '# backslash or a leading ~/ in it is meant literally (SC1003, SC2016, SC2088 do not apply).',
+    '# shellcheck disable=SC1003,SC2016,SC2088',
     `# bh system restore script, made by bh ${options.version} from system snapshot ${snapshotId.slice(0, 8)}`,
     `# of ${capture.host.replace(/[^\x20-\x7e]/g, '?')} (${capture.os.replace(/[^\x20-\x7e]/g, '?')}), captured ${capture.time}.`,
     '# Read it before you run it; try it with --dry-run first. Each step warns when it fails and the',
