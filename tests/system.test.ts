@@ -40,9 +40,9 @@ async function writeExecutable(path: string, body: string): Promise<void> {
 }
 
 /** A stand-in that prints the file outputs/NAME (with shell builtins only: its PATH has nothing else). */
-async function printingTool(name: string, text: string, exitCode = 0): Promise<void> {
+async function printingTool(name: string, text: string): Promise<void> {
   await writeFile(join(outputs, name), text);
-  await writeExecutable(join(tools, name), `while IFS= read -r line || [ -n "$line" ]; do printf '%s\\n' "$line"; done < '${join(outputs, name)}'\nexit ${exitCode}`);
+  await writeExecutable(join(tools, name), `while IFS= read -r line || [ -n "$line" ]; do printf '%s\\n' "$line"; done < '${join(outputs, name)}'`);
 }
 
 function captureEnv(): Record<string, string> {
@@ -139,7 +139,8 @@ beforeAll(async () => {
   await printingTool('python3', JSON.stringify([{ name: 'requests', version: '2.31.0' }]));
   await printingTool('npm', JSON.stringify({ dependencies: { typescript: { version: '5.3.3' }, '@angular/cli': { version: '17.0.0' } } }));
   await printingTool('cargo', 'ripgrep v14.1.0:\n    rg\nmytool v0.1.0 (https://github.com/example/mytool#abc):\n    mytool\n');
-  await printingTool('docker', 'Cannot connect to the Docker daemon', 1);
+  // docker fails as without its daemon, and records its argv: the capture passes arguments as they are, with no shell between.
+  await writeExecutable(join(tools, 'docker'), `printf '%s\\0' "$@" > '${join(outputs, 'docker.argv')}'\nprintf '%s\\n' 'Cannot connect to the Docker daemon' >&2\nexit 1`);
   await printingTool('crontab', '*/5 * * * * ~/bin/sync\n');
   await printingTool('gpg', 'sec:u:255:22:ABCDEF0123456789:1700000000:::u:::scESC:::+:::ed25519:::0:\nfpr:::::::::0123456789ABCDEF0123456789ABCDEF01234567:\nuid:u::::1700000000::HASH::Alice <alice@example.com>::::::::::0:\n');
   // A tool that hangs: skipped after --tool-timeout.
@@ -205,6 +206,7 @@ describe('bh system snapshot', () => {
     const skippedTools = Object.fromEntries(skipped.map((s) => [s.tool, s.reason]));
     for (const tool of ['flatpak', 'pipx', 'go', 'code']) expect(skippedTools[tool], tool).toBe('not installed');
     expect(skippedTools['docker']).toMatch(/failed \(exit 1\): Cannot connect to the Docker daemon/);
+    expect((await readFile(join(outputs, 'docker.argv'), 'utf8')).split('\0').slice(0, -1)).toEqual(['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}']);
     expect(skippedTools['dconf']).toMatch(/did not finish within 2 s/);
   });
 
