@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # System packages the tests start as real peers (none missing → no apt run).
 missing=()
-for cmd_pkg in "gcc:gcc" "make:make" "python3:python3" "/usr/sbin/sshd:openssh-server" "ssh-keygen:openssh-client" "faketime:faketime" "shellcheck:shellcheck" "crontab:cron"; do
+for cmd_pkg in "gcc:gcc" "make:make" "python3:python3" "/usr/sbin/sshd:openssh-server" "ssh-keygen:openssh-client" "faketime:faketime" "shellcheck:shellcheck" "crontab:cron" "pip3:python3-pip"; do
   cmd=${cmd_pkg%%:*}; pkg=${cmd_pkg#*:}
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
 done
