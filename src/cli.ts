@@ -40,6 +40,7 @@ const COMMAND_MODULES: Record<string, () => Promise<Record<string, unknown>>> = 
   export: () => import('./commands/export.js'),
   'import-legacy': () => import('./commands/import-legacy.js'),
   notify: () => import('./commands/notify.js'),
+  system: () => import('./commands/system.js'),
 };
 
 const isCommandClass = (value: unknown): value is CommandClass => typeof value === 'function' && Array.isArray((value as { paths?: unknown }).paths);

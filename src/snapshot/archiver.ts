@@ -59,6 +59,20 @@ export interface ArchiveOptions {
   signal?: AbortSignal;
 }
 
+/** A file of runFiles(): its bytes, or a stream of them. */
+export interface MemoryFile {
+  /** Where it goes in the snapshot, relative, '/'-separated. */
+  path: string;
+  content: Uint8Array | AsyncIterable<Uint8Array>;
+  /** Permission bits (default 0644). */
+  mode?: number | undefined;
+  /** Default: now. */
+  mtime?: Date | undefined;
+}
+
+/** runFiles()' directories while it builds them: entries by name, a file's node or a directory. */
+type MemoryDir = Map<string, TreeNode | MemoryDir>;
+
 export type Counters = Omit<SnapshotSummary, 'backup_start' | 'backup_end'>;
 
 export interface ArchiveResult {
@@ -105,6 +119,15 @@ export function baseNode(name: Buffer, st: EntryStat): TreeNode {
     links: st.nlink,
     size: type === 'file' ? st.size : 0,
   };
+}
+
+/** A node for an entry runFiles() made: owned by us, no inode or device. */
+function memoryNode(name: string, type: 'file' | 'dir', mode: number, now: bigint): TreeNode {
+  return { name: Buffer.from(name), type, mode, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, mtimeNs: now, ctimeNs: now, inode: 0n, device: 0n, links: 1, size: 0 };
+}
+
+async function* bytesOnce(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes;
 }
 
 function joinPath(dir: Buffer, name: Buffer): Buffer {
@@ -205,28 +228,49 @@ export class Archiver {
   }
 
   /** Backs up standard input as one file named `name` at the root. */
-  async runStdin(input: AsyncIterable<Uint8Array>, name: string): Promise<ArchiveResult> {
+  runStdin(input: AsyncIterable<Uint8Array>, name: string): Promise<ArchiveResult> {
+    return this.runFiles([{ path: name, content: input }]);
+  }
+
+  /**
+   * Stores files that exist only in memory or as streams (standard input, a system capture):
+   * each at its relative `path`, with the directories on the way made for it (mode 0700: they
+   * have no metadata of their own). The snapshot holds these files and nothing else.
+   */
+  async runFiles(files: readonly MemoryFile[]): Promise<ArchiveResult> {
     const now = BigInt(Date.now()) * 1_000_000n;
-    const { content, size, sha256 } = await this.saveContent(input);
-    this.counters.files_new++;
-    this.counters.total_files++;
-    this.counters.total_bytes += size;
-    const node: TreeNode = {
-      name: Buffer.from(name),
-      type: 'file',
-      mode: 0o644,
-      uid: process.getuid?.() ?? 0,
-      gid: process.getgid?.() ?? 0,
-      mtimeNs: now,
-      ctimeNs: now,
-      inode: 0n,
-      device: 0n,
-      links: 1,
-      size,
-      content,
-      sha256,
+    const root: MemoryDir = new Map();
+    for (const file of files) {
+      const names = file.path.split('/').filter((part) => part !== '');
+      if (names.length === 0 || names.some((part) => part === '.' || part === '..' || part.includes('\0'))) throw new Error(`cannot store a file at ${JSON.stringify(file.path)}`);
+      let dir = root;
+      for (const name of names.slice(0, -1)) {
+        const next = dir.get(name) ?? new Map();
+        if (!(next instanceof Map)) throw new Error(`cannot store ${JSON.stringify(file.path)}: ${name} is a file`);
+        dir.set(name, next);
+        dir = next;
+      }
+      const last = names[names.length - 1]!;
+      if (dir.has(last)) throw new Error(`cannot store ${JSON.stringify(file.path)} twice`);
+      this.throwIfAborted();
+      this.current = file.path;
+      const { content, size, sha256 } = await this.saveContent(file.content instanceof Uint8Array ? bytesOnce(file.content) : file.content);
+      this.counters.files_new++;
+      this.counters.total_files++;
+      this.counters.total_bytes += size;
+      const mtimeNs = file.mtime ? BigInt(file.mtime.getTime()) * 1_000_000n : now;
+      dir.set(last, { ...memoryNode(last, 'file', file.mode ?? 0o644, now), mtimeNs, size, content, sha256 });
+    }
+    const saveDir = async (dir: MemoryDir): Promise<Buffer> => {
+      const nodes: TreeNode[] = [];
+      for (const [name, entry] of dir) {
+        if (!(entry instanceof Map)) nodes.push(entry);
+        else nodes.push({ ...memoryNode(name, 'dir', 0o700, now), subtree: await saveDir(entry) });
+      }
+      this.counters.dirs_new++;
+      return this.saveTree(nodes);
     };
-    const tree = await this.saveTree([node]);
+    const tree = await saveDir(root);
     this.report(true);
     return { tree, counters: this.counters, errors: this.errors };
   }

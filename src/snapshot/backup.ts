@@ -5,7 +5,7 @@
 import { hostname, userInfo } from 'node:os';
 import { createRequire } from 'node:module';
 import type { Repository } from '../repo/repository.js';
-import { AbortedError, type ArchiveError, type ArchiveProgress, type ArchiveResult, Archiver, type Counters } from './archiver.js';
+import { AbortedError, type ArchiveError, type ArchiveProgress, type ArchiveResult, Archiver, type Counters, type MemoryFile } from './archiver.js';
 import type { PathMatcher } from './exclude.js';
 import { type BackupMode, type DamagedSnapshotHandler, type Snapshot, type SnapshotRecord, chooseParent, loadSnapshots } from './snapshot.js';
 
@@ -24,6 +24,8 @@ export interface BackupOptions {
   time?: Date | undefined;
   dryRun?: boolean;
   stdin?: { input: AsyncIterable<Uint8Array>; filename: string } | undefined;
+  /** In-memory files to store instead of walking `paths` (which then only name them in the record); no parent. */
+  files?: readonly MemoryFile[] | undefined;
   signal?: AbortSignal;
   onProgress?: (progress: ArchiveProgress) => void;
   onError?: (error: ArchiveError) => void;
@@ -47,7 +49,7 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
   const host = options.host ?? hostname();
   const paths = options.stdin ? [`/${options.stdin.filename}`] : options.paths;
   const snapshots = await loadSnapshots(repo, options.onDamagedSnapshot);
-  const parent = options.stdin ? undefined : chooseParent(snapshots, options.mode, host, paths);
+  const parent = options.stdin || options.files ? undefined : chooseParent(snapshots, options.mode, host, paths);
   // Without a parent every file is read: whatever was asked, that is a full backup, and later
   // differential backups may use it as their base.
   const mode: BackupMode = parent ? options.mode : 'full';
@@ -71,7 +73,7 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
     signal: options.signal,
   });
   try {
-    const result = options.stdin ? await archiver.runStdin(options.stdin.input, options.stdin.filename) : await archiver.run();
+    const result = options.stdin ? await archiver.runStdin(options.stdin.input, options.stdin.filename) : options.files ? await archiver.runFiles(options.files) : await archiver.run();
     if (!options.dryRun) {
       await indexed.flush();
       result.counters.bytes_added = indexed.bytesAdded;
