@@ -12,6 +12,7 @@
  * - The virtual root mirrors absolute paths: backing up /srv/www gives root → srv → www, as restic
  *   does, so several paths share one tree and a restore recreates them under the target.
  *   Overlapping paths give their union, each entry once (see virtualRoot).
+ * - Streams (standard input, commands, database dumps: streams.ts) become files of their own tree.
  */
 import { lstatSync, readlinkSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
@@ -24,6 +25,7 @@ import { type EntryStat, entryStatOf, entryType, getXattr, listXattrs, scanDir }
 import type { PathMatcher } from './exclude.js';
 import { FileChunkerPool } from './file-chunker.js';
 import { KnownBlobFilter } from './known-blobs.js';
+import { type StoredStream, type StreamSource, saveStreamTree, streamFileNode, streamPathNames } from './streams.js';
 import { type NodeType, type TreeNode, decodeTree, encodeTree, sameNode } from './tree.js';
 import type { SnapshotSummary } from './snapshot.js';
 
@@ -198,28 +200,26 @@ export class Archiver {
     return { tree, counters: this.counters, errors: this.errors };
   }
 
-  /** Backs up standard input as one file named `name` at the root. */
-  async runStdin(input: AsyncIterable<Uint8Array>, name: string): Promise<ArchiveResult> {
-    const now = BigInt(Date.now()) * 1_000_000n;
-    const { content, size } = await this.saveContent(input);
-    this.counters.files_new++;
-    this.counters.total_files++;
-    this.counters.total_bytes += size;
-    const node: TreeNode = {
-      name: Buffer.from(name),
-      type: 'file',
-      mode: 0o644,
-      uid: process.getuid?.() ?? 0,
-      gid: process.getgid?.() ?? 0,
-      mtimeNs: now,
-      ctimeNs: now,
-      inode: 0n,
-      device: 0n,
-      links: 1,
-      size,
-      content,
-    };
-    const tree = await this.saveTree([node]);
+  /**
+   * Stores the files of a stream source (standard input, a command's output, database dumps),
+   * each verified right after it is stored; a failed check throws and no tree is made.
+   */
+  async runStreams(source: StreamSource): Promise<ArchiveResult> {
+    const nowNs = BigInt(Date.now()) * 1_000_000n;
+    const stored: StoredStream[] = [];
+    for await (const file of source.files(this.options.signal)) {
+      const names = streamPathNames(file.path);
+      this.current = file.path;
+      const { content, size } = await this.saveContent(file.data);
+      // Interrupted: the producer died of our signal, which is no failure of its own.
+      this.throwIfAborted();
+      await file.verify();
+      this.counters.files_new++;
+      this.counters.total_files++;
+      this.counters.total_bytes += size;
+      stored.push({ names, node: streamFileNode(names[names.length - 1]!, content, size, nowNs) });
+    }
+    const tree = await saveStreamTree(stored, nowNs, (nodes) => this.saveTree(nodes), () => this.counters.dirs_new++);
     this.report(true);
     return { tree, counters: this.counters, errors: this.errors };
   }
