@@ -195,6 +195,8 @@ export interface RunRecord {
   exitCode?: number | undefined;
   error?: string | undefined;
   destinations: DestinationOutcome[];
+  /** [MODES] db = True: each engine's dump snapshot, per destination (absent when the job dumps nothing). */
+  dumps?: { engine: 'mysql' | 'postgres'; destinations: DestinationOutcome[] }[] | undefined;
   preHook?: HookOutcome | undefined;
   postHook?: HookOutcome | undefined;
   heartbeat?: { ok: boolean; status?: number | undefined; error?: string | undefined } | undefined;
