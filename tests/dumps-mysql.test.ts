@@ -168,3 +168,147 @@ describe('bh backup --mysql and bh db restore', () => {
     expect(await db.query("SHOW TABLES FROM shop_ro")).toEqual([]);
   });
 });
+
+describe('a dump that fails saves no snapshot', () => {
+  async function count(): Promise<number> {
+    return (await snapshots()).length;
+  }
+
+  it('wrong password: exit 1, the server refused the login', async () => {
+    const before = await count();
+    const r = await repo.run(['backup', '--mysql', 'app', ...connection()], { env: { BH_MYSQL_PASSWORD: 'not the password' } });
+    expect(r.code, describeRun('wrong password', r)).toBe(1);
+    expect(r.stderr).toMatch(/MySQL server at 127\.0\.0\.1:\d+ refused the login of user 'backup': wrong user or password/);
+    expect(await count()).toBe(before);
+  });
+
+  it('server down: exit 1, connection refused', async () => {
+    const before = await count();
+    const r = await repo.run(['backup', '--mysql', 'app', ...connection(await unusedPort())], { env: withPassword });
+    expect(r.code, describeRun('server down', r)).toBe(1);
+    expect(r.stderr).toMatch(/cannot reach the MySQL server at 127\.0\.0\.1:\d+: connection refused \(is the server running/);
+    expect(await count()).toBe(before);
+  });
+
+  it('dump tool missing: exit 1, names the tools and the package', async () => {
+    const before = await count();
+    const empty = join(tmp, 'empty-path');
+    mkdirSync(empty, { recursive: true });
+    const r = await repo.run(['backup', '--mysql', 'app', ...connection()], { env: { ...withPassword, PATH: empty } });
+    expect(r.code, describeRun('no tool', r)).toBe(1);
+    expect(r.stderr).toContain('neither mariadb-dump nor mysqldump is on PATH: install the MariaDB or MySQL client (Debian: apt install mariadb-client)');
+    expect(await count()).toBe(before);
+  });
+
+  it('the tool killed mid-dump: exit 1, no snapshot; while it ran, the password was on no command line and in no environment but bh\'s own, and the option file was 0600 in a 0700 directory, removed afterwards', async () => {
+    const before = await count();
+    // The dump waits for this lock, so the test acts while it certainly runs.
+    const locker = await db.root();
+    await locker.query('LOCK TABLES app.items WRITE');
+    const running = startRunning(['backup', '--mysql', 'app', ...connection()], { env: { ...repo.env, ...withPassword } });
+    let dump: { pid: string; cmdline: string } | undefined;
+    for (let i = 0; i < 600 && !dump; i++) {
+      dump = allCommandLines().find((p) => p.cmdline.includes('mariadb-dump') && p.cmdline.includes('--defaults-extra-file='));
+      if (!dump) await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(dump, `no mariadb-dump process appeared; bh: ${running.stderr()}`).toBeDefined();
+    const sample = allCommandLines();
+    expect(sample.filter((p) => p.cmdline.includes(PASSWORD)).map((p) => p.cmdline)).toEqual([]);
+    expect(sample.filter((p) => p.pid !== String(running.child.pid) && p.environ.includes(PASSWORD)).map((p) => p.cmdline)).toEqual([]);
+    const optionFile = /--defaults-extra-file=(\S+)/.exec(dump!.cmdline)![1]!;
+    expect(statSync(optionFile).mode & 0o777).toBe(0o600);
+    expect(statSync(dirname(optionFile)).mode & 0o777).toBe(0o700);
+    process.kill(Number(dump!.pid), 'SIGKILL');
+    await locker.query('UNLOCK TABLES');
+    await locker.end();
+    const r = await running.done;
+    expect(r.code, describeRun('killed dump', r)).toBe(1);
+    expect(r.stderr).toMatch(/mariadb-dump of database 'app' on the MySQL server at 127\.0\.0\.1:\d+: \S+mariadb-dump was killed by SIGKILL before it finished/);
+    expect(r.stdout + r.stderr).not.toContain(PASSWORD);
+    expect(existsSync(dirname(optionFile))).toBe(false);
+    expect(await count()).toBe(before);
+  });
+
+  it('a dump without its trailer: exit 1, no snapshot', async () => {
+    // A stand-in: the real mariadb-dump with its last line cut off, exit status 0 — the real
+    // tool cannot be made to do this, and a full disk or a proxy that drops the tail can.
+    const bin = join(tmp, 'cut-bin');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, 'mariadb-dump'), '#!/bin/sh\n/usr/bin/mariadb-dump "$@" | head -n -1\n');
+    chmodSync(join(bin, 'mariadb-dump'), 0o755);
+    const before = await count();
+    const r = await repo.run(['backup', '--mysql', 'app', ...connection()], { env: { ...withPassword, PATH: `${bin}:${process.env['PATH']}` } });
+    expect(r.code, describeRun('no trailer', r)).toBe(1);
+    expect(r.stderr).toMatch(/mariadb-dump of database 'app' .*: the output ends without the closing "-- Dump completed" line, so the dump is incomplete/);
+    expect(await count()).toBe(before);
+  });
+});
+
+describe('bh run with the old [DATABASE] section', () => {
+  let source: string;
+  let stateDir: string;
+
+  function config(name: string, database: string, repoDir: string): string {
+    const path = join(tmp, `${name}.ini`);
+    writeFileSync(
+      path,
+      [
+        '[META]', 'schema_version = 3',
+        '[DEFAULT]', `source_dir = ${source}`, 'mode = incremental',
+        '[MODES]', 'local = True', 'ssh = False', 'db = True',
+        '[BACKUPS]', `backup_dirs = ${repoDir}`,
+        '[ENCRYPTION]', 'passphrase = ${JOB_PASS}',
+        '[DATABASE]', 'user = backup', database, 'host = 127.0.0.1', `port = ${db.port}`, 'single_transaction = True', 'binlog_position = True',
+      ].join('\n') + '\n',
+    );
+    return path;
+  }
+
+  function lastRun(configPath: string): Record<string, unknown> & { state: string; destinations: { ok: boolean; location: string }[]; dumps: { engine: string; destinations: { ok: boolean; error?: string; snapshotId?: string }[] }[] } {
+    const file = readdirSync(stateDir).find((n) => n.startsWith(configPath.split('/').pop()!.replace(/\.ini$/, '')) && n.endsWith('.status.json'))!;
+    const text = readFileSync(join(stateDir, file), 'utf8');
+    expect(text).not.toContain(PASSWORD);
+    expect(text).not.toContain('wrong-pw-5e1');
+    return (JSON.parse(text) as { runs: never[] }).runs.pop()!;
+  }
+
+  beforeAll(async () => {
+    source = join(tmp, 'job-source');
+    mkdirSync(source, { recursive: true });
+    writeFileSync(join(source, 'site.conf'), 'listen 80\n');
+    stateDir = join(tmp, 'state');
+  });
+
+  it('backs up the files and dumps the databases, one snapshot each, both recorded in the status file', async () => {
+    const repoDir = join(tmp, 'job-repo');
+    const path = config('job-ok', 'password = ${DB_PASS}\ndatabase = app, shop', repoDir);
+    const r = await bh(['run', '--config', path, '--state-dir', stateDir], { env: { JOB_PASS: 'job pass', DB_PASS: PASSWORD } });
+    expect(r.code, describeRun('bh run', r)).toBe(0);
+    expect(r.stdout + r.stderr).not.toContain(PASSWORD);
+    expect(r.stdout).toMatch(/mysql dump → \S+job-repo\s+ok/);
+    const run = lastRun(path);
+    expect(run.state).toBe('success');
+    expect(run.destinations.map((d) => d.ok)).toEqual([true]);
+    expect(run.dumps.map((d) => [d.engine, d.destinations.map((x) => x.ok)])).toEqual([['mysql', [true]]]);
+    const list = await bh(['snapshots', '-r', repoDir, '--json'], { env: { BH_PASSWORD: 'job pass' } });
+    const taken = JSON.parse(list.stdout) as SnapshotJson[];
+    expect(taken.map((s) => [s.paths, s.tags])).toEqual([[[source], ['bh-run']], [['/mysql'], ['bh-run', 'mysql']]]);
+    expect(taken[1]!.id).toBe(run.dumps[0]!.destinations[0]!.snapshotId);
+    expect(taken[1]!.dump!.files.map((f) => [f.path, typeof f.binlog?.position])).toEqual([['/mysql/app.sql', 'number'], ['/mysql/shop.sql', 'number']]);
+  });
+
+  it('a failing database beside a good file destination: both results recorded, exit 3, the password nowhere in the output or the status file', async () => {
+    const repoDir = join(tmp, 'job-repo-2');
+    const path = config('job-bad', 'password = wrong-pw-5e1\ndatabase = app', repoDir);
+    const r = await bh(['run', '--config', path, '--state-dir', stateDir], { env: { JOB_PASS: 'job pass' } });
+    expect(r.code, describeRun('bh run', r)).toBe(3);
+    expect(r.stdout + r.stderr).not.toContain('wrong-pw-5e1');
+    expect(r.stdout).toMatch(/mysql dump → \S+job-repo-2\s+FAILED: .*refused the login of user 'backup'/);
+    const run = lastRun(path);
+    expect(run.state).toBe('partial');
+    expect(run.destinations.map((d) => d.ok)).toEqual([true]);
+    expect(run.dumps[0]!.destinations[0]).toMatchObject({ ok: false, error: expect.stringMatching(/refused the login of user 'backup'/) });
+    const list = await bh(['snapshots', '-r', repoDir, '--json'], { env: { BH_PASSWORD: 'job pass' } });
+    expect((JSON.parse(list.stdout) as SnapshotJson[]).map((s) => s.paths)).toEqual([[source]]);
+  });
+});
