@@ -9,7 +9,8 @@
  * - The password reaches the tools through a 0600 passfile in a 0700 directory of our own,
  *   named by PGPASSFILE (a path, not the secret), removed afterwards.
  * - A dump is good only when the tool exits 0 and its output ends with "-- PostgreSQL database
- *   dump complete" (pg_dumpall: "… database cluster dump complete").
+ *   dump complete" (pg_dumpall: "… database cluster dump complete"), and at most the
+ *   `\unrestrict KEY` line newer versions write after it.
  * - psql talks to the server first: the login is checked, `database = *` is listed (every
  *   database that accepts connections, templates left out).
  */
@@ -34,8 +35,9 @@ export interface PostgresDumpSettings extends PostgresConnection {
   databases: string[];
 }
 
-const DUMP_TRAILER = { pattern: /-- PostgreSQL database dump complete\s*(--\s*)*$/, description: 'the closing "PostgreSQL database dump complete" comment' };
-const GLOBALS_TRAILER = { pattern: /-- PostgreSQL database cluster dump complete\s*(--\s*)*$/, description: 'the closing "PostgreSQL database cluster dump complete" comment' };
+// pg_dump since 17.6/16.10/15.14 (CVE-2025-8714) ends with `\unrestrict KEY` after the comment.
+const DUMP_TRAILER = { pattern: /-- PostgreSQL database dump complete\s*--\s*(\\unrestrict \S+\s*)?$/, description: 'the closing "PostgreSQL database dump complete" comment' };
+const GLOBALS_TRAILER = { pattern: /-- PostgreSQL database cluster dump complete\s*--\s*(\\unrestrict \S+\s*)?$/, description: 'the closing "PostgreSQL database cluster dump complete" comment' };
 
 export function postgresServerName(c: PostgresConnection): string {
   return `the PostgreSQL server at ${c.host ?? 'the local socket'}${c.port === undefined ? '' : `:${c.port}`}`;
@@ -110,7 +112,7 @@ export function postgresSource(settings: PostgresDumpSettings, options: ToolOpti
       const files: DumpFileRecord[] = [];
       const dumps = [
         ...databases.map((database) => ({ path: `/postgres/${databaseFileName(database)}.sql`, database, argv: [pgDump, ...connectionArgs(settings), '--format=plain', '--dbname', database], trailer: DUMP_TRAILER, what: `pg_dump of database '${database}'` })),
-        { path: '/postgres/globals.sql', database: undefined, argv: [pgDumpall, ...connectionArgs(settings), '--globals-only', '--dbname', 'postgres'], trailer: GLOBALS_TRAILER, what: 'pg_dumpall --globals-only' },
+        { path: '/postgres/globals.sql', database: undefined, argv: [pgDumpall, ...connectionArgs(settings), '--globals-only', '--database=postgres'], trailer: GLOBALS_TRAILER, what: 'pg_dumpall --globals-only' },
       ];
       for (const dump of dumps) {
         const stream = new ProcessStream({ argv: dump.argv, env: creds.env, what: `${dump.what} on ${postgresServerName(settings)}`, trailer: dump.trailer, signal });
