@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestRepo, bh, describeRun, initRepo, makeTempDir, removeDir, startRunning } from './helpers/cli.js';
 import { type MariaDb, startMariaDb } from './helpers/mariadb.js';
 import { unusedPort } from './helpers/ports.js';
+import { parseBinlogPosition } from '../src/sources/mysql.js';
 
 /** A password with every character an option file could trip over; unique enough to grep for. */
 const PASSWORD = 'Dmp-"q\\uoted" #semi;colon=eq s3cr3t-41b7';
@@ -169,6 +170,17 @@ describe('bh backup --mysql and bh db restore', () => {
   });
 });
 
+describe('the binlog position in a dump header', () => {
+  // MySQL 8 cannot run here (Debian has MariaDB only): its mysqldump's header, as it writes it.
+  it('reads MySQL 8\'s CHANGE REPLICATION SOURCE comment and GTID_PURGED, and MariaDB\'s CHANGE MASTER and gtid_slave_pos', () => {
+    const mysql8 = "-- MySQL dump 10.13  Distrib 8.0.36\nSET @@GLOBAL.GTID_PURGED=/*!80000 '+'*/ '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-77';\n--\n-- Position to start replication or point-in-time recovery from\n--\n\n-- CHANGE REPLICATION SOURCE TO SOURCE_LOG_FILE='binlog.000002', SOURCE_LOG_POS=157;\n";
+    expect(parseBinlogPosition(mysql8, '')).toEqual({ file: 'binlog.000002', position: 157, gtid: '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-77' });
+    const mariadb = "-- CHANGE MASTER TO MASTER_LOG_FILE='mysql-bin.000001', MASTER_LOG_POS=1145;\n";
+    expect(parseBinlogPosition(mariadb, "-- SET GLOBAL gtid_slave_pos='0-1-5';\n-- Dump completed on 2026-12-06 14:26:11\n")).toEqual({ file: 'mysql-bin.000001', position: 1145, gtid: '0-1-5' });
+    expect(parseBinlogPosition('-- MariaDB dump 10.19\n', '')).toBeUndefined();
+  });
+});
+
 describe('a dump that fails saves no snapshot', () => {
   async function count(): Promise<number> {
     return (await snapshots()).length;
@@ -282,6 +294,10 @@ describe('bh run with the old [DATABASE] section', () => {
   it('backs up the files and dumps the databases, one snapshot each, both recorded in the status file', async () => {
     const repoDir = join(tmp, 'job-repo');
     const path = config('job-ok', 'password = ${DB_PASS}\ndatabase = app, shop', repoDir);
+    const check = await bh(['config', 'check', '--config', path], { env: { JOB_PASS: 'job pass', DB_PASS: PASSWORD } });
+    expect(check.code, describeRun('config check', check)).toBe(0);
+    expect(check.stdout).toMatch(/mysql dumps: {2}app, shop on the MySQL server at 127\.0\.0\.1:\d+ as backup, with binlog position/);
+    expect(check.stdout + check.stderr).not.toContain(PASSWORD);
     const r = await bh(['run', '--config', path, '--state-dir', stateDir], { env: { JOB_PASS: 'job pass', DB_PASS: PASSWORD } });
     expect(r.code, describeRun('bh run', r)).toBe(0);
     expect(r.stdout + r.stderr).not.toContain(PASSWORD);

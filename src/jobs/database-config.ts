@@ -69,3 +69,10 @@ export function readDatabaseJob(r: SectionReader): DatabaseJob {
   if (!found.mysql && !found.postgres) r.problem('MODES', 'db', 'is True, but neither [DATABASE] (MySQL/MariaDB) nor [POSTGRES] names a database', 'add a [DATABASE] section with user, password and database (or [POSTGRES]), or set db = False');
   return found;
 }
+
+/** What `bh config check` shows of the dumps: connections and options, never the passwords. */
+export function describeDatabaseJob(d: DatabaseJob): { mysql: Record<string, unknown> | null; postgres: Record<string, unknown> | null } {
+  const { password: _mysqlPassword, ...mysql } = d.mysql ?? { password: undefined };
+  const { password: _postgresPassword, ...postgres } = d.postgres ?? { password: undefined };
+  return { mysql: d.mysql ? mysql : null, postgres: d.postgres ? postgres : null };
+}
