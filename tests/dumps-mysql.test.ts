@@ -291,7 +291,7 @@ describe('bh run with the old [DATABASE] section', () => {
     stateDir = join(tmp, 'state');
   });
 
-  it('backs up the files and dumps the databases, one snapshot each, both recorded in the status file', async () => {
+  it('backs up the files and dumps the databases, one snapshot each, both recorded in the status file; db restore --config uses the job\'s connection', async () => {
     const repoDir = join(tmp, 'job-repo');
     const path = config('job-ok', 'password = ${DB_PASS}\ndatabase = app, shop', repoDir);
     const check = await bh(['config', 'check', '--config', path], { env: { JOB_PASS: 'job pass', DB_PASS: PASSWORD } });
@@ -311,6 +311,11 @@ describe('bh run with the old [DATABASE] section', () => {
     expect(taken.map((s) => [s.paths, s.tags])).toEqual([[[source], ['bh-run']], [['/mysql'], ['bh-run', 'mysql']]]);
     expect(taken[1]!.id).toBe(run.dumps[0]!.destinations[0]!.snapshotId);
     expect(taken[1]!.dump!.files.map((f) => [f.path, typeof f.binlog?.position])).toEqual([['/mysql/app.sql', 'number'], ['/mysql/shop.sql', 'number']]);
+
+    // bh db restore with the job's connection (--config): no connection option, no BH_MYSQL_PASSWORD.
+    const restore = await bh(['db', 'restore', '-r', repoDir, 'latest', '--mysql', 'shop', '--into', 'shop_from_job', '--create', '--config', path], { env: { BH_PASSWORD: 'job pass', DB_PASS: PASSWORD } });
+    expect(restore.code, describeRun('db restore --config', restore)).toBe(0);
+    expect(await checksum('shop_from_job.orders')).toBe(await checksum('shop.orders'));
   });
 
   it('a failing database beside a good file destination: both results recorded, exit 3, the password nowhere in the output or the status file', async () => {
