@@ -105,8 +105,8 @@ async function stepsOfRun(options: RunOptions, run: RunRecord): Promise<void> {
   run.destinations = await fanOut(job.destinations, secret, options, { paths: [job.source], backup: (repo, outcome) => backupStep(repo, outcome, options) });
   const dumps = dumpTasks(job);
   if (dumps.length > 0) run.dumps = [];
+  const dumpOptions = { tags: [RUN_TAG], dryRun, env: options.env, signal: options.signal, warn: events.warn, step: events.step };
   for (const task of dumps) {
-    const dumpOptions = { tags: [RUN_TAG], dryRun, env: options.env, signal: options.signal, warn: events.warn, step: events.step };
     run.dumps!.push({ engine: task.engine, destinations: await fanOut(job.destinations, secret, options, { paths: task.paths, backup: (repo, outcome) => task.backup(repo, outcome, dumpOptions) }) });
   }
   if (options.signal?.aborted) throw new AbortedError();
@@ -169,6 +169,13 @@ export async function loadSecret(secret: JobSecret): Promise<Secret> {
   }
 }
 
+/** What a fan-out backs up: the job's source directory, or a database dump (dumps.ts). */
+interface BackupWork {
+  /** The snapshot's paths, which [RETENTION] groups by. */
+  paths: string[];
+  backup(repo: Repository, outcome: DestinationOutcome): Promise<void>;
+}
+
 /**
  * How the source reaches every destination: one backup, into the first destination that takes
  * it (the primary), then `bh copy` of that snapshot into each later destination, while the
@@ -177,13 +184,6 @@ export async function loadSecret(secret: JobSecret): Promise<Secret> {
  * A repository that a copy creates shares the primary's chunking keys, so copies to it move
  * chunks and trees as they are, without re-hashing.
  */
-/** What a fan-out backs up: the job's source directory, or a database dump (dumps.ts). */
-interface BackupWork {
-  /** The snapshot's paths, which [RETENTION] groups by. */
-  paths: string[];
-  backup(repo: Repository, outcome: DestinationOutcome): Promise<void>;
-}
-
 async function fanOut(destinations: readonly Destination[], secret: Secret, options: RunOptions, work: BackupWork): Promise<DestinationOutcome[]> {
   const outcomes = new Map<string, DestinationOutcome>();
   const waiting = [...destinations];
@@ -300,7 +300,7 @@ async function copyStep(primary: Repository, primaryOutcome: DestinationOutcome,
 
 /**
  * [RETENTION] on one repository, under a prune lock (backups of other hosts go on): forget this
- * job's own snapshots (tag bh-run, this host, this source path) beyond max_count / max_age_days,
+ * job's own snapshots (tag bh-run, this host, the same paths: the source directory, or /mysql or /postgres for dumps) beyond max_count / max_age_days,
  * by the forget policy engine, which keeps the newest snapshot whatever its age; then, when
  * something was forgotten and [RETENTION] prune is on, prune with its defaults (two-phase: packs
  * it condemns are deleted by a later run, after the safety margin). Snapshots of other hosts,
