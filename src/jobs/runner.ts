@@ -301,9 +301,10 @@ async function copyStep(primary: Repository, primaryOutcome: DestinationOutcome,
 /**
  * [RETENTION] on one repository, under a prune lock (backups of other hosts go on): forget this
  * job's own snapshots (tag bh-run, this host, the same paths: the source directory, or /mysql or
- * /postgres for dumps) beyond max_count / max_age_days, by the forget policy engine, which keeps the newest snapshot whatever its age; then, when
- * something was forgotten and [RETENTION] prune is on, prune with its defaults (two-phase: packs
- * it condemns are deleted by a later run, after the safety margin). Snapshots of other hosts,
+ * /postgres for dumps) beyond max_count / max_age_days, by the forget policy engine, which keeps
+ * the newest snapshot whatever its age; then, when something was forgotten and [RETENTION]
+ * prune is on, prune with its defaults (two-phase: packs it condemns are deleted by a later run,
+ * after the safety margin). Snapshots of other hosts,
  * other paths and manual backups are never touched. A failure here fails the destination.
  */
 async function applyRetention(session: RepositorySession, retention: Retention, paths: string[], outcome: DestinationOutcome, options: RunOptions): Promise<void> {
