@@ -260,7 +260,7 @@ describe('bh run with the old [DATABASE] section', () => {
   let source: string;
   let stateDir: string;
 
-  function config(name: string, database: string, repoDir: string): string {
+  function config(name: string, database: string, repoDir: string, extra: string[] = []): string {
     const path = join(tmp, `${name}.ini`);
     writeFileSync(
       path,
@@ -271,12 +271,13 @@ describe('bh run with the old [DATABASE] section', () => {
         '[BACKUPS]', `backup_dirs = ${repoDir}`,
         '[ENCRYPTION]', 'passphrase = ${JOB_PASS}',
         '[DATABASE]', 'user = backup', database, 'host = 127.0.0.1', `port = ${db.port}`, 'single_transaction = True', 'binlog_position = True',
+        ...extra,
       ].join('\n') + '\n',
     );
     return path;
   }
 
-  function lastRun(configPath: string): Record<string, unknown> & { state: string; destinations: { ok: boolean; location: string }[]; dumps: { engine: string; destinations: { ok: boolean; error?: string; snapshotId?: string }[] }[] } {
+  function lastRun(configPath: string): Record<string, unknown> & { state: string; destinations: { ok: boolean; location: string }[]; dumps: { engine: string; destinations: { ok: boolean; error?: string; snapshotId?: string; copiedFrom?: string; forgotten?: string[] }[] }[] } {
     const file = readdirSync(stateDir).find((n) => n.startsWith(configPath.split('/').pop()!.replace(/\.ini$/, '')) && n.endsWith('.status.json'))!;
     const text = readFileSync(join(stateDir, file), 'utf8');
     expect(text).not.toContain(PASSWORD);
@@ -320,16 +321,35 @@ describe('bh run with the old [DATABASE] section', () => {
 
   it('a failing database beside a good file destination: both results recorded, exit 3, the password nowhere in the output or the status file', async () => {
     const repoDir = join(tmp, 'job-repo-2');
-    const path = config('job-bad', 'password = wrong-pw-5e1\ndatabase = app', repoDir);
+    const path = config('job-bad', 'password = wrong-pw-5e1\ndatabase = app', `${repoDir}, ${join(tmp, 'job-repo-3')}`);
     const r = await bh(['run', '--config', path, '--state-dir', stateDir], { env: { JOB_PASS: 'job pass' } });
     expect(r.code, describeRun('bh run', r)).toBe(3);
     expect(r.stdout + r.stderr).not.toContain('wrong-pw-5e1');
     expect(r.stdout).toMatch(/mysql dump → \S+job-repo-2\s+FAILED: .*refused the login of user 'backup'/);
     const run = lastRun(path);
     expect(run.state).toBe('partial');
-    expect(run.destinations.map((d) => d.ok)).toEqual([true]);
-    expect(run.dumps[0]!.destinations[0]).toMatchObject({ ok: false, error: expect.stringMatching(/refused the login of user 'backup'/) });
+    expect(run.destinations.map((d) => d.ok)).toEqual([true, true]);
+    // The server refused the dump: the second destination does not try it again.
+    expect(run.dumps[0]!.destinations).toEqual([
+      expect.objectContaining({ ok: false, error: expect.stringMatching(/^the MySQL server at .* refused the login of user 'backup'/) }),
+      expect.objectContaining({ ok: false, error: expect.stringMatching(/^not dumped: .*refused the login of user 'backup'/) }),
+    ]);
     const list = await bh(['snapshots', '-r', repoDir, '--json'], { env: { BH_PASSWORD: 'job pass' } });
     expect((JSON.parse(list.stdout) as SnapshotJson[]).map((s) => s.paths)).toEqual([[source]]);
+  });
+
+  it('copies the dump snapshot into the other destinations and applies [RETENTION] to dumps and files separately', async () => {
+    const [first, second] = [join(tmp, 'ret-a'), join(tmp, 'ret-b')];
+    const path = config('job-ret', 'password = ${DB_PASS}\ndatabase = shop', `${first}, ${second}`, ['[RETENTION]', 'max_count = 1', 'prune = False']);
+    for (let i = 0; i < 2; i++) {
+      const r = await bh(['run', '--config', path, '--state-dir', stateDir], { env: { JOB_PASS: 'job pass', DB_PASS: PASSWORD } });
+      expect(r.code, describeRun(`bh run ${i + 1}`, r)).toBe(0);
+    }
+    const run = lastRun(path);
+    expect(run.dumps[0]!.destinations.map((d) => [d.ok, d.copiedFrom ?? null, d.forgotten?.length])).toEqual([[true, null, 1], [true, first, 1]]);
+    for (const repoDir of [first, second]) {
+      const list = await bh(['snapshots', '-r', repoDir, '--json'], { env: { BH_PASSWORD: 'job pass' } });
+      expect((JSON.parse(list.stdout) as SnapshotJson[]).map((s) => s.paths)).toEqual([[source], ['/mysql']]);
+    }
   });
 });
