@@ -16,7 +16,7 @@ export interface ProcessStreamOptions {
   what: string;
   /** What the last bytes of a complete output match (the tool's "dump completed" line). */
   trailer?: { pattern: RegExp; description: string } | undefined;
-  /** Told about each piece of the tool's standard error as it comes (it is also kept for the failure message). */
+  /** Told about each piece of the tool's standard error as it comes; without it, stderr is kept for the failure message. */
   onStderr?: ((text: string) => void) | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -88,7 +88,8 @@ export class ProcessStream {
   /** Once the output was read to its end: throws a DumpFailedError unless the process ended well. */
   async verify(): Promise<void> {
     const { code, signal, error } = await this.ended;
-    const said = this.stderr.trim() === '' ? '' : `; it said: ${this.stderr.trim()}`;
+    // Shown as it came (onStderr): not repeated in the message.
+    const said = this.options.onStderr !== undefined || this.stderr.trim() === '' ? '' : `; it said: ${this.stderr.trim()}`;
     const program = this.options.argv[0]!;
     if (error) {
       const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
