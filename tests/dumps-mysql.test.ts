@@ -150,6 +150,15 @@ describe('bh backup --mysql and bh db restore', () => {
     expect(await checksum('shop_copy.orders')).toBe(await checksum('shop.orders'));
   });
 
+  it('`*` dumps every database but the system schemas, here over the server\'s socket', async () => {
+    const r = await repo.run(['backup', '--mysql', '*', '--mysql-socket', db.socket, '--mysql-user', 'root']);
+    expect(r.code, describeRun('dump *', r)).toBe(0);
+    const files = (await snapshots()).pop()!.dump!.files.map((f) => f.database);
+    const expected = (await db.query<{ Database: string }>('SHOW DATABASES')).map((d) => d.Database).filter((d) => !['mysql', 'sys', 'information_schema', 'performance_schema'].includes(d));
+    expect(files).toEqual(expected);
+    expect(files).toEqual(expect.arrayContaining(['app', 'shop']));
+  });
+
   it('refuses a restore into an existing database with --create, and into a missing one without it', async () => {
     const withShop = await snapshotWith('/mysql/shop.sql');
     const exists = await repo.run(['db', 'restore', withShop.id, '--mysql', 'shop', '--create', ...connection()], { env: withPassword });
