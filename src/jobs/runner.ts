@@ -139,7 +139,7 @@ function resultEnv(run: RunRecord): Record<string, string> {
     BH_RUN_STATUS: run.state,
     BH_DESTINATIONS_OK: run.destinations.filter((d) => d.ok).map((d) => d.location).join('\n'),
     BH_DESTINATIONS_FAILED: run.destinations.filter((d) => !d.ok).map((d) => d.location).join('\n'),
-    BH_SNAPSHOT_IDS: run.destinations.flatMap((d) => (d.snapshotId ? [d.snapshotId] : [])).join(' '),
+    BH_SNAPSHOT_IDS: [...run.destinations, ...(run.dumps ?? []).flatMap((d) => d.destinations)].flatMap((d) => (d.snapshotId ? [d.snapshotId] : [])).join(' '),
   };
 }
 
