@@ -303,7 +303,8 @@ describe('bh run with the old [DATABASE] section', () => {
 
   it('backs up the files and dumps the databases, one snapshot each, both recorded in the status file; db restore --config uses the job\'s connection', async () => {
     const repoDir = join(tmp, 'job-repo');
-    const path = config('job-ok', 'password = ${DB_PASS}\ndatabase = app, shop', repoDir);
+    const idsFile = join(tmp, 'post-hook-ids');
+    const path = config('job-ok', 'password = ${DB_PASS}\ndatabase = app, shop', repoDir, ['[HOOKS]', `post_backup = echo "$BH_SNAPSHOT_IDS" > ${idsFile}`]);
     const check = await bh(['config', 'check', '--config', path], { env: { JOB_PASS: 'job pass', DB_PASS: PASSWORD } });
     expect(check.code, describeRun('config check', check)).toBe(0);
     expect(check.stdout).toMatch(/mysql dumps: {2}app, shop on the MySQL server at 127\.0\.0\.1:\d+ as backup, with binlog position/);
@@ -320,6 +321,7 @@ describe('bh run with the old [DATABASE] section', () => {
     const taken = JSON.parse(list.stdout) as SnapshotJson[];
     expect(taken.map((s) => [s.paths, s.tags])).toEqual([[[source], ['bh-run']], [['/mysql'], ['bh-run', 'mysql']]]);
     expect(taken[1]!.id).toBe(run.dumps[0]!.destinations[0]!.snapshotId);
+    expect(readFileSync(idsFile, 'utf8').trim()).toBe(`${taken[0]!.id} ${taken[1]!.id}`);
     expect(taken[1]!.dump!.files.map((f) => [f.path, typeof f.binlog?.position])).toEqual([['/mysql/app.sql', 'number'], ['/mysql/shop.sql', 'number']]);
 
     // bh db restore with the job's connection (--config): no connection option, no BH_MYSQL_PASSWORD.
