@@ -5,11 +5,11 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BH, type TestRepo, describeRun, initRepo, makeTempDir, removeDir } from './helpers/cli.js';
+import { BH, type TestRepo, describeRun, initRepo, makeTempDir, removeDir, startRunning } from './helpers/cli.js';
 
 let tmp: string;
 let repo: TestRepo;
@@ -83,6 +83,37 @@ describe('bh backup --stdin-from-command', () => {
     const r = await repo.run(['backup', '--stdin-from-command', '--', 'no-such-program-8f3a', '--flag']);
     expect(r.code, describeRun('missing program', r)).toBe(1);
     expect(r.stderr).toContain('cannot run no-such-program-8f3a: no such program (is it installed and on PATH?)');
+    expect(await snapshotCount()).toBe(before);
+  });
+
+  it('Ctrl-C during the command: exit 130, no snapshot, and the command is stopped too', async () => {
+    const before = await snapshotCount();
+    const marker = `bh-test-sleeper-${process.pid}`;
+    const running = startRunning(['backup', '--stdin-filename', 'x', '--stdin-from-command', '--', 'sh', '-c', 'echo started; exec sleep 120', marker], { env: repo.env });
+    const sleeper = async (): Promise<string | undefined> => {
+      for (const pid of await readdir('/proc')) {
+        if (!/^\d+$/.test(pid)) continue;
+        try {
+          const [program, seconds] = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+          const parent = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1];
+          if (program === 'sleep' && seconds === '120' && parent === String(running.child.pid)) return pid;
+        } catch {
+          // gone meanwhile
+        }
+      }
+      return undefined;
+    };
+    let pid: string | undefined;
+    for (let i = 0; i < 600 && !pid; i++) {
+      pid = await sleeper();
+      if (!pid) await new Promise((r) => setTimeout(r, 25));
+    }
+    if (!pid) running.child.kill('SIGKILL');
+    expect(pid, `the command did not start; bh: ${running.stderr()}`).toBeDefined();
+    running.child.kill('SIGINT');
+    const r = await running.done;
+    expect(r.code, describeRun('interrupted', r)).toBe(130);
+    expect(existsSync(`/proc/${pid}/cmdline`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('sleep\0')).toBe(false);
     expect(await snapshotCount()).toBe(before);
   });
 
