@@ -25,6 +25,8 @@ const COMMAND_MODULES: Record<string, () => Promise<Record<string, unknown>>> = 
   diff: () => import('./commands/diff.js'),
   find: () => import('./commands/find.js'),
   stats: () => import('./commands/stats.js'),
+  dump: () => import('./commands/dump.js'),
+  db: () => import('./commands/db-restore.js'),
   cat: () => import('./commands/cat.js'),
   key: () => import('./commands/key.js'),
   unlock: () => import('./commands/unlock.js'),

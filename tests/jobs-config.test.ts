@@ -72,7 +72,7 @@ describe('bh config check', () => {
       [':3 [DEFAULT] mode', /'sometimes' is not a backup mode; write full, incremental or differential/],
       [':4 [DEFAULT] compress_type', /'rar' is not none, zip or zip_pw/],
       [':6 [MODES] local', /'perhaps' is not a boolean; write True or False/],
-      [':9 [MODES] db', /MySQL dumps are not part of bh run yet/],
+      [':9 [MODES] db', /is True, but neither \[DATABASE\] \(MySQL\/MariaDB\) nor \[POSTGRES\] names a database; add a \[DATABASE\] section/],
       [':22 [SSH] ssh_servers', /is not set; list the SSH servers/],
       [':22 [SSH] username', /is not set; set the SSH user name/],
       [':23 [S3] bucket', /is not set; set the bucket name/],

@@ -5,6 +5,11 @@ import * as t from 'typanion';
 import { compilePatterns, parsePatternFile } from '../snapshot/exclude.js';
 import { runBackup } from '../snapshot/backup.js';
 import type { BackupMode } from '../snapshot/snapshot.js';
+import type { StreamSource } from '../snapshot/streams.js';
+import { commandSource, standardInput } from '../sources/command.js';
+import { mysqlSource } from '../sources/mysql.js';
+import { postgresSource } from '../sources/postgres.js';
+import { databaseList, mysqlConnection, mysqlHostOption, mysqlPortOption, mysqlSocketOption, mysqlUserOption, postgresConnection, postgresHostOption, postgresPortOption, postgresUserOption } from './database-options.js';
 import { ExitCode, RepositoryCommand, UserError, parseTimeOption } from './base.js';
 import { formatBytes, formatDuration } from './report.js';
 
@@ -24,11 +29,22 @@ export class BackupCommand extends RepositoryCommand {
 
       A file that cannot be read is reported and left out; the snapshot is still saved and the
       exit code is 3. With --json, progress and the summary are JSON lines on stdout.
+
+      Streams instead of paths (each backup of a stream is a full one; consecutive ones still
+      deduplicate): --stdin; --stdin-from-command -- CMD ARGS… (run without a shell, its output
+      stored as --stdin-filename); --mysql DB… (one file /mysql/DB.sql per database, tagged
+      mysql; \`*\` for every database but the system schemas; password in BH_MYSQL_PASSWORD);
+      --postgres DB… (/postgres/DB.sql each, and /postgres/globals.sql; password in
+      BH_POSTGRES_PASSWORD). A command or dump tool that exits non-zero, dies, or (dump tools)
+      leaves out its closing "dump completed" line fails the backup: exit 1, no snapshot.
     `,
     examples: [
       ['Back up /etc and /home', 'bh backup -r /srv/backup /etc /home'],
       ['A full backup, tagged', 'bh backup -r /srv/backup --mode full --tag weekly /srv/www'],
       ['Back up a database dump from standard input', 'mysqldump app | bh backup -r /srv/backup --stdin --stdin-filename app.sql'],
+      ['Back up a command\'s output (its exit status is checked)', 'bh backup -r /srv/backup --stdin-filename ldap.ldif --stdin-from-command -- slapcat -n 1'],
+      ['Dump two MariaDB databases with their binlog position', 'BH_MYSQL_PASSWORD=… bh backup -r /srv/backup --mysql app,shop --mysql-user backup --mysql-binlog-position'],
+      ['Dump every PostgreSQL database', 'BH_POSTGRES_PASSWORD=… bh backup -r /srv/backup --postgres \'*\' --postgres-host 127.0.0.1 --postgres-user backup'],
     ],
   });
 
@@ -41,12 +57,22 @@ export class BackupCommand extends RepositoryCommand {
   time = Option.String('--time', { description: 'Record this local time ("YYYY-MM-DD HH:MM:SS" or YYYYMMDD_HHMMSS) instead of now' });
   dryRun = Option.Boolean('--dry-run', false, { description: 'Read and chunk everything, store nothing' });
   stdin = Option.Boolean('--stdin', false, { description: 'Back up standard input as one file' });
-  stdinFilename = Option.String('--stdin-filename', 'stdin', { description: 'Name of the file made from standard input' });
+  stdinFilename = Option.String('--stdin-filename', 'stdin', { description: 'Name of the file made from standard input or --stdin-from-command' });
+  stdinFromCommand = Option.Boolean('--stdin-from-command', false, { description: 'Back up the output of the command given after --' });
+  mysql = Option.Array('--mysql', [], { description: 'Dump this MySQL/MariaDB database (repeatable, comma-separated; * for all)' });
+  mysqlHost = mysqlHostOption();
+  mysqlPort = mysqlPortOption();
+  mysqlUser = mysqlUserOption();
+  mysqlSocket = mysqlSocketOption();
+  mysqlBinlogPosition = Option.Boolean('--mysql-binlog-position', false, { description: 'Record the binary log position of each dump (needs log_bin and the RELOAD privilege)' });
+  postgres = Option.Array('--postgres', [], { description: 'Dump this PostgreSQL database (repeatable, comma-separated; * for all)' });
+  postgresHost = postgresHostOption();
+  postgresPort = postgresPortOption();
+  postgresUser = postgresUserOption();
 
   async run(): Promise<number> {
-    if (this.stdin && this.sources.length > 0) throw new UserError('--stdin takes no paths');
-    if (!this.stdin && this.sources.length === 0) throw new UserError('nothing to back up: give one or more paths, or --stdin');
-    if (this.stdin && (this.stdinFilename.includes('/') || ['', '.', '..'].includes(this.stdinFilename))) throw new UserError('--stdin-filename must be a plain file name');
+    const source = this.streamSource();
+    if (!source && this.sources.length === 0) throw new UserError('nothing to back up: give one or more paths, --stdin, --stdin-from-command, --mysql or --postgres');
     const patterns = [...this.excludes];
     for (const file of this.excludeFiles) {
       const text = await readFile(file, 'utf8').catch((error: Error) => {
@@ -56,7 +82,7 @@ export class BackupCommand extends RepositoryCommand {
     }
     const exclude = compilePatterns(patterns);
     const time = this.time === undefined ? undefined : parseTimeOption(this.time, '--time');
-    const paths = [...new Set(this.sources.map((p) => resolve(p)))];
+    const paths = source ? [] : [...new Set(this.sources.map((p) => resolve(p)))];
     for (const path of paths) {
       await lstat(path).catch((error: Error) => {
         throw new UserError(`cannot back up ${path}: ${error.message}`);
@@ -72,11 +98,11 @@ export class BackupCommand extends RepositoryCommand {
       mode: this.mode as BackupMode,
       exclude,
       excludePatterns: patterns,
-      tags: this.tags,
+      tags: [...this.tags, ...(this.mysql.length > 0 ? ['mysql'] : this.postgres.length > 0 ? ['postgres'] : [])],
       host: this.host,
       time,
       dryRun: this.dryRun,
-      stdin: this.stdin ? { input: this.context.stdin, filename: this.stdinFilename } : undefined,
+      source,
       signal,
       onDamagedSnapshot: this.warnDamagedSnapshot,
       onParent: (parent, mode) => report.line(parent ? `using parent snapshot ${parent.id.slice(0, 8)} (${mode})` : `no parent snapshot: reading every file (${mode})`),
@@ -104,4 +130,30 @@ export class BackupCommand extends RepositoryCommand {
     }
     return ExitCode.ok;
   }
+
+  /** The stream source the options ask for, or undefined for a backup of paths. */
+  private streamSource(): StreamSource | undefined {
+    const mysql = databaseList(this.mysql);
+    const postgres = databaseList(this.postgres);
+    const chosen = [this.stdin && '--stdin', this.stdinFromCommand && '--stdin-from-command', mysql.length > 0 && '--mysql', postgres.length > 0 && '--postgres'].filter((x): x is string => typeof x === 'string');
+    if (chosen.length > 1) throw new UserError(`${chosen.join(' and ')} cannot be combined: one stream source per backup (run bh backup once for each)`);
+    if (chosen.length === 0) return undefined;
+    const env = this.context.env;
+    if (this.stdinFromCommand) {
+      if (this.sources.length === 0) throw new UserError('--stdin-from-command needs the command after --: bh backup --stdin-from-command -- CMD ARGS…');
+      checkStreamName(this.stdinFilename);
+      return commandSource(this.sources, this.stdinFilename, { env, onStderr: (text) => void this.context.stderr.write(text) });
+    }
+    if (this.sources.length > 0) throw new UserError(`${chosen[0]} takes no paths`);
+    if (this.stdin) {
+      checkStreamName(this.stdinFilename);
+      return standardInput(this.context.stdin, this.stdinFilename);
+    }
+    if (mysql.length > 0) return mysqlSource({ ...mysqlConnection(this, env), databases: mysql, singleTransaction: true, binlogPosition: this.mysqlBinlogPosition }, { env });
+    return postgresSource({ ...postgresConnection(this, env), databases: postgres }, { env });
+  }
+}
+
+function checkStreamName(name: string): void {
+  if (name.includes('/') || ['', '.', '..'].includes(name)) throw new UserError('--stdin-filename must be a plain file name');
 }

@@ -6,8 +6,11 @@ import { readFileSync } from 'node:fs';
 import { Command, Option } from 'clipanion';
 import { formatTimeOfDay } from '../jobs/config.js';
 import { alertingSummary } from '../jobs/alerting.js';
+import { describeDatabaseJob } from '../jobs/database-config.js';
 import { EXAMPLE_CONFIG } from '../jobs/example.js';
 import { parseIni } from '../jobs/ini.js';
+import { mysqlServerName } from '../sources/mysql.js';
+import { postgresServerName } from '../sources/postgres.js';
 import { maskedSettings } from '../jobs/config.js';
 import { writeRawKeyFile } from '../jobs/raw-key.js';
 import { BhCommand } from './base.js';
@@ -47,6 +50,7 @@ export class ConfigCheckCommand extends JobCommand {
       hooks: { pre_backup: job.hooks.pre !== undefined, post_backup: job.hooks.post !== undefined, timeout_seconds: job.hooks.timeoutSeconds },
       heartbeat: job.heartbeat !== undefined,
       alerting,
+      databases: describeDatabaseJob(job.databases),
       warnings: job.warnings,
       settings,
     });
@@ -60,6 +64,9 @@ export class ConfigCheckCommand extends JobCommand {
     if (alerting.metrics) report.line(`metrics:      ${alerting.metrics}`);
     report.line('destinations (one repository each, created on first use; backed up into the first, copied to the others):');
     for (const d of job.destinations) report.line(`  ${d.kind.padEnd(5)}  ${d.location}`);
+    const { mysql, postgres } = job.databases;
+    if (mysql) report.line(`mysql dumps:  ${mysql.databases.join(', ')} on ${mysqlServerName(mysql)} as ${mysql.user ?? 'root'}${mysql.binlogPosition ? ', with binlog position' : ''} (snapshot /mysql)`);
+    if (postgres) report.line(`postgres dumps: ${postgres.databases.join(', ')} on ${postgresServerName(postgres)} as ${postgres.user ?? '(default user)'} (snapshot /postgres)`);
     report.line('');
     report.table(['section', 'key', 'value'], settings.map((s) => [`[${s.section}]`, s.key, s.value]));
     return 0;

@@ -17,11 +17,13 @@ export class RunCommand extends StatefulJobCommand {
       Reads the job (Backup Handler's config.ini, schema v3), then: pre-backup hook, a backup of
       source_dir into the first destination ([BACKUPS] dirs, [SSH] servers, [S3] bucket; each a
       repository, created on first use), copied into the others, each followed by [RETENTION]
-      (forget), then the post-backup hook, the [HEARTBEAT] ping when every step succeeded, and
-      the notifications ([NOTIFICATIONS] notify_on: failure and stale by default) through
-      Telegram, e-mail, local mail and the webhook; a channel that fails is a warning and
-      changes no exit code. Every run is logged ([LOGGING]) and, with [MONITORING] textfile,
-      leaves Prometheus metrics. One run per job at a time: a second one refuses (exit 11).
+      (forget); with [MODES] db = True the same for the dumps of [DATABASE] (MySQL/MariaDB) and
+      [POSTGRES], one snapshot each (/mysql, /postgres); then the post-backup hook, the [HEARTBEAT]
+      ping when every step succeeded, and the notifications ([NOTIFICATIONS] notify_on: failure
+      and stale by default) through Telegram, e-mail, local mail and the webhook; a channel that
+      fails is a warning and changes no exit code. Every run is logged ([LOGGING]) and, with
+      [MONITORING] textfile, leaves Prometheus metrics. One run per job at a time: a second one
+      refuses (exit 11).
 
       Exit codes: 0 every destination succeeded; 1 configuration errors (all listed); 2 the
       pre-backup hook or a pre-flight check failed (nothing was backed up); 3 a destination (or
@@ -68,7 +70,7 @@ export class RunCommand extends StatefulJobCommand {
     }
     report.table(
       ['destination', 'result', 'snapshot', 'added'],
-      run.destinations.map((d) => [d.location, d.ok ? ['ok', d.copiedFrom ? 'copied' : '', d.initialized ? 'new repository' : '', d.forgotten?.length ? `forgot ${d.forgotten.length} old` : ''].filter((x) => x !== '').join(', ') : `FAILED: ${d.error ?? ''}`, d.snapshotId?.slice(0, 8) ?? '-', d.bytesAdded === undefined ? '-' : formatBytes(d.bytesAdded)]),
+      [...run.destinations.map((d) => ({ ...d, what: d.location })), ...(run.dumps ?? []).flatMap((dump) => dump.destinations.map((d) => ({ ...d, what: `${dump.engine} dump → ${d.location}` })))].map((d) => [d.what, d.ok ? ['ok', d.copiedFrom ? 'copied' : '', d.initialized ? 'new repository' : '', d.forgotten?.length ? `forgot ${d.forgotten.length} old` : ''].filter((x) => x !== '').join(', ') : `FAILED: ${d.error ?? ''}`, d.snapshotId?.slice(0, 8) ?? '-', d.bytesAdded === undefined ? '-' : formatBytes(d.bytesAdded)]),
     );
     if (run.heartbeat) report.line(`heartbeat${run.heartbeat.signal === 'fail' ? ' (fail signal)' : ''}: ${run.heartbeat.ok ? 'sent' : 'FAILED'}`);
     for (const n of run.notifications ?? []) report.line(`notification ${n.event} through ${n.channel}: ${n.ok ? 'sent' : `FAILED (${n.error ?? ''})`}`);

@@ -24,7 +24,7 @@ export class SnapshotsCommand extends RepositoryCommand {
     const snapshots = (await this.loadSnapshots(repo)).filter((s) => matchesFilter(s.record, snapshotFilter(this)));
     if (this.json) {
       this.report.json(
-        snapshots.map(({ id, record }) => ({ id, short_id: id.slice(0, 8), time: record.time, host: record.host, username: record.username, paths: record.paths, tags: record.tags, mode: record.mode, parent: record.parent, tree: record.tree, summary: record.summary ?? null })),
+        snapshots.map(({ id, record }) => ({ id, short_id: id.slice(0, 8), time: record.time, host: record.host, username: record.username, paths: record.paths, tags: record.tags, mode: record.mode, parent: record.parent, tree: record.tree, summary: record.summary ?? null, ...(record.dump ? { dump: record.dump } : {}) })),
       );
       return 0;
     }

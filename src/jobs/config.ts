@@ -9,6 +9,7 @@ import type { BackendOptions } from '../repo/storage.js';
 import { patternProblem } from '../snapshot/exclude.js';
 import type { BackupMode } from '../snapshot/snapshot.js';
 import { type Alerting, readAlerting } from './alerting-config.js';
+import { DATABASE_KEYS, type DatabaseJob, POSTGRES_KEYS, type SectionReader, readDatabaseConnections, readDatabaseJob } from './database-config.js';
 import { type ConfigIssue, ConfigError, type IniDocument, type IniEntry, type IniSection, parseIni } from './ini.js';
 
 export const SCHEMA_VERSION = 3;
@@ -77,6 +78,8 @@ export interface Job {
   /** Every secret value the job holds (passwords, tokens, webhook and ping URLs): never printed, logged or sent. */
   secretValues: string[];
   preflight: { expectedMount?: string | undefined; stalenessFactor: number };
+  /** Database dumps ([MODES] db = True): [DATABASE] and [POSTGRES]. */
+  databases: DatabaseJob;
   /** Environment variables that secrets were read from: kept out of the hooks' environment. */
   secretVariables: string[];
   /** What was read but is not applied, and other things the user should know. */
@@ -84,7 +87,7 @@ export interface Job {
 }
 
 /** Keys whose values are never printed. */
-const SECRET_KEYS = new Set(['SSH.password', 'S3.access_key', 'S3.secret_key', 'ENCRYPTION.passphrase', 'DATABASE.password', 'SMTP.password', 'WEBHOOK.auth_header', 'WEBHOOK.url', 'TELEGRAM.api_token', 'TAILSCALE.auth_key']);
+const SECRET_KEYS = new Set(['SSH.password', 'S3.access_key', 'S3.secret_key', 'ENCRYPTION.passphrase', 'DATABASE.password', 'POSTGRES.password', 'SMTP.password', 'WEBHOOK.auth_header', 'WEBHOOK.url', 'TELEGRAM.api_token', 'TAILSCALE.auth_key']);
 /** URLs whose path is their credential (anyone holding them can post or ping): shown with scheme and host only. */
 const SECRET_URL_KEYS = new Set(['HEARTBEAT.url', 'WEBHOOK.url']);
 
@@ -96,7 +99,8 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   SSH: ['ssh_servers', 'username', 'password', 'bandwidth_limit', 'remote_dir', 'ssh_key', 'known_hosts'],
   S3: ['bucket', 'prefix', 'region', 'access_key', 'secret_key', 'max_bandwidth', 'multipart_threshold', 'max_concurrency', 'endpoint', 'path_style'],
   ENCRYPTION: ['enabled', 'key_file', 'passphrase', 'workers'],
-  DATABASE: ['user', 'password', 'database', 'host', 'port', 'single_transaction', 'binlog_position'],
+  DATABASE: DATABASE_KEYS,
+  POSTGRES: POSTGRES_KEYS,
   SMTP: ['host', 'port', 'user', 'password', 'from_addr', 'to_addrs', 'use_tls', 'ca_file'],
   WEBHOOK: ['url', 'auth_header', 'format', 'timeout'],
   HEARTBEAT: ['url', 'timeout', 'signal_start', 'signal_fail'],
@@ -116,7 +120,6 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
 
 /** Sections whose settings belong to features that come with later issues: read, reported, not applied. */
 const NOT_APPLIED: Record<string, string> = {
-  DATABASE: 'MySQL dumps are not part of bh run yet',
   TAILSCALE: 'bh does not bring Tailscale up: make the SSH servers reachable before the run (a pre_backup hook can)',
 };
 
@@ -125,7 +128,7 @@ const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 10;
 const DEFAULT_STALENESS_FACTOR = 2;
 
 /** Reads typed values out of the document, collecting every problem instead of stopping at the first. */
-export class Reader {
+export class Reader implements SectionReader {
   readonly issues: ConfigIssue[] = [];
   readonly warnings: string[] = [];
   readonly secretVariables = new Set<string>();
@@ -243,6 +246,7 @@ export function validateJob(doc: IniDocument, env: Readonly<Record<string, strin
   }
 
   const destinations = readDestinations(r);
+  const databases = readDatabaseJob(r);
   const secret = readSecret(r);
 
   const pre = r.string('HOOKS', 'pre_backup');
@@ -290,6 +294,7 @@ export function validateJob(doc: IniDocument, env: Readonly<Record<string, strin
     heartbeat,
     alerting,
     preflight: { expectedMount, stalenessFactor },
+    databases,
     secretVariables: [...r.secretVariables],
     secretValues: [...r.secretValues],
     warnings: r.warnings,
@@ -302,12 +307,24 @@ export function validateJob(doc: IniDocument, env: Readonly<Record<string, strin
  */
 export function readBotConfig(jobFile: string, env: Readonly<Record<string, string | undefined>>): Reader | undefined {
   const file = resolve(jobFile, '..', 'bot_config.ini');
-  if (!existsSync(file)) return undefined;
+  return existsSync(file) ? readerOf(file, env) : undefined;
+}
+
+/** The database connections of a config file alone (`bh db restore --config`): the rest of the job is not needed. */
+export function loadDatabaseConnections(file: string, env: Readonly<Record<string, string | undefined>>): DatabaseJob {
+  const r = readerOf(file, env);
+  const connections = readDatabaseConnections(r);
+  if (r.issues.length > 0) throw new ConfigError(r.issues);
+  return connections;
+}
+
+/** An INI file, parsed, to read settings from; one that cannot be read is a ConfigError. */
+function readerOf(file: string, env: Readonly<Record<string, string | undefined>>): Reader {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new ConfigError([{ file, problem: `cannot be read: ${(error as Error).message}`, fix: 'check its permissions' }]);
+    throw new ConfigError([{ file, problem: `cannot be read: ${(error as Error).message}`, fix: 'check the path and its permissions' }]);
   }
   return new Reader(parseIni(text, file), env);
 }
@@ -329,7 +346,6 @@ function readDestinations(r: Reader): Destination[] {
   const local = r.bool('MODES', 'local', false, 'set local = True or False');
   const ssh = r.bool('MODES', 'ssh', false, 'set ssh = True or False');
   const s3 = r.bool('MODES', 's3', false);
-  if (r.bool('MODES', 'db', false)) r.problem('MODES', 'db', 'MySQL dumps are not part of bh run yet', 'set db = False and dump the database from a pre_backup hook into the source directory');
   const destinations: Destination[] = [];
   const base = (): BackendOptions => ({ env: r.env });
 

@@ -22,6 +22,8 @@ exclude_patterns = *.tmp, *.log, cache/
 local = True
 ssh = False
 s3 = False
+# db = True also dumps the databases of [DATABASE] (MySQL/MariaDB) and [POSTGRES] into
+# snapshots of their own (/mysql, /postgres) in the same repositories.
 db = False
 
 [BACKUPS]
@@ -59,6 +61,25 @@ max_concurrency = 10
 # key_file (32 raw bytes, made by 'bh config init-key PATH') wins over passphrase.
 passphrase = \${BACKUP_ENCRYPTION_PASSPHRASE}
 # key_file = /etc/bh/backup.key
+
+# With db = True in [MODES]: one file per database, /mysql/<db>.sql. The password never
+# reaches a command line (a private 0600 option file). binlog_position records the binary
+# log position of each dump, for point-in-time recovery (needs log_bin and RELOAD).
+# [DATABASE]
+# user = backup
+# password = \${MYSQL_BACKUP_PASSWORD}
+# database = app, shop
+# host = localhost
+# port = 3306
+# single_transaction = True
+# binlog_position = True
+
+# [POSTGRES]
+# host = 127.0.0.1
+# port = 5432
+# user = backup
+# password = \${POSTGRES_BACKUP_PASSWORD}
+# database = *
 
 [HOOKS]
 # Shell commands (/bin/sh -c). A failing pre_backup stops the run (exit 2).

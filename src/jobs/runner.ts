@@ -2,7 +2,8 @@
  * One run of a job (`bh run`, and each slot of `bh schedule`):
  *
  *   run lock → status "started" → observer.started (heartbeat /start) → pre-hook → pre-flight →
- *   backup to every destination (each followed by [RETENTION]) → post-hook → status with the
+ *   backup to every destination (each followed by [RETENTION]) → database dumps likewise
+ *   (dumps.ts) → post-hook → status with the
  *   outcome → observer.finished (heartbeat, notifications, metrics; recorded too) → unlock.
  *
  * A destination that fails is recorded and the others still run. The run never spawns bh: it
@@ -26,6 +27,7 @@ import { executeForget, planForget } from '../snapshot/forget.js';
 import { DEFAULT_PRUNE_OPTIONS, runPrune } from '../snapshot/prune.js';
 import { loadSnapshots } from '../snapshot/snapshot.js';
 import type { Destination, Job, JobSecret, Retention } from './config.js';
+import { dumpTasks } from './dumps.js';
 import { describeHookFailure, hookSucceeded, runHook } from './hooks.js';
 import { type DestinationOutcome, type RunRecord, acquireRunLock, jobPaths, recordRun } from './state.js';
 
@@ -113,11 +115,18 @@ async function stepsOfRun(options: RunOptions, run: RunRecord): Promise<void> {
   checkPreflight(job);
   const secret = await loadSecret(job.secret);
 
-  run.destinations = await fanOut(job.destinations, secret, options);
+  run.destinations = await fanOut(job.destinations, secret, options, { paths: [job.source], backup: (repo, outcome) => backupStep(repo, outcome, options) });
+  const dumps = dumpTasks(job);
+  if (dumps.length > 0) run.dumps = [];
+  const dumpOptions = { tags: [RUN_TAG], dryRun, env: options.env, signal: options.signal, warn: events.warn, step: events.step };
+  for (const task of dumps) {
+    run.dumps!.push({ engine: task.engine, destinations: await fanOut(job.destinations, secret, options, { paths: task.paths, backup: (repo, outcome) => task.backup(repo, outcome, dumpOptions) }) });
+  }
   if (options.signal?.aborted) throw new AbortedError();
 
-  const failed = run.destinations.filter((d) => !d.ok);
-  run.state = failed.length === 0 ? 'success' : failed.length === run.destinations.length ? 'failure' : 'partial';
+  const outcomes = [...run.destinations, ...(run.dumps ?? []).flatMap((d) => d.destinations)];
+  const failed = outcomes.filter((d) => !d.ok);
+  run.state = failed.length === 0 ? 'success' : failed.length === outcomes.length ? 'failure' : 'partial';
 
   if (job.hooks.post !== undefined) {
     if (dryRun) events.step(`dry run: would run the post-backup hook: ${job.hooks.post}`);
@@ -138,7 +147,7 @@ function resultEnv(run: RunRecord): Record<string, string> {
     BH_RUN_STATUS: run.state,
     BH_DESTINATIONS_OK: run.destinations.filter((d) => d.ok).map((d) => d.location).join('\n'),
     BH_DESTINATIONS_FAILED: run.destinations.filter((d) => !d.ok).map((d) => d.location).join('\n'),
-    BH_SNAPSHOT_IDS: run.destinations.flatMap((d) => (d.snapshotId ? [d.snapshotId] : [])).join(' '),
+    BH_SNAPSHOT_IDS: [...run.destinations, ...(run.dumps ?? []).flatMap((d) => d.destinations)].flatMap((d) => (d.snapshotId ? [d.snapshotId] : [])).join(' '),
   };
 }
 
@@ -168,6 +177,13 @@ export async function loadSecret(secret: JobSecret): Promise<Secret> {
   }
 }
 
+/** What a fan-out backs up: the job's source directory, or a database dump (dumps.ts). */
+interface BackupWork {
+  /** The snapshot's paths, which [RETENTION] groups by. */
+  paths: string[];
+  backup(repo: Repository, outcome: DestinationOutcome): Promise<void>;
+}
+
 /**
  * How the source reaches every destination: one backup, into the first destination that takes
  * it (the primary), then `bh copy` of that snapshot into each later destination, while the
@@ -176,16 +192,16 @@ export async function loadSecret(secret: JobSecret): Promise<Secret> {
  * A repository that a copy creates shares the primary's chunking keys, so copies to it move
  * chunks and trees as they are, without re-hashing.
  */
-async function fanOut(destinations: readonly Destination[], secret: Secret, options: RunOptions): Promise<DestinationOutcome[]> {
+async function fanOut(destinations: readonly Destination[], secret: Secret, options: RunOptions, work: BackupWork): Promise<DestinationOutcome[]> {
   const outcomes = new Map<string, DestinationOutcome>();
   const waiting = [...destinations];
   while (waiting.length > 0) {
     const destination = waiting.shift()!;
-    const outcome = await inRepository(destination, secret, options, undefined, async (primary, primaryOutcome) => {
-      await backupStep(primary, primaryOutcome, options);
+    const outcome = await inRepository(destination, secret, options, work.paths, undefined, async (primary, primaryOutcome) => {
+      await work.backup(primary, primaryOutcome);
       if (primaryOutcome.snapshotId === undefined && !options.dryRun) return;
       for (const other of waiting.splice(0)) {
-        outcomes.set(other.location, await inRepository(other, secret, options, primary, (target, copyOutcome) => copyStep(primary, primaryOutcome, target, copyOutcome, options)));
+        outcomes.set(other.location, await inRepository(other, secret, options, work.paths, primary, (target, copyOutcome) => copyStep(primary, primaryOutcome, target, copyOutcome, options)));
       }
     });
     outcomes.set(destination.location, outcome);
@@ -202,6 +218,7 @@ async function inRepository(
   destination: Destination,
   secret: Secret,
   options: RunOptions,
+  paths: string[],
   chunkingFrom: Repository | undefined,
   work: (repo: Repository, outcome: DestinationOutcome) => Promise<void>,
 ): Promise<DestinationOutcome> {
@@ -236,7 +253,7 @@ async function inRepository(
       await session.releaseLock();
     }
     // Only after a complete snapshot: older ones never make way for a failed or partial one.
-    if (outcome.ok && job.retention) await applyRetention(session, job.retention, outcome, options);
+    if (outcome.ok && job.retention) await applyRetention(session, job.retention, paths, outcome, options);
     // For the metrics file only: a listing that fails here fails nothing.
     if (!dryRun) outcome.snapshots = await session.repo.list('snapshots').then((files) => files.length, () => undefined);
   } catch (error) {
@@ -298,20 +315,21 @@ async function copyStep(primary: Repository, primaryOutcome: DestinationOutcome,
 
 /**
  * [RETENTION] on one repository, under a prune lock (backups of other hosts go on): forget this
- * job's own snapshots (tag bh-run, this host, this source path) beyond max_count / max_age_days,
- * by the forget policy engine, which keeps the newest snapshot whatever its age; then, when
- * something was forgotten and [RETENTION] prune is on, prune with its defaults (two-phase: packs
- * it condemns are deleted by a later run, after the safety margin). Snapshots of other hosts,
+ * job's own snapshots (tag bh-run, this host, the same paths: the source directory, or /mysql or
+ * /postgres for dumps) beyond max_count / max_age_days, by the forget policy engine, which keeps
+ * the newest snapshot whatever its age; then, when something was forgotten and [RETENTION]
+ * prune is on, prune with its defaults (two-phase: packs it condemns are deleted by a later run,
+ * after the safety margin). Snapshots of other hosts,
  * other paths and manual backups are never touched. A failure here fails the destination.
  */
-async function applyRetention(session: RepositorySession, retention: Retention, outcome: DestinationOutcome, options: RunOptions): Promise<void> {
-  const { job, dryRun, events } = options;
+async function applyRetention(session: RepositorySession, retention: Retention, paths: string[], outcome: DestinationOutcome, options: RunOptions): Promise<void> {
+  const { dryRun, events } = options;
   const { repo } = session;
   const host = hostname();
   const lock = dryRun ? undefined : await session.acquireLock(retention.prune ? 'prune' : 'shared');
   try {
     const all = await loadSnapshots(repo, (id, error) => events.warn(`${repo.location}: snapshots/${id} cannot be read and is left out of retention: ${error.message}`));
-    const own = all.filter((s) => s.record.host === host && s.record.tags.includes(RUN_TAG) && s.record.paths.length === 1 && s.record.paths[0] === job.source);
+    const own = all.filter((s) => s.record.host === host && s.record.tags.includes(RUN_TAG) && s.record.paths.join('\0') === paths.join('\0'));
     const groups = planForget(own, { maxAgeDays: retention.maxAgeDays, maxCount: retention.maxCount }, { groupBy: ['host', 'paths'], now: new Date() });
     outcome.forgotten = groups.flatMap((g) => g.remove.map((d) => d.snapshot.id));
     if (outcome.forgotten.length === 0) return;

@@ -205,6 +205,8 @@ export interface RunRecord {
   exitCode?: number | undefined;
   error?: string | undefined;
   destinations: DestinationOutcome[];
+  /** [MODES] db = True: each engine's dump snapshot, per destination (absent when the job dumps nothing). */
+  dumps?: { engine: 'mysql' | 'postgres'; destinations: DestinationOutcome[] }[] | undefined;
   preHook?: HookOutcome | undefined;
   postHook?: HookOutcome | undefined;
   /** The last ping of the run (success or fail). */

@@ -12,6 +12,7 @@
  * - The virtual root mirrors absolute paths: backing up /srv/www gives root → srv → www, as restic
  *   does, so several paths share one tree and a restore recreates them under the target.
  *   Overlapping paths give their union, each entry once (see virtualRoot).
+ * - Streams (standard input, commands, database dumps: streams.ts) become files of their own tree.
  */
 import { createHash } from 'node:crypto';
 import { lstatSync, readlinkSync, statSync } from 'node:fs';
@@ -25,6 +26,7 @@ import { type EntryStat, entryStatOf, entryType, getXattr, listXattrs, scanDir }
 import type { PathMatcher } from './exclude.js';
 import { FileChunkerPool } from './file-chunker.js';
 import { KnownBlobFilter } from './known-blobs.js';
+import { type StoredStream, type StreamSource, saveStreamTree, streamFileNode, streamPathNames } from './streams.js';
 import { type NodeType, type TreeNode, decodeTree, encodeTree, sameNode } from './tree.js';
 import type { SnapshotSummary } from './snapshot.js';
 
@@ -58,20 +60,6 @@ export interface ArchiveOptions {
   onError?: (error: ArchiveError) => void;
   signal?: AbortSignal;
 }
-
-/** A file of runFiles(): its bytes, or a stream of them. */
-export interface MemoryFile {
-  /** Where it goes in the snapshot, relative, '/'-separated. */
-  path: string;
-  content: Uint8Array | AsyncIterable<Uint8Array>;
-  /** Permission bits (default 0644). */
-  mode?: number | undefined;
-  /** Default: now. */
-  mtime?: Date | undefined;
-}
-
-/** runFiles()' directories while it builds them: entries by name, a file's node or a directory. */
-type MemoryDir = Map<string, TreeNode | MemoryDir>;
 
 export type Counters = Omit<SnapshotSummary, 'backup_start' | 'backup_end'>;
 
@@ -119,15 +107,6 @@ export function baseNode(name: Buffer, st: EntryStat): TreeNode {
     links: st.nlink,
     size: type === 'file' ? st.size : 0,
   };
-}
-
-/** A node for an entry runFiles() made: owned by us, no inode or device. */
-function memoryNode(name: string, type: 'file' | 'dir', mode: number, now: bigint): TreeNode {
-  return { name: Buffer.from(name), type, mode, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, mtimeNs: now, ctimeNs: now, inode: 0n, device: 0n, links: 1, size: 0 };
-}
-
-async function* bytesOnce(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
-  yield bytes;
 }
 
 function joinPath(dir: Buffer, name: Buffer): Buffer {
@@ -227,50 +206,26 @@ export class Archiver {
     return { tree, counters: this.counters, errors: this.errors };
   }
 
-  /** Backs up standard input as one file named `name` at the root. */
-  runStdin(input: AsyncIterable<Uint8Array>, name: string): Promise<ArchiveResult> {
-    return this.runFiles([{ path: name, content: input }]);
-  }
-
   /**
-   * Stores files that exist only in memory or as streams (standard input, a system capture):
-   * each at its relative `path`, with the directories on the way made for it (mode 0700: they
-   * have no metadata of their own). The snapshot holds these files and nothing else.
+   * Stores the files of a stream source (standard input, a command's output, database dumps),
+   * each verified right after it is stored; a failed check throws and no tree is made.
    */
-  async runFiles(files: readonly MemoryFile[]): Promise<ArchiveResult> {
-    const now = BigInt(Date.now()) * 1_000_000n;
-    const root: MemoryDir = new Map();
-    for (const file of files) {
-      const names = file.path.split('/').filter((part) => part !== '');
-      if (names.length === 0 || names.some((part) => part === '.' || part === '..' || part.includes('\0'))) throw new Error(`cannot store a file at ${JSON.stringify(file.path)}`);
-      let dir = root;
-      for (const name of names.slice(0, -1)) {
-        const next = dir.get(name) ?? new Map();
-        if (!(next instanceof Map)) throw new Error(`cannot store ${JSON.stringify(file.path)}: ${name} is a file`);
-        dir.set(name, next);
-        dir = next;
-      }
-      const last = names[names.length - 1]!;
-      if (dir.has(last)) throw new Error(`cannot store ${JSON.stringify(file.path)} twice`);
-      this.throwIfAborted();
+  async runStreams(source: StreamSource): Promise<ArchiveResult> {
+    const nowNs = BigInt(Date.now()) * 1_000_000n;
+    const stored: StoredStream[] = [];
+    for await (const file of source.files(this.options.signal)) {
+      const names = streamPathNames(file.path);
       this.current = file.path;
-      const { content, size, sha256 } = await this.saveContent(file.content instanceof Uint8Array ? bytesOnce(file.content) : file.content);
+      const { content, size, sha256 } = await this.saveContent(file.data);
+      // Interrupted: the producer died of our signal, which is no failure of its own.
+      this.throwIfAborted();
+      await file.verify();
       this.counters.files_new++;
       this.counters.total_files++;
       this.counters.total_bytes += size;
-      const mtimeNs = file.mtime ? BigInt(file.mtime.getTime()) * 1_000_000n : now;
-      dir.set(last, { ...memoryNode(last, 'file', file.mode ?? 0o644, now), mtimeNs, size, content, sha256 });
+      stored.push({ names, node: { ...streamFileNode(names[names.length - 1]!, file, content, size, nowNs), sha256 } });
     }
-    const saveDir = async (dir: MemoryDir): Promise<Buffer> => {
-      const nodes: TreeNode[] = [];
-      for (const [name, entry] of dir) {
-        if (!(entry instanceof Map)) nodes.push(entry);
-        else nodes.push({ ...memoryNode(name, 'dir', 0o700, now), subtree: await saveDir(entry) });
-      }
-      this.counters.dirs_new++;
-      return this.saveTree(nodes);
-    };
-    const tree = await saveDir(root);
+    const tree = await saveStreamTree(stored, source.dirMode ?? 0o755, nowNs, (nodes) => this.saveTree(nodes), () => this.counters.dirs_new++);
     this.report(true);
     return { tree, counters: this.counters, errors: this.errors };
   }

@@ -5,14 +5,15 @@
 import { hostname, userInfo } from 'node:os';
 import { createRequire } from 'node:module';
 import type { Repository } from '../repo/repository.js';
-import { AbortedError, type ArchiveError, type ArchiveProgress, type ArchiveResult, Archiver, type Counters, type MemoryFile } from './archiver.js';
+import { AbortedError, type ArchiveError, type ArchiveProgress, type ArchiveResult, Archiver, type Counters } from './archiver.js';
 import type { PathMatcher } from './exclude.js';
+import type { StreamSource } from './streams.js';
 import { type BackupMode, type DamagedSnapshotHandler, type Snapshot, type SnapshotRecord, chooseParent, loadSnapshots } from './snapshot.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
 export interface BackupOptions {
-  /** Absolute paths (ignored with `stdin`). */
+  /** Absolute paths (ignored with `source`). */
   paths: string[];
   /** Read the paths below this directory (see ArchiveOptions.root). */
   root?: string | undefined;
@@ -23,9 +24,11 @@ export interface BackupOptions {
   host?: string | undefined;
   time?: Date | undefined;
   dryRun?: boolean;
-  stdin?: { input: AsyncIterable<Uint8Array>; filename: string } | undefined;
-  /** In-memory files to store instead of walking `paths` (which then only name them in the record); no parent. */
-  files?: readonly MemoryFile[] | undefined;
+  /**
+   * Back up the files of this stream source instead of `paths` (no parent, recorded as full).
+   * runBackup closes it, however the backup ends.
+   */
+  source?: StreamSource | undefined;
   signal?: AbortSignal;
   onProgress?: (progress: ArchiveProgress) => void;
   onError?: (error: ArchiveError) => void;
@@ -45,11 +48,19 @@ export interface BackupResult {
 }
 
 export async function runBackup(repo: Repository, options: BackupOptions): Promise<BackupResult> {
+  try {
+    return await backupInto(repo, options);
+  } finally {
+    await options.source?.close();
+  }
+}
+
+async function backupInto(repo: Repository, options: BackupOptions): Promise<BackupResult> {
   const start = new Date();
   const host = options.host ?? hostname();
-  const paths = options.stdin ? [`/${options.stdin.filename}`] : options.paths;
+  const paths = options.source ? options.source.paths : options.paths;
   const snapshots = await loadSnapshots(repo, options.onDamagedSnapshot);
-  const parent = options.stdin || options.files ? undefined : chooseParent(snapshots, options.mode, host, paths);
+  const parent = options.source ? undefined : chooseParent(snapshots, options.mode, host, paths);
   // Without a parent every file is read: whatever was asked, that is a full backup, and later
   // differential backups may use it as their base.
   const mode: BackupMode = parent ? options.mode : 'full';
@@ -73,7 +84,7 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
     signal: options.signal,
   });
   try {
-    const result = options.stdin ? await archiver.runStdin(options.stdin.input, options.stdin.filename) : options.files ? await archiver.runFiles(options.files) : await archiver.run();
+    const result = options.source ? await archiver.runStreams(options.source) : await archiver.run();
     if (!options.dryRun) {
       await indexed.flush();
       result.counters.bytes_added = indexed.bytesAdded;
@@ -94,6 +105,7 @@ export async function runBackup(repo: Repository, options: BackupOptions): Promi
 function snapshotRecord(result: ArchiveResult, run: { start: Date; host: string; paths: string[]; mode: BackupMode; parent: Snapshot | undefined; options: BackupOptions }): SnapshotRecord {
   const { start, host, paths, mode, parent, options } = run;
   const user = userInfo();
+  const dump = options.source?.dumpRecord?.();
   return {
     version: 1,
     time: (options.time ?? start).toISOString(),
@@ -108,6 +120,7 @@ function snapshotRecord(result: ArchiveResult, run: { start: Date; host: string;
     parent: parent?.id ?? null,
     excludes: options.excludePatterns,
     program_version: `bh ${version}`,
+    ...(dump ? { dump } : {}),
     summary: { ...result.counters, backup_start: start.toISOString(), backup_end: new Date().toISOString() },
   };
 }

@@ -7,6 +7,7 @@ import type { Repository, SnapshotList } from '../repo/repository.js';
 import { DamagedFileError, FormatError } from '../repo/errors.js';
 import { uniqueByPrefix } from '../repo/id-prefix.js';
 import { NotFoundError } from '../repo/storage.js';
+import type { DumpRecord } from './streams.js';
 
 export type BackupMode = 'full' | 'incremental' | 'differential';
 
@@ -48,6 +49,8 @@ export interface SnapshotRecord {
   original?: string;
   /** Set by `bh repair snapshots`: the id of the snapshot this one replaced. */
   repaired_from?: string;
+  /** Set by database dumps: engine, versions, and per file the database and binary log position (FORMAT.md §7). */
+  dump?: DumpRecord;
 }
 
 export interface Snapshot {

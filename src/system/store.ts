@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { IndexedRepository, Repository } from '../repo/repository.js';
 import { type BackupResult, runBackup } from '../snapshot/backup.js';
-import type { MemoryFile } from '../snapshot/archiver.js';
+import { type MemoryFile, memorySource } from '../snapshot/streams.js';
 import { type DamagedSnapshotHandler, type Snapshot, findSnapshot, loadSnapshots } from '../snapshot/snapshot.js';
 import { TreeReader, resolvePath, splitSnapshotPath } from '../snapshot/walk.js';
 import { CAPTURE_DOCUMENT, type CapturedFile, SYSTEM_TAG, type SystemCapture, parseCapture } from './capture.js';
@@ -24,18 +24,18 @@ export interface StoreOptions {
 export function captureFiles(result: CaptureResult): MemoryFile[] {
   const time = new Date(result.capture.time);
   return [
-    { path: CAPTURE_DOCUMENT, content: Buffer.from(JSON.stringify(result.capture, null, 2) + '\n'), mode: 0o600, mtime: time },
-    ...[...result.contents].map(([stored, bytes]) => ({ path: stored, content: bytes, mode: 0o600, mtime: time })),
+    { path: `/${CAPTURE_DOCUMENT}`, bytes: Buffer.from(JSON.stringify(result.capture, null, 2) + '\n'), mode: 0o600, mtime: time },
+    ...[...result.contents].map(([stored, bytes]) => ({ path: `/${stored}`, bytes, mode: 0o600, mtime: time })),
   ];
 }
 
 /** Saves the capture as a new snapshot tagged `system` (host and time: the capture's). */
 export function storeCapture(repo: Repository, result: CaptureResult, options: StoreOptions): Promise<BackupResult> {
-  const files = captureFiles(result);
   const paths = [`/${CAPTURE_DOCUMENT}`, ...(result.contents.size > 0 ? ['/files'] : [])];
   return runBackup(repo, {
     paths,
-    files,
+    // Directories 0700: the captured files are private whatever their modes were.
+    source: memorySource(paths, captureFiles(result), 0o700),
     mode: 'full',
     exclude: () => false,
     excludePatterns: [],
