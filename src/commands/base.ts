@@ -28,6 +28,18 @@ export const ExitCode = {
   interrupted: 130,
 } as const;
 
+/** What each exit code means, as README "Exit codes" and the man page bh(1) say it. */
+export const EXIT_CODE_MEANINGS: ReadonlyArray<readonly [code: number, meaning: string]> = [
+  [ExitCode.ok, 'success'],
+  [ExitCode.fatal, 'fatal error (usage, configuration, I/O, `check` found problems)'],
+  [ExitCode.preflight, 'pre-flight failure'],
+  [ExitCode.incomplete, 'finished but incomplete (some files could not be read or restored, a destination failed)'],
+  [ExitCode.noRepository, 'no repository at that location'],
+  [ExitCode.lockFailed, 'the repository is locked, or this process lost its lock'],
+  [ExitCode.wrongPassword, 'wrong password or key'],
+  [ExitCode.interrupted, 'interrupted (Ctrl-C / SIGTERM); the repository stays consistent'],
+];
+
 /** How long an interrupted command waits for its lock's removal before it exits anyway. */
 const LOCK_RELEASE_ON_EXIT_MS = 3000;
 
