@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # System packages the tests start as real peers (none missing → no apt run).
 missing=()
-for cmd_pkg in "gcc:gcc" "make:make" "python3:python3" "/usr/sbin/sshd:openssh-server" "ssh-keygen:openssh-client" "faketime:faketime"; do
+for cmd_pkg in "gcc:gcc" "make:make" "python3:python3" "/usr/sbin/sshd:openssh-server" "ssh-keygen:openssh-client" "faketime:faketime" "lintian:lintian" "dpkg-shlibdeps:dpkg-dev" "man:man-db" "zsh:zsh" "fish:fish"; do
   cmd=${cmd_pkg%%:*}; pkg=${cmd_pkg#*:}
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
 done

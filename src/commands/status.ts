@@ -1,5 +1,6 @@
 import { Command } from 'clipanion';
 import { jobStatus } from '../jobs/overview.js';
+import { versionInfo, versionLine } from '../ops/provenance.js';
 import { StatefulJobCommand } from './job-options.js';
 import { formatBytes, formatDuration } from './report.js';
 
@@ -12,7 +13,8 @@ export class StatusCommand extends StatefulJobCommand {
       destination repository: the last runs, each destination's last success, its snapshot
       count and the bytes it stores, and whether it is stale — its last success older than
       staleness_factor ([PREFLIGHT], default 2) times the longest gap between [SCHEDULE] times.
-      A destination that cannot be opened is shown with its error.
+      A destination that cannot be opened is shown with its error. The first line is the bh
+      version and build commit (the \`version\` field of --json, as \`bh version --json\` prints it).
     `,
     examples: [['Status of the job in /etc/bh/config.ini', 'bh status --config /etc/bh/config.ini']],
   });
@@ -21,8 +23,10 @@ export class StatusCommand extends StatefulJobCommand {
     const job = this.loadJob();
     const now = Date.now();
     const status = await jobStatus(job, this.resolvedStateDir(), now);
+    const version = await versionInfo();
     const report = this.report;
-    report.jsonLine(status);
+    report.jsonLine({ ...status, version });
+    report.line(versionLine(version));
     report.line(`job ${status.config}`);
     report.line(`status file ${status.statusFile}`);
     report.line('');
