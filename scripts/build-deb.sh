@@ -38,14 +38,16 @@ rm -f "$work/bh-$version.tgz"
 npm pack --pack-destination "$work" --silent >/dev/null
 tarball="$work/bh-$version.tgz"
 
-# 2. Installed as a user installs it. A tarball is allowed by its absolute path (npm matches
-# --allow-scripts against where a package comes from); strict, so a new dependency with an
-# install script fails here until README's --allow-scripts list names it.
+# 2. Installed as a user installs it, install scripts allowed for the dependencies package.json
+# allows them for (allowScripts) and for bh itself, which npm knows by the tarball's absolute
+# path. Strict: a new dependency with an install script fails here until allowScripts (and
+# README's --allow-scripts list) names it.
+allowed=$(node -p "Object.keys(require('./package.json').allowScripts).join(',')")
 rm -rf "$work/prefix"
 mkdir -p "$work/prefix/lib"
 echo "installing $tarball with npm (native modules compile: a minute or more)" >&2
 JOBS=${JOBS:-$(nproc)} npm install -g --prefix "$work/prefix" --no-audit --no-fund --strict-allow-scripts \
-  --allow-scripts="$tarball,zstd-napi,ssh2,cpu-features" "$tarball" >/dev/null
+  --allow-scripts="$tarball,$allowed" "$tarball" >/dev/null
 
 # 3. The file tree of the package.
 stage="$work/stage"

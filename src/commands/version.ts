@@ -1,8 +1,11 @@
-import { Command } from 'clipanion';
+import { Command, Option } from 'clipanion';
 import { versionInfo } from '../ops/provenance.js';
-import { BhCommand } from './base.js';
 
-export class VersionCommand extends BhCommand {
+/**
+ * A plain clipanion command, not a BhCommand: base.ts loads the repository layer and with it
+ * zstd-napi, and `bh version` must still run, and say so, when a native module is not built.
+ */
+export class VersionCommand extends Command {
   static override paths = [['version']];
   static override usage = Command.Usage({
     description: 'show the versions bh is built from and runs on',
@@ -12,22 +15,30 @@ export class VersionCommand extends BhCommand {
       (if any). Include \`bh version --json\` in bug reports. A part that cannot be loaded is
       named with what to do, and bh exits 1.
     `,
-    examples: [
-      ['For a bug report', 'bh version --json'],
-    ],
+    examples: [['For a bug report', 'bh version --json']],
   });
 
-  async run(): Promise<number> {
+  json = Option.Boolean('--json', false, { description: 'Print JSON instead of text' });
+
+  async execute(): Promise<number> {
     const info = await versionInfo();
-    if (this.json) this.report.json(info);
-    const commit = info.commit === null ? 'not recorded' : `${info.commit}${info.dirty ? ' (with uncommitted changes)' : ''}${info.commitDate ? `, ${info.commitDate}` : ''}`;
-    this.report.line(`bh ${info.bh}`);
-    this.report.line(`commit       ${commit}`);
-    this.report.line(`node         ${info.node} (OpenSSL ${info.openssl}) on ${info.platform}`);
-    this.report.line(`zstd         ${info.zstd ?? 'not loaded'}`);
-    this.report.line(`native addon ${info.nativeAddon.loaded ? 'loaded' : 'not loaded'} (${info.nativeAddon.path})`);
-    this.report.line(`libfuse      ${info.libfuse ?? 'not loaded'}`);
-    for (const problem of info.problems) this.report.warn(`bh: error: ${problem}`);
+    const { stdout, stderr } = this.context;
+    if (this.json) {
+      stdout.write(JSON.stringify(info) + '\n');
+    } else {
+      const commit = info.commit === null ? 'not recorded' : `${info.commit}${info.dirty ? ' (with uncommitted changes)' : ''}${info.commitDate ? `, ${info.commitDate}` : ''}`;
+      stdout.write(
+        [
+          `bh ${info.bh}`,
+          `commit       ${commit}`,
+          `node         ${info.node} (OpenSSL ${info.openssl}) on ${info.platform}`,
+          `zstd         ${info.zstd ?? 'not loaded'}`,
+          `native addon ${info.nativeAddon.loaded ? 'loaded' : 'not loaded'} (${info.nativeAddon.path})`,
+          `libfuse      ${info.libfuse ?? 'not loaded'}`,
+        ].join('\n') + '\n',
+      );
+    }
+    for (const problem of info.problems) stderr.write(`bh: error: ${problem}\n`);
     return info.problems.length === 0 ? 0 : 1;
   }
 }

@@ -66,10 +66,16 @@ export const ADDON_PATH: string = fileURLToPath(new URL('../../native/build/Rele
  * How to get native modules built, for the errors about missing ones: npm 11 runs a
  * dependency's install script only when `--allow-scripts` names it (README "Installing").
  */
-export const NATIVE_BUILD_HINT =
-  'Its build script did not run: npm 11 runs install scripts only when allowed. Reinstall with ' +
-  '`npm install -g --allow-scripts=bh,zstd-napi,ssh2,cpu-features bh` (from a .tgz file, name the ' +
-  "file's absolute path instead of `bh` in --allow-scripts), or in a clone run `npm ci`.";
+export const NATIVE_BUILD_HINT: string = (() => {
+  // The dependencies whose install scripts bh needs are those package.json allows for `npm ci`.
+  const manifest = createRequire(import.meta.url)('../../package.json') as { allowScripts?: Record<string, boolean> };
+  const names = ['bh', ...Object.keys(manifest.allowScripts ?? {})].join(',');
+  return (
+    'Its build script did not run: npm 11 runs install scripts only when allowed. Reinstall with ' +
+    `\`npm install -g --allow-scripts=${names} bh\` (from a .tgz file, name the file's absolute path ` +
+    'instead of `bh` in --allow-scripts), or in a clone run `npm ci`.'
+  );
+})();
 
 let loaded: BhfsAddon | undefined;
 

@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { ADDON_PATH, loadNativeAddon } from '../fsx/index.js';
+import { ADDON_PATH, NATIVE_BUILD_HINT, loadNativeAddon } from '../fsx/index.js';
 
 export interface BuildInfo {
   /** Full commit id the build was made from, or null when built outside a git checkout. */
@@ -50,7 +50,7 @@ export async function versionInfo(): Promise<VersionInfo> {
   try {
     zstd = (await import('../repo/compression.js')).zstdVersion();
   } catch (error) {
-    problems.push((error as Error).message);
+    problems.push(`zstd-napi cannot be loaded (${(error as Error).message.split('\n')[0]}). ${NATIVE_BUILD_HINT}`);
   }
   let loaded = false;
   try {
