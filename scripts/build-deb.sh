@@ -154,7 +154,6 @@ Installed-Size: $installed_size
 Depends: nodejs (>= 20), adduser${shlibs:+, $shlibs}
 Section: admin
 Priority: optional
-Homepage: https://example.org/bh
 Description: encrypted, deduplicating backups
  bh backs up files into a content-addressed, encrypted chunk repository:
  files are cut into content-defined chunks, compressed (zstd), encrypted and
