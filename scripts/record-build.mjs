@@ -5,7 +5,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 
 const root = new URL('..', import.meta.url);
-const git = (...args) => execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+// scripts/build-deb.sh builds a copy of the checkout and names the checkout in BH_BUILD_SOURCE.
+const source = process.env.BH_BUILD_SOURCE ?? root;
+const git = (...args) => execFileSync('git', args, { cwd: source, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
 
 let info = { commit: null, commitDate: null, dirty: false };
 try {
