@@ -199,6 +199,12 @@ describe('bh version', () => {
     if (linksFuse) expect(info['libfuse']).toMatch(/^\d+(\.\d+)+$/);
     else expect(info['libfuse']).toBeNull();
 
+    // BH_DEBUG's stack trace, for bug reports, starts with the same provenance.
+    const failed = await bh(['snapshots'], { env: { BH_DEBUG: '1', BH_REPO: join(ROOT, 'no-such-repository'), BH_PASSWORD: 'x' } });
+    expect(failed.code, describeRun('bh snapshots', failed)).toBe(10);
+    expect(failed.stderr).toContain(`bh ${info['bh'] as string} (commit ${head.slice(0, 12)}`);
+    expect(failed.stderr).toMatch(/\n\w*Error: /);
+
     const text = expectOk(await bh(['version']), 'bh version');
     expect(text.stdout).toContain(`commit       ${head}`);
     expect(text.stdout).toContain(`node         ${process.versions.node} (OpenSSL ${process.versions.openssl})`);

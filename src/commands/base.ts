@@ -12,6 +12,7 @@ import type { LockKind } from '../repo/lock.js';
 import { type CacheOptions, cacheDirFromEnv } from '../repo/cache.js';
 import type { IndexedRepository, Repository, RepositoryLock } from '../repo/repository.js';
 import { RepositorySession, type SessionOptions } from '../repo/session.js';
+import { bhVersion, buildInfo, versionLine } from '../ops/provenance.js';
 import type { BackendOptions } from '../repo/storage.js';
 import { type LoadedSnapshots, loadSnapshots, parseLocalTime } from '../snapshot/snapshot.js';
 import { TreeReader } from '../snapshot/walk.js';
@@ -79,7 +80,11 @@ export abstract class BhCommand extends Command {
     const code = exitCodeOf(error);
     const message = error instanceof Error ? error.message : String(error);
     this.report.warn(code === ExitCode.interrupted ? 'bh: interrupted' : `bh: error: ${message}`);
-    if (process.env['BH_DEBUG'] && error instanceof Error && error.stack) this.report.warn(error.stack);
+    if (process.env['BH_DEBUG'] && error instanceof Error && error.stack) {
+      // What a bug report needs beside the stack: which bh, built from what, on which Node.
+      this.report.warn(versionLine({ bh: bhVersion(), ...buildInfo(), node: process.versions.node }));
+      this.report.warn(error.stack);
+    }
     return code;
   }
 
