@@ -4,6 +4,7 @@
 import { type BaseContext, Builtins, Cli, type CommandClass as CommandClassOf } from 'clipanion';
 import { createRequire } from 'node:module';
 import type { WriteStream } from 'node:tty';
+import { NATIVE_BUILD_HINT } from './fsx/index.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -43,7 +44,12 @@ const COMMAND_MODULES: Record<string, () => Promise<Record<string, unknown>>> = 
   'import-legacy': () => import('./commands/import-legacy.js'),
   notify: () => import('./commands/notify.js'),
   system: () => import('./commands/system.js'),
+  version: () => import('./commands/version.js'),
+  generate: () => import('./commands/generate.js'),
 };
+
+/** Commands that read every command's definition (man pages, completion scripts). */
+const NEEDS_EVERY_COMMAND = new Set(['generate']);
 
 const isCommandClass = (value: unknown): value is CommandClass => typeof value === 'function' && Array.isArray((value as { paths?: unknown }).paths);
 
@@ -85,7 +91,7 @@ function guardBrokenPipe(): void {
  */
 export async function commandsFor(args: readonly string[]): Promise<CommandClass[]> {
   const first = args[0];
-  const loaders = first !== undefined && Object.hasOwn(COMMAND_MODULES, first) ? [COMMAND_MODULES[first]!] : Object.values(COMMAND_MODULES);
+  const loaders = first !== undefined && Object.hasOwn(COMMAND_MODULES, first) && !NEEDS_EVERY_COMMAND.has(first) ? [COMMAND_MODULES[first]!] : Object.values(COMMAND_MODULES);
   const modules = await Promise.all(loaders.map((load) => load()));
   return modules.flatMap((module) => Object.values(module).filter(isCommandClass));
 }
@@ -107,6 +113,19 @@ export async function main(argv: string[]): Promise<number> {
   const cli = new Cli({ binaryLabel: 'bh — encrypted, deduplicating backups', binaryName: 'bh', binaryVersion: version, enableColors });
   cli.register(Builtins.HelpCommand);
   cli.register(Builtins.VersionCommand);
-  for (const command of await commandsFor(args)) cli.register(command);
+  let commands: CommandClass[];
+  try {
+    commands = await commandsFor(args);
+  } catch (error) {
+    if (!isUnbuiltNativeModule(error)) throw error;
+    process.stderr.write(`bh: error: a native module bh needs is not built (${error.message.split('\n')[0]}). ${NATIVE_BUILD_HINT}\n`);
+    return 1;
+  }
+  for (const command of commands) cli.register(command);
   return cli.run(args, Cli.defaultContext);
+}
+
+/** A compiled addon (`….node`) that a module requires at load time is missing (zstd-napi's). */
+function isUnbuiltNativeModule(error: unknown): error is Error {
+  return error instanceof Error && (error as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && /\.node\b/.test(error.message.split('\n')[0]!);
 }

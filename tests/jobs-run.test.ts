@@ -11,7 +11,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jobPaths } from '../src/jobs/state.js';
-import { type RunResult, bh, hashTree, makeTempDir, removeDir, startBh } from './helpers/cli.js';
+import { ROOT, type RunResult, bh, hashTree, makeTempDir, removeDir, startBh } from './helpers/cli.js';
 
 type Json = Record<string, unknown>;
 const PASS = 'job pass: 100% #secret';
@@ -339,7 +339,9 @@ describe('bh status', () => {
 
     const r = await bh(['status', '--config', job.config, '--state-dir', job.stateDir, '--json'], { env: { JOB_PASS: PASS } });
     expect(r.code, detail(r)).toBe(0);
-    const status = JSON.parse(r.stdout) as { runs: Json[]; intervalMs: number; destinations: Json[] };
+    const status = JSON.parse(r.stdout) as { runs: Json[]; intervalMs: number; destinations: Json[]; version: Json };
+    expect(status.version['bh']).toBe(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version);
+    expect(status.version['node']).toBe(process.versions.node);
     expect(status.runs.map((x) => x['state'])).toEqual(['partial', 'partial']);
     expect(status.intervalMs).toBe(12 * 3600_000);
     const [g, b] = status.destinations;
@@ -356,5 +358,6 @@ describe('bh status', () => {
     expect(text.code, detail(text)).toBe(0);
     expect(text.stdout).toMatch(new RegExp(`${good}\\s+\\S+\\s+\\S+\\s+no\\s+2\\s+`));
     expect(text.stdout).toMatch(/never\s+-\s+STALE/);
+    expect(text.stdout.split('\n')[0]).toMatch(/^bh \d+\.\d+\.\d+ \(commit [0-9a-f]{12}/);
   });
 });

@@ -12,6 +12,7 @@ import type { LockKind } from '../repo/lock.js';
 import { type CacheOptions, cacheDirFromEnv } from '../repo/cache.js';
 import type { IndexedRepository, Repository, RepositoryLock } from '../repo/repository.js';
 import { RepositorySession, type SessionOptions } from '../repo/session.js';
+import { bhVersion, buildInfo, versionLine } from '../ops/provenance.js';
 import type { BackendOptions } from '../repo/storage.js';
 import { type LoadedSnapshots, loadSnapshots, parseLocalTime } from '../snapshot/snapshot.js';
 import { TreeReader } from '../snapshot/walk.js';
@@ -27,6 +28,18 @@ export const ExitCode = {
   wrongPassword: 12,
   interrupted: 130,
 } as const;
+
+/** What each exit code means, as README "Exit codes" and the man page bh(1) say it. */
+export const EXIT_CODE_MEANINGS: ReadonlyArray<readonly [code: number, meaning: string]> = [
+  [ExitCode.ok, 'success'],
+  [ExitCode.fatal, 'fatal error (usage, configuration, I/O, `check` found problems)'],
+  [ExitCode.preflight, 'pre-flight failure'],
+  [ExitCode.incomplete, 'finished but incomplete (some files could not be read or restored, a destination failed)'],
+  [ExitCode.noRepository, 'no repository at that location'],
+  [ExitCode.lockFailed, 'the repository is locked, or this process lost its lock'],
+  [ExitCode.wrongPassword, 'wrong password or key'],
+  [ExitCode.interrupted, 'interrupted (Ctrl-C / SIGTERM); the repository stays consistent'],
+];
 
 /** How long an interrupted command waits for its lock's removal before it exits anyway. */
 const LOCK_RELEASE_ON_EXIT_MS = 3000;
@@ -67,7 +80,11 @@ export abstract class BhCommand extends Command {
     const code = exitCodeOf(error);
     const message = error instanceof Error ? error.message : String(error);
     this.report.warn(code === ExitCode.interrupted ? 'bh: interrupted' : `bh: error: ${message}`);
-    if (process.env['BH_DEBUG'] && error instanceof Error && error.stack) this.report.warn(error.stack);
+    if (process.env['BH_DEBUG'] && error instanceof Error && error.stack) {
+      // What a bug report needs beside the stack: which bh, built from what, on which Node.
+      this.report.warn(versionLine({ bh: bhVersion(), ...buildInfo(), node: process.versions.node }));
+      this.report.warn(error.stack);
+    }
     return code;
   }
 

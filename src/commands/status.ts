@@ -3,6 +3,7 @@ import { JobAlerts } from '../jobs/alerting.js';
 import type { Job } from '../jobs/config.js';
 import { jobStatus } from '../jobs/overview.js';
 import { ExitCode } from './base.js';
+import { versionInfo, versionLine } from '../ops/provenance.js';
 import { StatefulJobCommand } from './job-options.js';
 import { formatBytes, formatDuration } from './report.js';
 
@@ -16,7 +17,8 @@ export class StatusCommand extends StatefulJobCommand {
       count and the bytes it stores, and whether it is stale — its last success older than
       staleness_factor ([PREFLIGHT], default 2) times the longest gap between [SCHEDULE] times.
       A destination that cannot be opened is shown with its error. Notifications that failed
-      in the runs shown are counted and listed.
+      in the runs shown are counted and listed. The first line is the bh version and build
+      commit (the \`version\` field of --json, as \`bh version --json\` prints it).
 
       --alert is for cron and Nagios-style checks: exit 3 when a destination is stale or the
       last run did not fully succeed, 0 otherwise; destinations newly stale are also sent as a
@@ -34,11 +36,13 @@ export class StatusCommand extends StatefulJobCommand {
     const job = this.loadJob();
     const now = Date.now();
     const status = await jobStatus(job, this.resolvedStateDir(), now);
+    const version = await versionInfo();
     const report = this.report;
     const lastRun = status.runs.filter((r) => r.state !== 'started').pop();
     const stale = status.destinations.filter((d) => d.stale === true).map((d) => d.location);
     const alarm = this.alert ? await this.sendStaleAlerts(job, stale, lastRun?.state) : undefined;
-    report.jsonLine(alarm ? { ...status, alert: alarm } : status);
+    report.jsonLine(alarm ? { ...status, version, alert: alarm } : { ...status, version });
+    report.line(versionLine(version));
     report.line(`job ${status.config}`);
     report.line(`status file ${status.statusFile}`);
     report.line('');

@@ -62,6 +62,21 @@ interface BhfsAddon {
  */
 export const ADDON_PATH: string = fileURLToPath(new URL('../../native/build/Release/bhfs.node', import.meta.url));
 
+/**
+ * How to get native modules built, for the errors about missing ones: npm 11 runs a
+ * dependency's install script only when `--allow-scripts` names it (README "Installing").
+ */
+export const NATIVE_BUILD_HINT: string = (() => {
+  // The dependencies whose install scripts bh needs are those package.json allows for `npm ci`.
+  const manifest = createRequire(import.meta.url)('../../package.json') as { allowScripts?: Record<string, boolean> };
+  const names = ['bh', ...Object.keys(manifest.allowScripts ?? {})].join(',');
+  return (
+    'Its build script did not run: npm 11 runs install scripts only when allowed. Reinstall with ' +
+    `\`npm install -g --allow-scripts=${names} bh\` (from a .tgz file, name the file's absolute path ` +
+    'instead of `bh` in --allow-scripts), or in a clone run `npm ci`.'
+  );
+})();
+
 let loaded: BhfsAddon | undefined;
 
 /** Load lazily, so merely importing this module (e.g. from a command that
@@ -69,10 +84,7 @@ let loaded: BhfsAddon | undefined;
 function addon(): BhfsAddon {
   if (loaded !== undefined) return loaded;
   if (!existsSync(ADDON_PATH)) {
-    throw new Error(
-      `bh native addon not found at ${ADDON_PATH}. ` +
-        'Build it with `npm run build` (or reinstall with `npm install`).',
-    );
+    throw new Error(`bh's native addon is not built (${ADDON_PATH} is missing). ${NATIVE_BUILD_HINT}`);
   }
   const require = createRequire(import.meta.url);
   try {
@@ -82,11 +94,16 @@ function addon(): BhfsAddon {
     const reason = err instanceof Error ? err.message : String(err);
     throw new Error(
       `bh native addon at ${ADDON_PATH} failed to load (${reason}). ` +
-        'Rebuild it with `npm run build` (or `npm install`).',
+        'Rebuild it: `npm rebuild bh` (`npm rebuild` in a clone).',
       { cause: err },
     );
   }
   return loaded;
+}
+
+/** Loads the addon now (`bh version` reports on it); throws what to do when it cannot. */
+export function loadNativeAddon(): void {
+  addon();
 }
 
 const NS_PER_SEC = 1_000_000_000n;

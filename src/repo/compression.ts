@@ -13,6 +13,11 @@ import { FormatError } from './errors.js';
 // blob where the caller can (fresh memory costs page faults and GC on every blob).
 const zstdBinding = createRequire(import.meta.url)('zstd-napi/binding.js') as typeof import('zstd-napi/binding.js');
 
+/** The zstd library's version (`1.5.7`), for `bh version`. */
+export function zstdVersion(): string {
+  return zstdBinding.versionString();
+}
+
 export const PAYLOAD_RAW = 0;
 export const PAYLOAD_ZSTD = 1;
 
