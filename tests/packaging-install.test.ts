@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, describeRun, makeTempDir, randomFilesDir, removeDir, type RunResult } from './helpers/cli.js';
 import { compareTrees } from './helpers/tree-compare.js';
+import { withAptTurn } from './helpers/apt-turn.js';
 
 const exec = promisify(execFile);
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -157,25 +158,28 @@ describe('Debian package', () => {
     expect(process.getuid?.(), 'installing a .deb needs root').toBe(0);
     userExisted = (await run('getent', ['passwd', 'bh'])).code === 0;
     const packaged = (await ok('dpkg-deb', ['-c', deb])).split('\n').filter((l) => !l.startsWith('d')).map((l) => l.split(/\s+/)[5]!).filter((p) => p !== undefined).map((p) => p.slice(1));
-    installedSystemWide = true;
-    await ok('apt-get', ['install', '-y', '--no-install-recommends', '-o', 'DPkg::Lock::Timeout=300', deb]);
+    // The system snapshot tests watch the installed packages: not while bh's is installed.
+    await withAptTurn(async () => {
+      installedSystemWide = true;
+      await ok('apt-get', ['install', '-y', '--no-install-recommends', '-o', 'DPkg::Lock::Timeout=300', deb]);
 
-    expect((await ok('/usr/bin/bh', ['--version'])).trim()).toBe(VERSION);
-    const info = JSON.parse(await ok('/usr/bin/bh', ['version', '--json'])) as { commit: string; nativeAddon: { path: string; loaded: boolean } };
-    expect(info.commit).toBe(HEAD);
-    expect(info.nativeAddon).toEqual({ path: '/usr/lib/bh/native/build/Release/bhfs.node', loaded: true });
-    expect((await ok('man', ['-w', 'bh'])).trim()).toBe('/usr/share/man/man1/bh.1.gz');
-    expect((await ok('man', ['-w', 'bh-restore'])).trim()).toBe('/usr/share/man/man1/bh-restore.1.gz');
-    expect(await ok('bash', ['-c', 'source /usr/share/bash-completion/completions/bh; COMP_WORDS=(bh ver); COMP_CWORD=1; _bh; echo "${COMPREPLY[*]}"'])).toBe('version\n');
-    expect(readFileSync('/lib/systemd/system/bh-run@.service', 'utf8')).toContain('ExecStart=/usr/bin/bh run --config /etc/bh/%i.ini');
-    expect((await ok('getent', ['passwd', 'bh'])).split(':')[5]).toBe('/var/lib/bh');
-    await roundTrip('/usr/bin/bh', 'deb');
+      expect((await ok('/usr/bin/bh', ['--version'])).trim()).toBe(VERSION);
+      const info = JSON.parse(await ok('/usr/bin/bh', ['version', '--json'])) as { commit: string; nativeAddon: { path: string; loaded: boolean } };
+      expect(info.commit).toBe(HEAD);
+      expect(info.nativeAddon).toEqual({ path: '/usr/lib/bh/native/build/Release/bhfs.node', loaded: true });
+      expect((await ok('man', ['-w', 'bh'])).trim()).toBe('/usr/share/man/man1/bh.1.gz');
+      expect((await ok('man', ['-w', 'bh-restore'])).trim()).toBe('/usr/share/man/man1/bh-restore.1.gz');
+      expect(await ok('bash', ['-c', 'source /usr/share/bash-completion/completions/bh; COMP_WORDS=(bh ver); COMP_CWORD=1; _bh; echo "${COMPREPLY[*]}"'])).toBe('version\n');
+      expect(readFileSync('/lib/systemd/system/bh-run@.service', 'utf8')).toContain('ExecStart=/usr/bin/bh run --config /etc/bh/%i.ini');
+      expect((await ok('getent', ['passwd', 'bh'])).split(':')[5]).toBe('/var/lib/bh');
+      await roundTrip('/usr/bin/bh', 'deb');
 
-    await ok('apt-get', ['remove', '-y', '-o', 'DPkg::Lock::Timeout=300', 'bh']);
-    expect(packaged.length).toBeGreaterThan(100);
-    expect(packaged.filter((path) => existsSync(path))).toEqual([]);
-    expect(existsSync('/usr/lib/bh')).toBe(false);
-    expect((await run('dpkg-query', ['-W', '-f', '${db:Status-Status}', 'bh'])).stdout).not.toBe('installed');
+      await ok('apt-get', ['remove', '-y', '-o', 'DPkg::Lock::Timeout=300', 'bh']);
+      expect(packaged.length).toBeGreaterThan(100);
+      expect(packaged.filter((path) => existsSync(path))).toEqual([]);
+      expect(existsSync('/usr/lib/bh')).toBe(false);
+      expect((await run('dpkg-query', ['-W', '-f', '${db:Status-Status}', 'bh'])).stdout).not.toBe('installed');
+    });
   }, 600_000);
 
   it('lintian finds no error', async () => {

@@ -13,6 +13,7 @@ import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BH, type TestRepo, initRepo, makeTempDir, removeDir } from './helpers/cli.js';
+import { withAptTurn } from './helpers/apt-turn.js';
 
 const USER = `bhsys${process.pid}`;
 /** A package with no files, built and installed by the test, purged after it. */
@@ -148,12 +149,15 @@ describe('a capture of this machine', () => {
       expect(result.code, result.stderr).toBe(0);
       return (JSON.parse(result.stdout) as { snapshot_id: string }).snapshot_id;
     };
-    const manualBefore = aptManual();
-    const before = await capture();
-    const install = spawnSync('apt-get', ['install', '-y', '-o', 'DPkg::Lock::Timeout=300', join(dir, 'empty.deb')], { encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-    expect(install.status, install.stderr).toBe(0);
-    const after = await capture();
-    const manualAfter = aptManual();
+    // The packaging tests install bh's own .deb: not while these captures are taken.
+    const { manualBefore, before, after, manualAfter } = await withAptTurn(async () => {
+      const manualBefore = aptManual();
+      const before = await capture();
+      const install = spawnSync('apt-get', ['install', '-y', '-o', 'DPkg::Lock::Timeout=300', join(dir, 'empty.deb')], { encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+      expect(install.status, install.stderr).toBe(0);
+      const after = await capture();
+      return { manualBefore, before, after, manualAfter: aptManual() };
+    });
     const diff = await repo.run(['system', 'diff', before, after, '--json']);
     expect(diff.code, diff.stderr).toBe(0);
     // On a quiet machine that is our package alone; what others installed or removed meanwhile (this
