@@ -6,9 +6,9 @@ cd "$(dirname "$0")/.."
 
 # System packages the tests start as real peers (none missing → no apt run).
 missing=()
-for cmd_pkg in "gcc:gcc" "make:make" "python3:python3" "/usr/sbin/sshd:openssh-server" "ssh-keygen:openssh-client" "faketime:faketime"; do
+for cmd_pkg in "gcc:gcc" "make:make" "python3:python3" "/usr/sbin/sshd:openssh-server" "ssh-keygen:openssh-client" "faketime:faketime" "fusermount3:fuse3" "pkg-config:pkg-config" "/usr/include/fuse3/fuse_lowlevel.h:libfuse3-dev"; do
   cmd=${cmd_pkg%%:*}; pkg=${cmd_pkg#*:}
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  command -v "$cmd" >/dev/null 2>&1 || [ -e "$cmd" ] || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive

@@ -35,6 +35,7 @@ const COMMAND_MODULES: Record<string, () => Promise<Record<string, unknown>>> = 
   schedule: () => import('./commands/schedule.js'),
   status: () => import('./commands/status.js'),
   config: () => import('./commands/config.js'),
+  mount: () => import('./commands/mount.js'),
 };
 
 const isCommandClass = (value: unknown): value is CommandClass => typeof value === 'function' && Array.isArray((value as { paths?: unknown }).paths);
