@@ -92,7 +92,7 @@ export class MountCommand extends RepositoryCommand {
     const stopped = once(signal, 'abort');
     await Promise.race([mount.closed, stopped]);
     if (signal.aborted) {
-      const closed = await Promise.race([mount.unmount().then(() => true), sleep(UNMOUNT_WAIT_MS).then(() => false)]).catch((error: unknown) => {
+      const closed = await Promise.race([mount.unmount().then(() => true), sleep(UNMOUNT_WAIT_MS, undefined, { ref: false }).then(() => false)]).catch((error: unknown) => {
         this.report.warn(`warning: ${(error as Error).message}`);
         return false;
       });
