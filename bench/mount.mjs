@@ -1,0 +1,159 @@
+#!/usr/bin/env node
+/**
+ * Browsing through FUSE: `bh mount` against `restic mount` on the same data, in one run.
+ *
+ *   npm run build && node bench/mount.mjs            # 3 repetitions
+ *   node bench/mount.mjs --reps 1 --keep             # keep /tmp/bh-bench-mount-<pid>/
+ *
+ * Each tool gets a repository with two snapshots: a 1 GiB file of incompressible bytes (host
+ * "big"), then the Linux corpus (host "bench", so it is snapshots/latest). Each repetition
+ * mounts afresh (nothing of the mount in the page cache; the repositories themselves are warm
+ * for both) and times, in child processes, as a user would run them:
+ *
+ *   find MNT/snapshots/latest -type f | wc -l
+ *   tar cf - MNT/snapshots/latest | wc -c            (MiB/s)
+ *   dd if=MNT/hosts/big/latest/…/one-gib.bin of=/dev/null bs=1M   (MiB/s)
+ *
+ * The tool order alternates between repetitions; the table shows medians and the ratio
+ * restic/bh (above 1: bh is faster). Writes bench/results/mount-<time>.json.
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { linuxCorpus, ROOT, warmUp } from './corpus.mjs';
+
+const argv = process.argv.slice(2);
+const value = (name) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
+const reps = Math.max(1, Number(value('--reps') ?? 3));
+const keep = argv.includes('--keep');
+const WORK = `/tmp/bh-bench-mount-${process.pid}`;
+const PASSWORD = 'bench-password';
+const MIB = 1024 * 1024;
+const BIG_MIB = 1024;
+const BH = join(ROOT, 'bin/bh');
+
+const log = (msg) => process.stderr.write(`${msg}\n`);
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const env = { ...process.env, BH_PASSWORD: PASSWORD, RESTIC_PASSWORD: PASSWORD, BH_CACHE_DIR: join(WORK, 'bh-cache'), RESTIC_CACHE_DIR: join(WORK, 'restic-cache') };
+
+function run(cmd, args) {
+  const result = spawnSync(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * MIB });
+  if (result.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
+  return result.stdout.toString();
+}
+
+const TOOLS = {
+  bh: {
+    init: (repo) => run(process.execPath, [BH, 'init', '-r', repo]),
+    backup: (repo, path, host) => run(process.execPath, [BH, 'backup', '-r', repo, '--host', host, path]),
+    mount: (repo, mnt) => spawn(process.execPath, [BH, 'mount', '-r', repo, mnt], { env, stdio: 'ignore' }),
+  },
+  restic: {
+    init: (repo) => run('restic', ['init', '--repository-version', '2', '-r', repo]),
+    backup: (repo, path, host) => run('restic', ['backup', '--quiet', '--host', host, '-r', repo, path]),
+    mount: (repo, mnt) => spawn('restic', ['mount', '-r', repo, mnt], { env, stdio: 'ignore' }),
+  },
+};
+
+/** Seconds a shell pipeline takes, and its output. */
+function timed(script) {
+  const start = process.hrtime.bigint();
+  const out = execFileSync('bash', ['-o', 'pipefail', '-c', script], { env, maxBuffer: 64 * MIB }).toString().trim();
+  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, out };
+}
+
+async function mounted(tool, repo, mnt) {
+  mkdirSync(mnt, { recursive: true });
+  const child = TOOLS[tool].mount(repo, mnt);
+  const deadline = Date.now() + 120_000;
+  // Ready once snapshots/latest lists (from a child process, as everything else here).
+  while (spawnSync('ls', [join(mnt, 'snapshots', 'latest')], { stdio: 'ignore' }).status !== 0) {
+    if (child.exitCode !== null) throw new Error(`${tool} mount exited with ${child.exitCode}`);
+    if (Date.now() > deadline) throw new Error(`${tool} mount did not come up`);
+    await sleep(100);
+  }
+  return child;
+}
+
+async function unmount(child, mnt) {
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGINT');
+  await Promise.race([exited, sleep(15_000)]);
+  if (readFileSync('/proc/mounts', 'utf8').includes(` ${mnt} `)) spawnSync('fusermount3', ['-u', '-z', mnt]);
+}
+
+async function main() {
+  rmSync(WORK, { recursive: true, force: true });
+  mkdirSync(WORK, { recursive: true });
+  // The corpus folder may be a symbolic link (a shared checkout's): back up the tree it points to.
+  const corpus = { ...linuxCorpus() };
+  corpus.path = realpathSync(corpus.path);
+  const bigDir = join(WORK, 'big');
+  mkdirSync(bigDir);
+  const bigFile = join(bigDir, 'one-gib.bin');
+  const fd = openSync(bigFile, 'w');
+  for (let i = 0; i < BIG_MIB / 64; i++) writeSync(fd, randomBytes(64 * MIB));
+  closeSync(fd);
+  warmUp(corpus.path);
+  const repos = {};
+  for (const tool of Object.keys(TOOLS)) {
+    const repo = join(WORK, `repo-${tool}`);
+    log(`${tool}: init and backups`);
+    TOOLS[tool].init(repo);
+    TOOLS[tool].backup(repo, bigDir, 'big');
+    TOOLS[tool].backup(repo, corpus.path, 'bench');
+    repos[tool] = repo;
+  }
+  const results = { bh: { find: [], tar: [], dd: [] }, restic: { find: [], tar: [], dd: [] } };
+  let files;
+  for (let rep = 0; rep < reps; rep++) {
+    const order = rep % 2 === 0 ? ['bh', 'restic'] : ['restic', 'bh'];
+    for (const tool of order) {
+      const mnt = join(WORK, `mnt-${tool}`);
+      const child = await mounted(tool, repos[tool], mnt);
+      try {
+        const latest = join(mnt, 'snapshots', 'latest');
+        const find = timed(`find ${latest}/ -type f | wc -l`);
+        const tar = timed(`tar cf - ${latest}/ 2>/dev/null | wc -c`);
+        const dd = timed(`dd if=${join(mnt, 'hosts', 'big', 'latest', bigFile)} of=/dev/null bs=1M 2>&1 | tail -1`);
+        files ??= Number(find.out);
+        if (Number(find.out) !== files) throw new Error(`${tool}: find saw ${find.out} files, the other tool ${files}`);
+        results[tool].find.push(find.seconds);
+        results[tool].tar.push(Number(tar.out) / MIB / tar.seconds);
+        results[tool].dd.push(BIG_MIB / dd.seconds);
+        log(`rep ${rep + 1} ${tool}: find ${find.seconds.toFixed(2)} s (${find.out} files), tar ${(Number(tar.out) / MIB).toFixed(0)} MiB in ${tar.seconds.toFixed(2)} s, dd ${dd.seconds.toFixed(2)} s`);
+      } finally {
+        await unmount(child, mnt);
+      }
+    }
+  }
+  const rows = [
+    ['find MNT/snapshots/latest -type f | wc -l', 's', 'find', (bh, restic) => restic / bh],
+    ['tar cf - MNT/snapshots/latest | wc -c', 'MiB/s', 'tar', (bh, restic) => bh / restic],
+    ['dd bs=1M of one 1 GiB file', 'MiB/s', 'dd', (bh, restic) => bh / restic],
+  ];
+  const lines = [
+    `Mount (${files} files of the Linux corpus, ${reps} repetition${reps === 1 ? '' : 's'}, medians; speed-up = how many times faster bh is, target ≥ 1)`,
+    '',
+    '| measurement | bh | restic 0.14 | speed-up |',
+    '| --- | --- | --- | --- |',
+  ];
+  for (const [label, unit, key, speedup] of rows) {
+    const bh = median(results.bh[key]);
+    const restic = median(results.restic[key]);
+    lines.push(`| ${label} | ${bh.toFixed(2)} ${unit} | ${restic.toFixed(2)} ${unit} | ${speedup(bh, restic).toFixed(2)}× |`);
+  }
+  const table = lines.join('\n');
+  console.log(table);
+  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+  writeFileSync(join(ROOT, 'bench/results', `mount-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ reps, files, results, table }, null, 2) + '\n');
+  if (!keep) rmSync(WORK, { recursive: true, force: true });
+}
+
+main().catch((error) => {
+  log(error.stack ?? String(error));
+  process.exit(1);
+});
