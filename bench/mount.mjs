@@ -11,7 +11,7 @@
  * for both) and times, in child processes, as a user would run them:
  *
  *   find MNT/snapshots/latest -type f | wc -l
- *   tar cf - MNT/snapshots/latest | wc -c            (MiB/s)
+ *   tar cf - MNT/snapshots/latest/. | wc -c          (MiB/s)
  *   dd if=MNT/hosts/big/latest/…/one-gib.bin of=/dev/null bs=1M   (MiB/s)
  *
  * The tool order alternates between repetitions; the table shows medians and the ratio
@@ -117,7 +117,8 @@ async function main() {
       try {
         const latest = join(mnt, 'snapshots', 'latest');
         const find = timed(`find ${latest}/ -type f | wc -l`);
-        const tar = timed(`tar cf - ${latest}/ 2>/dev/null | wc -c`);
+        // "latest/." and not "latest/": GNU tar drops a trailing slash and would archive the symbolic link alone.
+        const tar = timed(`tar cf - ${latest}/. 2>/dev/null | wc -c`);
         const dd = timed(`dd if=${join(mnt, 'hosts', 'big', 'latest', bigFile)} of=/dev/null bs=1M 2>&1 | tail -1`);
         files ??= Number(find.out);
         if (Number(find.out) !== files) throw new Error(`${tool}: find saw ${find.out} files, the other tool ${files}`);

@@ -22,6 +22,7 @@
  * index is loaded again after a listing that changed (read order, FORMAT.md §10).
  */
 import { MissingBlobError } from '../repo/errors.js';
+import type { BlobType } from '../repo/crypto.js';
 import type { IndexedRepository, Repository } from '../repo/repository.js';
 import { type Snapshot, loadSnapshots } from '../snapshot/snapshot.js';
 import { type NodeType, type TreeNode, type Xattr, compareNames, isSafeName } from '../snapshot/tree.js';
@@ -112,6 +113,8 @@ export class SnapshotView {
   private layout: Layout | undefined;
   private indexed: IndexedRepository | undefined;
   private loadedAt = 0;
+  private indexLoadedAt = 0;
+  private reindexing: Promise<void> | undefined;
   private refreshing: Promise<Layout> | undefined;
   readonly trees: TreeReader;
   readonly blobs: BlobCache;
@@ -127,8 +130,9 @@ export class SnapshotView {
       if (!this.indexed) throw new Error('the snapshot view is not loaded yet');
       return this.indexed;
     };
-    this.trees = new TreeReader({ loadBlob: (type, id) => current().loadBlob(type, id) }, { onWarning: options.onWarning });
-    this.blobs = new BlobCache(current, options.blobCacheBytes ?? DEFAULT_BLOB_CACHE_BYTES);
+    const source = { loadBlob: (type: BlobType, id: Uint8Array) => this.loadBlob(current, type, id) };
+    this.trees = new TreeReader(source, { onWarning: options.onWarning });
+    this.blobs = new BlobCache(() => source, options.blobCacheBytes ?? DEFAULT_BLOB_CACHE_BYTES);
     this.uid = options.ownerRoot ? 0 : (options.uid ?? process.getuid?.() ?? 0);
     this.gid = options.ownerRoot ? 0 : (options.gid ?? process.getgid?.() ?? 0);
   }
@@ -240,6 +244,34 @@ export class SnapshotView {
     return entries;
   }
 
+  /**
+   * A blob through the current index. When it is not found there (prune moved it to another
+   * pack and removed the old one, while we kept an older index), the index is read again, once
+   * per blob and at most every refreshMs, and the blob looked up in it.
+   */
+  private async loadBlob(current: () => IndexedRepository, type: BlobType, id: Uint8Array): Promise<Buffer> {
+    const indexed = current();
+    try {
+      return await indexed.loadBlob(type, id);
+    } catch (error) {
+      if (!(error instanceof MissingBlobError)) throw error;
+      if (this.indexed === indexed) {
+        if (Date.now() - this.indexLoadedAt < (this.options.refreshMs ?? DEFAULT_REFRESH_MS)) throw error;
+        this.reindexing ??= this.reloadIndex().finally(() => (this.reindexing = undefined));
+      }
+      await this.reindexing;
+      return current().loadBlob(type, id);
+    }
+  }
+
+  private async reloadIndex(): Promise<void> {
+    const snapshots = await loadSnapshots(this.repo, this.options.onDamagedSnapshot ?? (() => undefined));
+    this.indexed = await this.repo.loadIndex(snapshots.listing);
+    this.indexLoadedAt = Date.now();
+    if (!this.layout || !sameIds(this.layout.snapshots, snapshots)) this.layout = buildLayout(snapshots);
+    this.loadedAt = Date.now();
+  }
+
   /** The layout of the current snapshot list, read again when stale (one reading at a time). */
   private async current(): Promise<Layout> {
     const refreshMs = this.options.refreshMs ?? DEFAULT_REFRESH_MS;
@@ -251,7 +283,10 @@ export class SnapshotView {
   private async load(): Promise<Layout> {
     const snapshots = await loadSnapshots(this.repo, this.options.onDamagedSnapshot ?? (() => undefined));
     const same = this.layout !== undefined && sameIds(this.layout.snapshots, snapshots);
-    if (!same || !this.indexed) this.indexed = await this.repo.loadIndex(snapshots.listing);
+    if (!same || !this.indexed) {
+      this.indexed = await this.repo.loadIndex(snapshots.listing);
+      this.indexLoadedAt = Date.now();
+    }
     if (!same || !this.layout) this.layout = buildLayout(snapshots);
     this.loadedAt = Date.now();
     return this.layout;
