@@ -3,7 +3,7 @@
  * Browsing through FUSE: `bh mount` against `restic mount` on the same data, in one run.
  *
  *   npm run build && node bench/mount.mjs            # 3 repetitions
- *   node bench/mount.mjs --reps 1 --keep             # keep /tmp/bh-bench-mount-<pid>/
+ *   node bench/mount.mjs --reps 1 --work /tmp/bm      # keep the repositories there, reuse them next time
  *
  * Each tool gets a repository with two snapshots: a 1 GiB file of incompressible bytes (host
  * "big"), then the Linux corpus (host "bench", so it is snapshots/latest). Each repetition
@@ -18,7 +18,7 @@
  * restic/bh (above 1: bh is faster). Writes bench/results/mount-<time>.json.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { linuxCorpus, ROOT, warmUp } from './corpus.mjs';
@@ -26,8 +26,9 @@ import { linuxCorpus, ROOT, warmUp } from './corpus.mjs';
 const argv = process.argv.slice(2);
 const value = (name) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
 const reps = Math.max(1, Number(value('--reps') ?? 3));
-const keep = argv.includes('--keep');
-const WORK = `/tmp/bh-bench-mount-${process.pid}`;
+/** --work DIR keeps the repositories there and reuses them on the next run with the same DIR. */
+const WORK = value('--work') ?? `/tmp/bh-bench-mount-${process.pid}`;
+const reuse = value('--work') !== undefined;
 const PASSWORD = 'bench-password';
 const MIB = 1024 * 1024;
 const BIG_MIB = 1024;
@@ -86,27 +87,33 @@ async function unmount(child, mnt) {
 }
 
 async function main() {
-  rmSync(WORK, { recursive: true, force: true });
-  mkdirSync(WORK, { recursive: true });
-  // The corpus folder may be a symbolic link (a shared checkout's): back up the tree it points to.
-  const corpus = { ...linuxCorpus() };
-  corpus.path = realpathSync(corpus.path);
-  const bigDir = join(WORK, 'big');
-  mkdirSync(bigDir);
-  const bigFile = join(bigDir, 'one-gib.bin');
-  const fd = openSync(bigFile, 'w');
-  for (let i = 0; i < BIG_MIB / 64; i++) writeSync(fd, randomBytes(64 * MIB));
-  closeSync(fd);
-  warmUp(corpus.path);
-  const repos = {};
-  for (const tool of Object.keys(TOOLS)) {
-    const repo = join(WORK, `repo-${tool}`);
-    log(`${tool}: init and backups`);
-    TOOLS[tool].init(repo);
-    TOOLS[tool].backup(repo, bigDir, 'big');
-    TOOLS[tool].backup(repo, corpus.path, 'bench');
-    repos[tool] = repo;
+  const ready = join(WORK, 'ready.json');
+  let setup = reuse && existsSync(ready) ? JSON.parse(readFileSync(ready, 'utf8')) : undefined;
+  if (!setup) {
+    rmSync(WORK, { recursive: true, force: true });
+    mkdirSync(WORK, { recursive: true });
+    // The corpus folder may be a symbolic link (a shared checkout's): back up the tree it points to.
+    const corpusPath = realpathSync(linuxCorpus().path);
+    const bigDir = join(WORK, 'big');
+    mkdirSync(bigDir);
+    const bigFile = join(bigDir, 'one-gib.bin');
+    const fd = openSync(bigFile, 'w');
+    for (let i = 0; i < BIG_MIB / 64; i++) writeSync(fd, randomBytes(64 * MIB));
+    closeSync(fd);
+    warmUp(corpusPath);
+    const repos = {};
+    for (const tool of Object.keys(TOOLS)) {
+      const repo = join(WORK, `repo-${tool}`);
+      log(`${tool}: init and backups`);
+      TOOLS[tool].init(repo);
+      TOOLS[tool].backup(repo, bigDir, 'big');
+      TOOLS[tool].backup(repo, corpusPath, 'bench');
+      repos[tool] = repo;
+    }
+    setup = { repos, bigFile };
+    writeFileSync(ready, JSON.stringify(setup));
   }
+  const { repos, bigFile } = setup;
   const results = { bh: { find: [], tar: [], dd: [] }, restic: { find: [], tar: [], dd: [] } };
   let files;
   for (let rep = 0; rep < reps; rep++) {
@@ -132,9 +139,9 @@ async function main() {
     }
   }
   const rows = [
-    ['find MNT/snapshots/latest -type f | wc -l', 's', 'find', (bh, restic) => restic / bh],
-    ['tar cf - MNT/snapshots/latest | wc -c', 'MiB/s', 'tar', (bh, restic) => bh / restic],
-    ['dd bs=1M of one 1 GiB file', 'MiB/s', 'dd', (bh, restic) => bh / restic],
+    ['`find MNT/snapshots/latest/ -type f \\| wc -l`', 's', 'find', (bh, restic) => restic / bh],
+    ['`tar cf - MNT/snapshots/latest/. \\| wc -c`', 'MiB/s', 'tar', (bh, restic) => bh / restic],
+    ['`dd bs=1M` of one 1 GiB file', 'MiB/s', 'dd', (bh, restic) => bh / restic],
   ];
   const lines = [
     `Mount (${files} files of the Linux corpus, ${reps} repetition${reps === 1 ? '' : 's'}, medians; speed-up = how many times faster bh is, target ≥ 1)`,
@@ -151,7 +158,7 @@ async function main() {
   console.log(table);
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
   writeFileSync(join(ROOT, 'bench/results', `mount-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ reps, files, results, table }, null, 2) + '\n');
-  if (!keep) rmSync(WORK, { recursive: true, force: true });
+  if (!reuse) rmSync(WORK, { recursive: true, force: true });
 }
 
 main().catch((error) => {

@@ -61,6 +61,7 @@ describe('the snapshot view', () => {
     expect(latest?.kind === 'snapshot' && latest.snapshot.record.host).toBe('h2');
     expect(await view.resolve('/snapshots/latest/no/such/path')).toBeUndefined();
     expect(await view.resolve(`/hosts/h1/latest${src}/note`)).toMatchObject({ kind: 'entry' });
+    await view.close();
   });
 
   it('reads any range of a multi-chunk file exactly, and nothing past its end', async () => {
@@ -72,6 +73,7 @@ describe('the snapshot view', () => {
       expect((await reader.read(offset, length)).equals(content.subarray(offset, offset + length))).toBe(true);
     }
     expect((await readFile(join(src, 'dir', 'multi.bin'))).equals(content)).toBe(true);
+    await view.close();
   });
 });
 
@@ -86,6 +88,7 @@ describe('the blob cache', () => {
     const node = await view.resolve(`/snapshots/latest${src}/dir/multi.bin`);
     ids = node!.kind === 'entry' ? node!.node.content! : [];
     expect(ids.length).toBeGreaterThan(2);
+    await view.close();
   });
 
   it('fetches a blob once for readers that want it at the same time', async () => {

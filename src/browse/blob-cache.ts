@@ -1,7 +1,7 @@
 /**
  * Decrypted data blobs for browsing: a least-recently-used cache bounded in bytes, in front of
- * the repository's one blob reader (IndexedRepository.loadBlob: ranged read, authentication,
- * decompression and re-hash by the blob codec). Readers of the same blob at the same time share
+ * the repository's blob reader (ranged read, then authentication, decompression and re-hash by
+ * the blob codec). Readers of the same blob at the same time share
  * one fetch: eight processes reading one file cost one read of each blob, not eight.
  *
  * A blob that fails (missing, damaged) is not kept: the error goes to everyone waiting for that

@@ -23,12 +23,22 @@ export interface MountpointRules {
 /** The mountpoint as an absolute real path, made when missing (as restic does), checked against the rules. */
 export async function prepareMountpoint(given: string, rules: MountpointRules): Promise<string> {
   const absolute = resolve(given);
-  const status = await stat(absolute).catch((error: NodeJS.ErrnoException) => error);
-  if (status instanceof Error) {
-    if (status.code === 'ENOTCONN') {
+  try {
+    return await check(absolute, rules);
+  } catch (error) {
+    // A stale mount answers ENOTCONN to whatever the kernel has not cached (a stat may still be).
+    if ((error as NodeJS.ErrnoException).code === 'ENOTCONN') {
       throw new MountpointError(`${absolute} is a stale mount (the process that served it is gone): clear it with 'bh mount --unmount ${absolute}' (or 'fusermount3 -u ${absolute}'), then mount again`);
     }
-    if (status.code !== 'ENOENT') throw new MountpointError(`cannot use ${absolute} as the mountpoint: ${status.message}`);
+    if (error instanceof MountpointError) throw error;
+    throw new MountpointError(`cannot use ${absolute} as the mountpoint: ${(error as Error).message}`);
+  }
+}
+
+async function check(absolute: string, rules: MountpointRules): Promise<string> {
+  const status = await stat(absolute).catch((error: NodeJS.ErrnoException) => error);
+  if (status instanceof Error) {
+    if (status.code !== 'ENOENT') throw status;
     await mkdir(absolute, { recursive: true });
   } else if (!status.isDirectory()) {
     throw new MountpointError(`the mountpoint ${absolute} is not a directory`);
@@ -41,7 +51,8 @@ export async function prepareMountpoint(given: string, rules: MountpointRules): 
       throw new MountpointError(`the mountpoint ${real} is inside ${place.what} ${base}: choose a directory outside it`);
     }
   }
-  if (!rules.allowNonEmpty && (await readdir(real)).length > 0) {
+  const entries = await readdir(real);
+  if (!rules.allowNonEmpty && entries.length > 0) {
     throw new MountpointError(`the mountpoint ${real} is not empty: choose an empty directory, or pass --allow-non-empty to hide what is in it while mounted`);
   }
   return real;

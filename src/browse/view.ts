@@ -15,13 +15,16 @@
  * (TreeReader, which keeps recently decoded trees and goes through the repository's tree-pack
  * cache); names are found by binary search (entries are sorted by name bytes, FORMAT.md §6).
  * File reads fetch only the blobs that cover the range asked for, through a bounded LRU of
- * decrypted blobs that concurrent readers share (src/browse/blob-cache.ts).
+ * decrypted blobs that concurrent readers share (src/browse/blob-cache.ts), from the
+ * repository's BlobLoader (src/repo/blob-reader.ts: the blob codec on worker threads, so that
+ * decryption neither holds up the answers to the kernel nor leaves the other core idle).
  *
  * The snapshot list is read again when a top-level directory is looked at and the last reading
  * is older than `refreshMs`: new snapshots appear without remounting, forgotten ones go. The
  * index is loaded again after a listing that changed (read order, FORMAT.md §10).
  */
 import { MissingBlobError } from '../repo/errors.js';
+import { BlobLoader } from '../repo/blob-reader.js';
 import type { BlobType } from '../repo/crypto.js';
 import type { IndexedRepository, Repository } from '../repo/repository.js';
 import { type Snapshot, loadSnapshots } from '../snapshot/snapshot.js';
@@ -112,6 +115,8 @@ interface Layout {
 export class SnapshotView {
   private layout: Layout | undefined;
   private indexed: IndexedRepository | undefined;
+  /** Data blobs of `indexed`, opened on worker threads (small ones here). */
+  private dataBlobs: BlobLoader | undefined;
   private loadedAt = 0;
   private indexLoadedAt = 0;
   private reindexing: Promise<void> | undefined;
@@ -251,8 +256,9 @@ export class SnapshotView {
    */
   private async loadBlob(current: () => IndexedRepository, type: BlobType, id: Uint8Array): Promise<Buffer> {
     const indexed = current();
+    const read = (): Promise<Buffer> => (type === 'data' ? this.dataBlobs!.loadBlob(type, Buffer.from(id)) : this.indexed!.loadBlob(type, id));
     try {
-      return await indexed.loadBlob(type, id);
+      return await read();
     } catch (error) {
       if (!(error instanceof MissingBlobError)) throw error;
       if (this.indexed === indexed) {
@@ -260,16 +266,27 @@ export class SnapshotView {
         this.reindexing ??= this.reloadIndex().finally(() => (this.reindexing = undefined));
       }
       await this.reindexing;
-      return current().loadBlob(type, id);
+      return read();
     }
   }
 
   private async reloadIndex(): Promise<void> {
     const snapshots = await loadSnapshots(this.repo, this.options.onDamagedSnapshot ?? (() => undefined));
-    this.indexed = await this.repo.loadIndex(snapshots.listing);
-    this.indexLoadedAt = Date.now();
+    this.useIndex(await this.repo.loadIndex(snapshots.listing));
     if (!this.layout || !sameIds(this.layout.snapshots, snapshots)) this.layout = buildLayout(snapshots);
     this.loadedAt = Date.now();
+  }
+
+  private useIndex(indexed: IndexedRepository): void {
+    void this.dataBlobs?.close();
+    this.indexed = indexed;
+    this.dataBlobs = new BlobLoader(indexed);
+    this.indexLoadedAt = Date.now();
+  }
+
+  /** Stops the blob loader's workers and closes the pack files reads keep open. */
+  async close(): Promise<void> {
+    await this.dataBlobs?.close();
   }
 
   /** The layout of the current snapshot list, read again when stale (one reading at a time). */
@@ -283,10 +300,7 @@ export class SnapshotView {
   private async load(): Promise<Layout> {
     const snapshots = await loadSnapshots(this.repo, this.options.onDamagedSnapshot ?? (() => undefined));
     const same = this.layout !== undefined && sameIds(this.layout.snapshots, snapshots);
-    if (!same || !this.indexed) {
-      this.indexed = await this.repo.loadIndex(snapshots.listing);
-      this.indexLoadedAt = Date.now();
-    }
+    if (!same || !this.indexed) this.useIndex(await this.repo.loadIndex(snapshots.listing));
     if (!same || !this.layout) this.layout = buildLayout(snapshots);
     this.loadedAt = Date.now();
     return this.layout;
@@ -306,7 +320,7 @@ export function isDirectory(node: BrowseNode): node is BrowseDirectory {
 export class FileReader {
   /** Where each chunk starts in the file, and one more entry: the file's end. */
   private readonly starts: number[];
-  /** End of the last read, to tell a sequential reader (who gets the next blob fetched ahead). */
+  /** End of the last read, to tell a sequential reader (who gets the blobs of the next READ_AHEAD_BYTES fetched ahead). */
   private lastEnd = -1;
   private missing: MissingBlobError | undefined;
 
@@ -342,10 +356,13 @@ export class FileReader {
     const first = this.chunkAt(offset);
     let last = first;
     while (this.starts[last + 1]! < end) last++;
-    const pieces = await Promise.all(content.slice(first, last + 1).map((id) => this.blobs.get(id)));
-    const sequential = offset === this.lastEnd;
+    const wanted = Promise.all(content.slice(first, last + 1).map((id) => this.blobs.get(id)));
+    if (offset === this.lastEnd) {
+      // A sequential reader: the blobs it reads next are opened meanwhile, on the other workers.
+      for (let next = last + 1; next < content.length && this.starts[next]! < end + READ_AHEAD_BYTES; next++) this.blobs.prefetch(content[next]!);
+    }
     this.lastEnd = end;
-    if (sequential && last + 1 < content.length && end > this.starts[last]! + (this.starts[last + 1]! - this.starts[last]!) / 2) this.blobs.prefetch(content[last + 1]!);
+    const pieces = await wanted;
     if (first === last) {
       const start = offset - this.starts[first]!;
       return pieces[0]!.subarray(start, start + (end - offset));
@@ -373,6 +390,9 @@ export class FileReader {
     return low;
   }
 }
+
+/** How far ahead of a sequential reader blobs are fetched. */
+const READ_AHEAD_BYTES = 4 * 1024 * 1024;
 
 function sameIds(a: readonly Snapshot[], b: readonly Snapshot[]): boolean {
   return a.length === b.length && a.every((snapshot, i) => snapshot.id === b[i]!.id);

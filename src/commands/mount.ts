@@ -103,6 +103,7 @@ export class MountCommand extends RepositoryCommand {
       }
       if (signal.reason instanceof LockLostError) throw signal.reason;
     }
+    await view.close();
     this.report.line(`unmounted ${mountpoint}`);
     return ExitCode.ok;
   }

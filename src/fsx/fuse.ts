@@ -17,6 +17,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -156,6 +157,25 @@ function splitTime(ns: bigint): [number, number] {
 
 const run = promisify(execFile);
 
+const DEFAULT_MAX_READ = 1024 * 1024;
+
+/**
+ * Lets the kernel read ahead `bytes` at a time on this mount instead of its default 128 KiB:
+ * eight times fewer requests for a sequential reader, each a round trip to JavaScript. Only
+ * root may (the knob is /sys/class/bdi/MAJOR:MINOR/read_ahead_kb); anyone else keeps the
+ * default. The stat is asynchronous: this process is the one that answers it.
+ */
+async function raiseReadahead(mountpoint: string, bytes: number): Promise<void> {
+  try {
+    const dev = (await stat(mountpoint, { bigint: true })).dev;
+    const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+    const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+    await writeFile(`/sys/class/bdi/${major}:${minor}/read_ahead_kb`, String(Math.floor(bytes / 1024)));
+  } catch {
+    // Not root, or no sysfs: the kernel's default stays.
+  }
+}
+
 /**
  * Unmounts a FUSE mount, ours or a stale one a killed process left: `fusermount3 -u` (which
  * also works for root). `lazy` detaches it even while files in it are open.
@@ -198,11 +218,13 @@ export class FuseMount {
       this.dispatch(op, req, ino, a, b, c, bytes);
     };
     // libfuse refuses a non-empty mountpoint itself only in libfuse 2; libfuse 3 allows it, so the caller checks.
-    handle = fuse.mount(mountpoint, mountOptions.join(','), options.maxRead ?? 1024 * 1024, dispatch);
+    handle = fuse.mount(mountpoint, mountOptions.join(','), options.maxRead ?? DEFAULT_MAX_READ, dispatch);
   }
 
   static mount(mountpoint: string, handlers: FuseHandlers, options: FuseMountOptions = {}): FuseMount {
-    return new FuseMount(addon(), mountpoint, handlers, options);
+    const mount = new FuseMount(addon(), mountpoint, handlers, options);
+    void raiseReadahead(mountpoint, options.maxRead ?? DEFAULT_MAX_READ);
+    return mount;
   }
 
   /**
