@@ -57,6 +57,7 @@ enum {
   OP_READDIR = 8,
   OP_GETXATTR = 9,
   OP_LISTXATTR = 10,
+  OP_READDIRPLUS = 11,
 };
 
 /* The fields of an attribute array (Float64Array) JavaScript replies with. */
@@ -140,7 +141,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn) {
   conn->want |= FUSE_CAP_ASYNC_READ;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
   if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
-  conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS;
+  /* readdirplus (entries with their attributes, so that ls -l, find and tar need no lookup per
+   * entry) where the kernel thinks it pays: libfuse asks for READDIRPLUS_AUTO by default. */
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
@@ -216,6 +218,11 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
   (void)fi;
   send_simple(req, OP_READDIR, ino, (double)size, (double)off, 0, NULL);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  (void)fi;
+  send_simple(req, OP_READDIRPLUS, ino, (double)size, (double)off, 0, NULL);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
@@ -304,6 +311,7 @@ static const struct fuse_lowlevel_ops OPS = {
     .release = op_release,
     .opendir = op_opendir,
     .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
     .releasedir = op_releasedir,
     .statfs = op_statfs,
     .getxattr = op_getxattr,
@@ -489,12 +497,7 @@ static fuse_req_t req_arg(napi_env env, napi_value value) {
     return NULL;                                                                  \
   }
 
-static bool fill_attr(napi_env env, napi_value array, struct stat *st) {
-  napi_typedarray_type type;
-  size_t length = 0;
-  void *data = NULL;
-  if (napi_get_typedarray_info(env, array, &type, &length, &data, NULL, NULL) != napi_ok || type != napi_float64_array || length < A_FIELDS) return false;
-  const double *a = data;
+static void attr_from(const double *a, struct stat *st) {
   memset(st, 0, sizeof *st);
   st->st_ino = (ino_t)a[A_INO];
   st->st_mode = (mode_t)a[A_MODE];
@@ -511,6 +514,14 @@ static bool fill_attr(napi_env env, napi_value array, struct stat *st) {
   st->st_mtim.tv_nsec = (long)a[A_MTIME_NS];
   st->st_ctim.tv_sec = (time_t)a[A_CTIME_S];
   st->st_ctim.tv_nsec = (long)a[A_CTIME_NS];
+}
+
+static bool fill_attr(napi_env env, napi_value array, struct stat *st) {
+  napi_typedarray_type type;
+  size_t length = 0;
+  void *data = NULL;
+  if (napi_get_typedarray_info(env, array, &type, &length, &data, NULL, NULL) != napi_ok || type != napi_float64_array || length < A_FIELDS) return false;
+  attr_from(data, st);
   return true;
 }
 
@@ -686,6 +697,68 @@ static napi_value js_reply_directory(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * replyDirectoryPlus(req, size, firstOffset, attrs: Float64Array (A_FIELDS per entry),
+ *                    names: Buffer[], timeouts: Float64Array) → entries added
+ * readdirplus: like replyDirectory, each entry with its attributes. The kernel takes one
+ * reference (as a lookup would) to every entry added but "." and "..": the caller counts them.
+ */
+static napi_value js_reply_directory_plus(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  REQ(env, argv[0], req);
+  double size_d = 0, first_d = 0;
+  napi_get_value_double(env, argv[1], &size_d);
+  napi_get_value_double(env, argv[2], &first_d);
+  size_t size = (size_t)size_d;
+  napi_typedarray_type type;
+  size_t attr_count = 0, timeout_count = 0;
+  void *attrs_data = NULL, *timeouts_data = NULL;
+  uint32_t count = 0;
+  if (napi_get_typedarray_info(env, argv[3], &type, &attr_count, &attrs_data, NULL, NULL) != napi_ok || type != napi_float64_array ||
+      napi_get_array_length(env, argv[4], &count) != napi_ok ||
+      napi_get_typedarray_info(env, argv[5], &type, &timeout_count, &timeouts_data, NULL, NULL) != napi_ok || type != napi_float64_array ||
+      attr_count != (size_t)count * A_FIELDS || timeout_count != count) {
+    fuse_reply_err(req, EIO);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "replyDirectoryPlus(req, size, firstOffset, attrs, names, timeouts)");
+    return NULL;
+  }
+  const double *timeouts = timeouts_data;
+  char *buf = malloc(size > 0 ? size : 1);
+  if (!buf) {
+    fuse_reply_err(req, ENOMEM);
+    return NULL;
+  }
+  size_t used = 0;
+  uint32_t added = 0;
+  char name[256];
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value element;
+    void *bytes = NULL;
+    size_t length = 0;
+    if (napi_get_element(env, argv[4], i, &element) != napi_ok || napi_get_buffer_info(env, element, &bytes, &length) != napi_ok || length > 255) break;
+    memcpy(name, bytes, length);
+    name[length] = 0;
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof e);
+    attr_from((const double *)attrs_data + (size_t)i * A_FIELDS, &e.attr);
+    e.ino = e.attr.st_ino;
+    e.generation = 1;
+    e.entry_timeout = timeouts[i];
+    e.attr_timeout = timeouts[i];
+    size_t need = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, (off_t)(first_d + (double)i + 1));
+    if (need > size - used) break;
+    used += need;
+    added++;
+  }
+  fuse_reply_buf(req, buf, used);
+  free(buf);
+  napi_value result;
+  CHECK(env, napi_create_uint32(env, added, &result));
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL},
@@ -698,6 +771,7 @@ NAPI_MODULE_INIT() {
       {"replyReadlink", NULL, js_reply_readlink, NULL, NULL, NULL, napi_default, NULL},
       {"replyXattrSize", NULL, js_reply_xattr_size, NULL, NULL, NULL, napi_default, NULL},
       {"replyDirectory", NULL, js_reply_directory, NULL, NULL, NULL, napi_default, NULL},
+      {"replyDirectoryPlus", NULL, js_reply_directory_plus, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

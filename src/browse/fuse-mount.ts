@@ -139,11 +139,15 @@ export class SnapshotMount {
     const list = await this.view.list(directory);
     const kept = this.listings.get(ino);
     if (kept && kept.list === list) return kept.entries;
+    const unreferenced = (): void => {};
+    const parent = this.inodes.get(inode.parent) ?? inode;
     const entries: FuseDirectoryEntry[] = [
-      { ino, mode: TYPE_BITS.dir, name: Buffer.from('.') },
-      { ino: inode.parent, mode: TYPE_BITS.dir, name: Buffer.from('..') },
+      { name: Buffer.from('.'), attributes: this.attributes(ino, inode.node), timeoutSeconds: this.timeout(inode.node), referenced: unreferenced },
+      { name: Buffer.from('..'), attributes: this.attributes(inode.parent, parent.node), timeoutSeconds: this.timeout(parent.node), referenced: unreferenced },
     ];
-    for (const node of list) entries.push({ ino: this.numberOf(ino, node), mode: TYPE_BITS[this.view.stat(node).type], name: nameOf(node) });
+    for (const node of list) {
+      entries.push({ name: nameOf(node), attributes: this.attributes(this.numberOf(ino, node), node), timeoutSeconds: this.timeout(node), referenced: () => void this.register(ino, node) });
+    }
     this.listings.delete(ino);
     this.listings.set(ino, { list, entries });
     if (this.listings.size > LISTINGS_KEPT) this.listings.delete(this.listings.keys().next().value!);

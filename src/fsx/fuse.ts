@@ -38,10 +38,16 @@ export interface FuseAttributes {
 }
 
 export interface FuseDirectoryEntry {
-  ino: number;
-  /** File type bits (and permissions), as st_mode. */
-  mode: number;
   name: Buffer;
+  /** What stat shows of it (attributes.ino is its number, attributes.mode its type). */
+  attributes: FuseAttributes;
+  /** Seconds the kernel may keep the entry and its attributes (readdirplus). */
+  timeoutSeconds: number;
+  /**
+   * Called when the entry went to the kernel with its attributes (readdirplus): it now holds
+   * one more reference to the number, as after a lookup. Not for "." and "..".
+   */
+  referenced(): void;
 }
 
 export interface FuseHandlers {
@@ -55,7 +61,7 @@ export interface FuseHandlers {
   open(ino: number): Promise<{ handle: number; keepCache: boolean }>;
   read(ino: number, handle: number, offset: number, size: number): Promise<Buffer>;
   release(ino: number, handle: number): void;
-  /** The directory's entries (including "." and ".."), all of them: the binding pages them. */
+  /** The directory's entries ("." and ".." first), all of them: the binding pages them. */
   readdir(ino: number): Promise<readonly FuseDirectoryEntry[]>;
   getxattr(ino: number, name: string): Promise<Buffer>;
   listxattr(ino: number): Promise<readonly string[]>;
@@ -84,6 +90,7 @@ interface BhfuseAddon {
   replyReadlink(req: Request, target: Buffer): void;
   replyXattrSize(req: Request, size: number): void;
   replyDirectory(req: Request, size: number, firstOffset: number, inos: Float64Array, modes: Uint32Array, names: Buffer[]): void;
+  replyDirectoryPlus(req: Request, size: number, firstOffset: number, attributes: Float64Array, names: Buffer[], timeouts: Float64Array): number;
 }
 
 declare const requestBrand: unique symbol;
@@ -93,7 +100,7 @@ declare const handleBrand: unique symbol;
 type MountHandle = { readonly [handleBrand]: true };
 
 /** Operation codes of native/bhfuse.c. */
-const Op = { exited: 0, lookup: 1, forget: 2, getattr: 3, readlink: 4, open: 5, read: 6, release: 7, readdir: 8, getxattr: 9, listxattr: 10 } as const;
+const Op = { exited: 0, lookup: 1, forget: 2, getattr: 3, readlink: 4, open: 5, read: 6, release: 7, readdir: 8, getxattr: 9, listxattr: 10, readdirplus: 11 } as const;
 
 /** Field order of the attribute arrays native/bhfuse.c reads. */
 const ATTRIBUTE_FIELDS = 14;
@@ -124,6 +131,10 @@ function errnoOf(error: unknown): number {
 }
 
 const NS_PER_SECOND = 1_000_000_000n;
+
+function isDotOrDotDot(name: Buffer): boolean {
+  return name[0] === 0x2e && (name.length === 1 || (name.length === 2 && name[1] === 0x2e));
+}
 
 function fillAttributes(into: Float64Array, a: FuseAttributes): Float64Array {
   const mtime = splitTime(a.mtimeNs);
@@ -279,6 +290,9 @@ export class FuseMount {
       case Op.readdir:
         answer(h.readdir(ino), (entries) => this.replyDirectory(req, entries, a, b));
         return;
+      case Op.readdirplus:
+        answer(h.readdir(ino), (entries) => this.replyDirectoryPlus(req, entries, a, b));
+        return;
       case Op.getxattr:
         answer(h.getxattr(ino, bytes!.toString('utf8')), (value) => this.replyXattr(req, value, a));
         return;
@@ -300,11 +314,32 @@ export class FuseMount {
     const names: Buffer[] = new Array<Buffer>(count);
     for (let i = 0; i < count; i++) {
       const entry = entries[offset + i]!;
-      inos[i] = entry.ino;
-      modes[i] = entry.mode;
+      inos[i] = entry.attributes.ino;
+      modes[i] = entry.attributes.mode;
       names[i] = entry.name;
     }
     this.fuse.replyDirectory(req, size, offset, inos, modes, names);
+  }
+
+  /** readdirplus: as replyDirectory, with attributes; the entries the kernel took are told so. */
+  private replyDirectoryPlus(req: Request, entries: readonly FuseDirectoryEntry[], size: number, offset: number): void {
+    // An entry with attributes takes at least 128 bytes.
+    const end = Math.min(entries.length, offset + Math.ceil(size / 128));
+    const count = Math.max(0, end - offset);
+    const attributes = new Float64Array(count * ATTRIBUTE_FIELDS);
+    const timeouts = new Float64Array(count);
+    const names: Buffer[] = new Array<Buffer>(count);
+    for (let i = 0; i < count; i++) {
+      const entry = entries[offset + i]!;
+      fillAttributes(attributes.subarray(i * ATTRIBUTE_FIELDS, (i + 1) * ATTRIBUTE_FIELDS), entry.attributes);
+      timeouts[i] = entry.timeoutSeconds;
+      names[i] = entry.name;
+    }
+    const added = this.fuse.replyDirectoryPlus(req, size, offset, attributes, names, timeouts);
+    for (let i = 0; i < added; i++) {
+      const entry = entries[offset + i]!;
+      if (!isDotOrDotDot(entry.name)) entry.referenced();
+    }
   }
 
   /** getxattr/listxattr: the size alone for a probe (size 0), ERANGE when the caller's buffer is too small. */
