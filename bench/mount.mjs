@@ -59,11 +59,18 @@ const TOOLS = {
   },
 };
 
-/** Seconds a shell pipeline takes, and its output. */
-function timed(script) {
+/** CPU seconds (user + system) process `pid` has used so far. */
+function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Seconds a shell pipeline takes, its output, and the CPU seconds the serving process `pid` spent meanwhile. */
+function timed(script, pid) {
+  const cpu = cpuSeconds(pid);
   const start = process.hrtime.bigint();
   const out = execFileSync('bash', ['-o', 'pipefail', '-c', script], { env, maxBuffer: 64 * MIB }).toString().trim();
-  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, out };
+  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, out, cpu: cpuSeconds(pid) - cpu };
 }
 
 async function mounted(tool, repo, mnt) {
@@ -114,7 +121,7 @@ async function main() {
     writeFileSync(ready, JSON.stringify(setup));
   }
   const { repos, bigFile } = setup;
-  const results = { bh: { find: [], tar: [], dd: [] }, restic: { find: [], tar: [], dd: [] } };
+  const results = { bh: { find: [], tar: [], dd: [], cpu: { find: [], tar: [], dd: [] } }, restic: { find: [], tar: [], dd: [], cpu: { find: [], tar: [], dd: [] } } };
   let files;
   for (let rep = 0; rep < reps; rep++) {
     const order = rep % 2 === 0 ? ['bh', 'restic'] : ['restic', 'bh'];
@@ -123,16 +130,19 @@ async function main() {
       const child = await mounted(tool, repos[tool], mnt);
       try {
         const latest = join(mnt, 'snapshots', 'latest');
-        const find = timed(`find ${latest}/ -type f | wc -l`);
+        const find = timed(`find ${latest}/ -type f | wc -l`, child.pid);
         // "latest/." and not "latest/": GNU tar drops a trailing slash and would archive the symbolic link alone.
-        const tar = timed(`tar cf - ${latest}/. 2>/dev/null | wc -c`);
-        const dd = timed(`dd if=${join(mnt, 'hosts', 'big', 'latest', bigFile)} of=/dev/null bs=1M 2>&1 | tail -1`);
+        const tar = timed(`tar cf - ${latest}/. 2>/dev/null | wc -c`, child.pid);
+        const dd = timed(`dd if=${join(mnt, 'hosts', 'big', 'latest', bigFile)} of=/dev/null bs=1M 2>&1 | tail -1`, child.pid);
         files ??= Number(find.out);
         if (Number(find.out) !== files) throw new Error(`${tool}: find saw ${find.out} files, the other tool ${files}`);
         results[tool].find.push(find.seconds);
         results[tool].tar.push(Number(tar.out) / MIB / tar.seconds);
         results[tool].dd.push(BIG_MIB / dd.seconds);
-        log(`rep ${rep + 1} ${tool}: find ${find.seconds.toFixed(2)} s (${find.out} files), tar ${(Number(tar.out) / MIB).toFixed(0)} MiB in ${tar.seconds.toFixed(2)} s, dd ${dd.seconds.toFixed(2)} s`);
+        results[tool].cpu.find.push(find.cpu);
+        results[tool].cpu.tar.push(tar.cpu);
+        results[tool].cpu.dd.push(dd.cpu);
+        log(`rep ${rep + 1} ${tool}: find ${find.seconds.toFixed(2)} s (${find.out} files; cpu ${find.cpu.toFixed(2)} s), tar ${(Number(tar.out) / MIB).toFixed(0)} MiB in ${tar.seconds.toFixed(2)} s (cpu ${tar.cpu.toFixed(2)} s), dd ${dd.seconds.toFixed(2)} s (cpu ${dd.cpu.toFixed(2)} s)`);
       } finally {
         await unmount(child, mnt);
       }
@@ -146,13 +156,13 @@ async function main() {
   const lines = [
     `Mount (${files} files of the Linux corpus, ${reps} repetition${reps === 1 ? '' : 's'}, medians; speed-up = how many times faster bh is, target ≥ 1)`,
     '',
-    '| measurement | bh | restic 0.14 | speed-up |',
-    '| --- | --- | --- | --- |',
+    '| measurement | bh | restic 0.14 | speed-up | CPU s of the mount process: bh | restic |',
+    '| --- | --- | --- | --- | --- | --- |',
   ];
   for (const [label, unit, key, speedup] of rows) {
     const bh = median(results.bh[key]);
     const restic = median(results.restic[key]);
-    lines.push(`| ${label} | ${bh.toFixed(2)} ${unit} | ${restic.toFixed(2)} ${unit} | ${speedup(bh, restic).toFixed(2)}× |`);
+    lines.push(`| ${label} | ${bh.toFixed(2)} ${unit} | ${restic.toFixed(2)} ${unit} | ${speedup(bh, restic).toFixed(2)}× | ${median(results.bh.cpu[key]).toFixed(2)} | ${median(results.restic.cpu[key]).toFixed(2)} |`);
   }
   const table = lines.join('\n');
   console.log(table);
