@@ -115,7 +115,7 @@ interface Layout {
 export class SnapshotView {
   private layout: Layout | undefined;
   private indexed: IndexedRepository | undefined;
-  /** Data blobs of `indexed`, opened on worker threads (small ones here). */
+  /** Data blobs, looked up in `indexed` and opened on worker threads (small ones here). */
   private dataBlobs: BlobLoader | undefined;
   private loadedAt = 0;
   private indexLoadedAt = 0;
@@ -278,9 +278,9 @@ export class SnapshotView {
   }
 
   private useIndex(indexed: IndexedRepository): void {
-    void this.dataBlobs?.close();
     this.indexed = indexed;
-    this.dataBlobs = new BlobLoader(indexed);
+    // One loader for the view's life: it looks blobs up in whichever index is current.
+    this.dataBlobs ??= new BlobLoader(() => this.indexed!);
     this.indexLoadedAt = Date.now();
   }
 

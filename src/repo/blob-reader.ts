@@ -341,41 +341,49 @@ export function serveBlobLoad(reader: RunReader, opener: BlobOpener, request: Bl
  * files kept open there); otherwise the envelope is read here, through the backend, and moved
  * to the worker. Errors are the blob codec's, by message (EIO to a mount's reader); a pack that
  * is gone is a MissingBlobError as with loadBlob. Blobs smaller than INLINE_BLOB_BYTES, and all
- * of them with BH_WORKERS=0, are opened on the calling thread (RunSource.loadBlob): for them a
- * round trip to a worker costs more than the work.
+ * of them with BH_WORKERS=0, are opened on the calling thread (as RunSource.loadBlob does): for
+ * them a round trip to a worker costs more than the work.
  */
 export class BlobLoader {
   private readonly pool: RequestPool<BlobLoadRequest, BlobLoadAnswer> | undefined;
-  private readonly inline: RunSource;
+  /** This thread's reader, for the small blobs of local pack files. */
+  private readonly reader: RunReader;
 
-  constructor(private readonly repo: IndexedRepository, workers = workerCount()) {
-    this.inline = new RunSource(repo);
+  /**
+   * `current` is the index to look blobs up in: it may be replaced (a reader that reloads the
+   * index) without stopping the workers or failing the loads under way.
+   */
+  constructor(private readonly current: () => IndexedRepository, workers = workerCount()) {
+    const repo = current();
+    this.reader = new RunReader(repo.keys, repo.repo.config.compression, repo.repo.location);
     const init: BlobLoadWorkerInit = { keys: repo.keys.serialize(), compression: repo.repo.config.compression, location: repo.repo.location };
     if (workers > 0) this.pool = new RequestPool({ name: 'blob loader', script: workerScript('repo/blob-load-worker.js'), size: workers, workerData: () => init });
   }
 
   async loadBlob(type: BlobType, id: Buffer): Promise<Buffer> {
-    const where = this.repo.index.lookup(type, id);
+    const repo = this.current();
+    const where = repo.index.lookup(type, id);
     if (!where) throw MissingBlobError.notIndexed(type, id);
-    if (!this.pool || where.length < INLINE_BLOB_BYTES) return this.inline.loadBlob(type, id);
     const packHex = where.packId.toString('hex');
-    const backend = this.repo.repo.backend;
-    const request: BlobLoadRequest = { typeCode: BlobTypeCode[type], id: new Uint8Array(id), packHex, path: backend.localPath?.({ type: 'data', name: packHex }), offset: where.offset, length: where.length, rawLength: where.rawLength };
-    if (!request.path) {
+    const backend = repo.repo.backend;
+    const path = backend.localPath?.({ type: 'data', name: packHex });
+    if (!this.pool || where.length < INLINE_BLOB_BYTES) return path ? this.reader.load(type, id, packHex, path, where) : repo.loadBlob(type, id);
+    const request: BlobLoadRequest = { typeCode: BlobTypeCode[type], id: new Uint8Array(id), packHex, path, offset: where.offset, length: where.length, rawLength: where.rawLength };
+    if (!path) {
       try {
         request.envelope = movable(await backend.read({ type: 'data', name: packHex }, { offset: where.offset, length: where.length }));
       } catch (error) {
-        if (error instanceof NotFoundError) throw MissingBlobError.packGone(this.repo.repo.location, packHex, error);
+        if (error instanceof NotFoundError) throw MissingBlobError.packGone(repo.repo.location, packHex, error);
         throw error;
       }
     }
     const answer = await this.pool.request(request, request.envelope ? [request.envelope.buffer as ArrayBuffer] : [], where.length);
-    if ('packGone' in answer) throw MissingBlobError.packGone(this.repo.repo.location, packHex);
+    if ('packGone' in answer) throw MissingBlobError.packGone(repo.repo.location, packHex);
     return Buffer.from(answer.plaintext.buffer, answer.plaintext.byteOffset, answer.plaintext.byteLength);
   }
 
   async close(): Promise<void> {
-    this.inline.close();
+    this.reader.close();
     await this.pool?.close();
   }
 }
