@@ -24,6 +24,7 @@ const COMMAND_MODULES: Record<string, () => Promise<Record<string, unknown>>> = 
   ls: () => import('./commands/ls.js'),
   diff: () => import('./commands/diff.js'),
   find: () => import('./commands/find.js'),
+  mount: () => import('./commands/mount.js'),
   stats: () => import('./commands/stats.js'),
   cat: () => import('./commands/cat.js'),
   key: () => import('./commands/key.js'),
@@ -35,7 +36,6 @@ const COMMAND_MODULES: Record<string, () => Promise<Record<string, unknown>>> = 
   schedule: () => import('./commands/schedule.js'),
   status: () => import('./commands/status.js'),
   config: () => import('./commands/config.js'),
-  mount: () => import('./commands/mount.js'),
 };
 
 const isCommandClass = (value: unknown): value is CommandClass => typeof value === 'function' && Array.isArray((value as { paths?: unknown }).paths);
