@@ -3,7 +3,7 @@
  * this process (never the serving one) reads the mount with ordinary file-system calls and child
  * processes, comparing it with the source tree on disk (tests/helpers/tree-compare.ts).
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, ftruncateSync, lchownSync, linkSync, mkdirSync, openSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { lstat, mkdir, open, readFile, readdir, readlink, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
@@ -269,6 +269,20 @@ describe('bh mount: damage and lifecycle', () => {
     expect(result.stdout).toContain(`unmounted ${m.mountpoint}`);
     expect(await isMounted(m.mountpoint)).toBe(false);
     expect(await readdir(m.mountpoint)).toEqual([]);
+  });
+
+  it('SIGTERM while a process still sits in the mount: detached, exit 0', async () => {
+    const m = await startMount(damaged, join(tmp, 'mnt-busy'));
+    const sitter = spawn('sleep', ['60'], { cwd: join(m.mountpoint, 'snapshots', 'latest'), stdio: 'ignore' });
+    try {
+      m.running.child.kill('SIGTERM');
+      const result = await m.running.done;
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toContain(`files in ${m.mountpoint} are still open; the mount is detached`);
+      expect(await isMounted(m.mountpoint)).toBe(false);
+    } finally {
+      sitter.kill('SIGKILL');
+    }
   });
 
   it('a killed bh leaves a stale mount that `bh mount` names and `bh mount --unmount` clears', async () => {
