@@ -288,6 +288,7 @@ describe('bh mount: damage and lifecycle', () => {
   it('a killed bh leaves a stale mount that `bh mount` names and `bh mount --unmount` clears', async () => {
     const mountpoint = join(tmp, 'mnt-killed');
     const m = await startMount(damaged, mountpoint);
+    extraMounts.push(m); // afterAll clears the stale mount should an assertion below fail
     m.running.child.kill('SIGKILL');
     await m.running.done;
     // (A stat of the mountpoint itself may still come from the kernel's attribute cache.)
