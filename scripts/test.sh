@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 missing=()
 # postfix (local mail, "Local only": preseeded below so the install asks nothing), bsd-mailx,
 # promtool (Prometheus' metrics checker, from Debian's prometheus package).
-for cmd_pkg in "gcc:gcc" "make:make" "python3:python3" "/usr/sbin/sshd:openssh-server" "ssh-keygen:openssh-client" "faketime:faketime" "7zz:7zip" "zip:zip" "unzip:unzip" "/usr/lib/python3/dist-packages/cryptography:python3-cryptography" "/usr/sbin/postfix:postfix" "mail:bsd-mailx" "promtool:prometheus" "shellcheck:shellcheck" "crontab:cron" "pip3:python3-pip" "/usr/sbin/mariadbd:mariadb-server" "mariadb-dump:mariadb-client" "pg_ctlcluster:postgresql" "lintian:lintian" "dpkg-shlibdeps:dpkg-dev" "man:man-db" "zsh:zsh" "fish:fish"; do
+for cmd_pkg in "gcc:gcc" "make:make" "python3:python3" "/usr/sbin/sshd:openssh-server" "ssh-keygen:openssh-client" "faketime:faketime" "7zz:7zip" "zip:zip" "unzip:unzip" "/usr/lib/python3/dist-packages/cryptography:python3-cryptography" "/usr/sbin/postfix:postfix" "mail:bsd-mailx" "promtool:prometheus" "shellcheck:shellcheck" "crontab:cron" "pip3:python3-pip" "/usr/sbin/mariadbd:mariadb-server" "mariadb-dump:mariadb-client" "pg_ctlcluster:postgresql" "lintian:lintian" "dpkg-shlibdeps:dpkg-dev" "man:man-db" "zsh:zsh" "fish:fish" "fusermount3:fuse3" "pkg-config:pkg-config" "/usr/include/fuse3/fuse_lowlevel.h:libfuse3-dev"; do
   cmd=${cmd_pkg%%:*}; pkg=${cmd_pkg#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -e "$cmd" ] || missing+=("$pkg")
 done

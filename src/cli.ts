@@ -25,6 +25,7 @@ const COMMAND_MODULES: Record<string, () => Promise<Record<string, unknown>>> = 
   ls: () => import('./commands/ls.js'),
   diff: () => import('./commands/diff.js'),
   find: () => import('./commands/find.js'),
+  mount: () => import('./commands/mount.js'),
   stats: () => import('./commands/stats.js'),
   dump: () => import('./commands/dump.js'),
   db: () => import('./commands/db-restore.js'),

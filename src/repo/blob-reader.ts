@@ -21,6 +21,7 @@ import { BlobOpener, atLeast } from './blob-codec.js';
 import type { CompressionSettings } from './compression.js';
 import { type BlobType, BlobTypeCode, MasterKeys } from './crypto.js';
 import { DamagedFileError, MissingBlobError } from './errors.js';
+import { RequestPool, movable, workerCount, workerScript } from './worker-pool.js';
 import type { IndexedRepository } from './repository.js';
 
 /** One blob of a run: its place in the pack, from the index. */
@@ -299,3 +300,98 @@ export class RunSource {
     this.reader.close();
   }
 }
+
+/** What a blob-load worker is asked: one blob, from its pack file on this machine or from the bytes read here. */
+export interface BlobLoadRequest {
+  typeCode: number;
+  id: Uint8Array;
+  packHex: string;
+  /** The pack's local path (the worker reads the blob there), or … */
+  path?: string | undefined;
+  /** … the blob's envelope, read through the backend on the calling thread. */
+  envelope?: Uint8Array | undefined;
+  offset: number;
+  length: number;
+  rawLength: number;
+}
+
+/** The worker's answer: the checked plaintext, or why the pack file was not there. */
+export type BlobLoadAnswer = { plaintext: Uint8Array } | { packGone: string };
+
+export interface BlobLoadWorkerInit {
+  keys: Uint8Array;
+  compression: CompressionSettings;
+  location: string;
+}
+
+/** Serves one BlobLoadRequest on a worker thread (src/repo/blob-load-worker.ts). */
+export function serveBlobLoad(reader: RunReader, opener: BlobOpener, request: BlobLoadRequest): BlobLoadAnswer {
+  const type = TYPES_BY_CODE[request.typeCode]!;
+  const id = Buffer.from(request.id);
+  try {
+    const plaintext = request.path
+      ? reader.load(type, id, request.packHex, request.path, request)
+      : opener.open(type, id, request.envelope!, request.packHex, request.rawLength);
+    return { plaintext: movable(plaintext) };
+  } catch (error) {
+    if (error instanceof MissingBlobError) return { packGone: error.message };
+    throw error;
+  }
+}
+
+/**
+ * Single blobs opened on worker threads, many at a time: for a reader that wants the plaintext
+ * of many blobs on the calling thread and must not spend that thread on decryption (`bh mount`
+ * answers the kernel there). From a local pack file the worker reads the blob itself (pack
+ * files kept open there); otherwise the envelope is read here, through the backend, and moved
+ * to the worker. Errors are the blob codec's, by message (EIO to a mount's reader); a pack that
+ * is gone is a MissingBlobError as with loadBlob. Blobs smaller than INLINE_BLOB_BYTES, and all
+ * of them with BH_WORKERS=0, are opened on the calling thread (as RunSource.loadBlob does): for
+ * them a round trip to a worker costs more than the work.
+ */
+export class BlobLoader {
+  private readonly pool: RequestPool<BlobLoadRequest, BlobLoadAnswer> | undefined;
+  /** This thread's reader, for the small blobs of local pack files. */
+  private readonly reader: RunReader;
+
+  /**
+   * `current` is the index to look blobs up in: it may be replaced (a reader that reloads the
+   * index) without stopping the workers or failing the loads under way.
+   */
+  constructor(private readonly current: () => IndexedRepository, workers = workerCount()) {
+    const repo = current();
+    this.reader = new RunReader(repo.keys, repo.repo.config.compression, repo.repo.location);
+    const init: BlobLoadWorkerInit = { keys: repo.keys.serialize(), compression: repo.repo.config.compression, location: repo.repo.location };
+    if (workers > 0) this.pool = new RequestPool({ name: 'blob loader', script: workerScript('repo/blob-load-worker.js'), size: workers, workerData: () => init });
+  }
+
+  async loadBlob(type: BlobType, id: Buffer): Promise<Buffer> {
+    const repo = this.current();
+    const where = repo.index.lookup(type, id);
+    if (!where) throw MissingBlobError.notIndexed(type, id);
+    const packHex = where.packId.toString('hex');
+    const backend = repo.repo.backend;
+    const path = backend.localPath?.({ type: 'data', name: packHex });
+    if (!this.pool || where.length < INLINE_BLOB_BYTES) return path ? this.reader.load(type, id, packHex, path, where) : repo.loadBlob(type, id);
+    const request: BlobLoadRequest = { typeCode: BlobTypeCode[type], id: new Uint8Array(id), packHex, path, offset: where.offset, length: where.length, rawLength: where.rawLength };
+    if (!path) {
+      try {
+        request.envelope = movable(await backend.read({ type: 'data', name: packHex }, { offset: where.offset, length: where.length }));
+      } catch (error) {
+        if (error instanceof NotFoundError) throw MissingBlobError.packGone(repo.repo.location, packHex, error);
+        throw error;
+      }
+    }
+    const answer = await this.pool.request(request, request.envelope ? [request.envelope.buffer as ArrayBuffer] : [], where.length);
+    if ('packGone' in answer) throw MissingBlobError.packGone(repo.repo.location, packHex);
+    return Buffer.from(answer.plaintext.buffer, answer.plaintext.byteOffset, answer.plaintext.byteLength);
+  }
+
+  async close(): Promise<void> {
+    this.reader.close();
+    await this.pool?.close();
+  }
+}
+
+/** Blobs smaller than this are opened on the calling thread by a BlobLoader. */
+const INLINE_BLOB_BYTES = 128 * 1024;
