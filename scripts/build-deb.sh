@@ -75,6 +75,10 @@ find "$app" -type d -name build | while read -r build; do
     rmdir "$kept"
   fi
 done
+# Prebuilt binaries of optional dependencies: only Node's, only for this package's architecture
+# (bare-* modules ship builds for the Bare runtime and for Android/arm: nothing here loads them).
+find "$app/node_modules" -name '*.bare' -type f -delete
+find "$app/node_modules" -regextype posix-extended -type d -regex '.*/prebuilds/[^/]+' ! -name linux-x64 -prune -exec rm -rf {} +
 find "$app" -name '*.node' -exec strip --strip-unneeded {} +
 # Files meant for package authors, not for running: .npmignore, CI configs, source maps.
 find "$app/node_modules" \( -name .npmignore -o -name .eslintrc -o -name '.eslintrc.*' -o -name .travis.yml -o -name '.prettierrc*' -o -name '*.map' \) -type f -delete

@@ -169,7 +169,7 @@ describe('Debian package', () => {
       expect(info.nativeAddon).toEqual({ path: '/usr/lib/bh/native/build/Release/bhfs.node', loaded: true });
       expect((await ok('man', ['-w', 'bh'])).trim()).toBe('/usr/share/man/man1/bh.1.gz');
       expect((await ok('man', ['-w', 'bh-restore'])).trim()).toBe('/usr/share/man/man1/bh-restore.1.gz');
-      expect(await ok('bash', ['-c', 'source /usr/share/bash-completion/completions/bh; COMP_WORDS=(bh ver); COMP_CWORD=1; _bh; echo "${COMPREPLY[*]}"'])).toBe('version\n');
+      expect(await ok('bash', ['-c', 'source /usr/share/bash-completion/completions/bh; COMP_WORDS=(bh vers); COMP_CWORD=1; _bh; echo "${COMPREPLY[*]}"'])).toBe('version\n');
       expect(readFileSync('/lib/systemd/system/bh-run@.service', 'utf8')).toContain('ExecStart=/usr/bin/bh run --config /etc/bh/%i.ini');
       expect((await ok('getent', ['passwd', 'bh'])).split(':')[5]).toBe('/var/lib/bh');
       await roundTrip('/usr/bin/bh', 'deb');
