@@ -34,7 +34,9 @@ import {
   describeRef,
   isWholeFile,
   type Backend,
+  type ByteRange,
   type ReadExtent,
+  type WholeFile,
   type FileInfo,
   type FileRef,
   type FileType,
@@ -201,10 +203,7 @@ export class LocalBackend implements Backend {
     if (!isWholeFile(extent)) checkRange(ref, extent);
     const fh = await this.openForRead(ref, file);
     try {
-      const st = await fh.stat();
-      if (!st.isFile()) throw new NotRegularFileError(this.location, ref, describeKind(st));
-      if (isWholeFile(extent) && st.size > extent.atMost) throw new TooLargeError(this.location, ref, st.size, extent.atMost);
-      const range = isWholeFile(extent) ? { offset: 0, length: st.size } : extent;
+      const range = isWholeFile(extent) ? await this.wholeRange(fh, ref, extent) : extent;
       // Not zero-filled: every byte is read into, or the read fails with ShortReadError.
       const buf = Buffer.allocUnsafe(range.length);
       let got = 0;
@@ -217,6 +216,17 @@ export class LocalBackend implements Backend {
     } finally {
       await fh.close();
     }
+  }
+
+  /**
+   * The range of a whole read: the file's size, within its bound. Only whole reads need the
+   * stat: a ranged read bounds itself, and of a non-regular file it ends at once (O_NONBLOCK).
+   */
+  private async wholeRange(fh: FileHandle, ref: FileRef, extent: WholeFile): Promise<ByteRange> {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new NotRegularFileError(this.location, ref, describeKind(st));
+    if (st.size > extent.atMost) throw new TooLargeError(this.location, ref, st.size, extent.atMost);
+    return { offset: 0, length: st.size };
   }
 
   private async openForRead(ref: FileRef, file: string): Promise<FileHandle> {
