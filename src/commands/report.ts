@@ -91,16 +91,8 @@ export class Report {
   }
 }
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let value = n;
-  let unit = 0;
-  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(value < 10 ? 2 : value < 100 ? 1 : 0)} ${units[unit]}`;
-}
+/** Byte counts in binary units, the same in command output and in notifications. */
+export { humanBytes as formatBytes } from '../notify/format.js';
 
 export function formatDuration(ms: number): string {
   const s = Math.floor(ms / 1000);
